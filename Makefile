@@ -1,0 +1,47 @@
+# Two commands: `make run` (set up, load demo data, serve) and `make test` (set up, lint, type-check, test).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_CUSTOMERS ?= 5000
+PG_TEST_URL ?= postgresql+psycopg://root@localhost:5432/test
+
+.PHONY: setup run demo serve test test-pg lint typecheck migrations-check pytest clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Rapport needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/rapport db upgrade
+	$(BIN)/rapport demo --if-empty --customers $(DEMO_CUSTOMERS)
+	$(BIN)/rapport serve --host $(HOST) --port $(PORT)
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+migrations-check: setup
+	$(BIN)/rapport db check --url sqlite:///$(CURDIR)/.venv/drift-check.db
+
+pytest: setup
+	$(BIN)/pytest -q
+
+test: lint typecheck migrations-check pytest
+
+test-pg: setup
+	RAPPORT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q
+	$(BIN)/rapport db check --url $(PG_TEST_URL)
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Rapport: a self-hosted, privacy-first CRM."""
+
+__version__ = "0.1.0"

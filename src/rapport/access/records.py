@@ -1,0 +1,266 @@
+"""The one data-access layer for records.
+
+Every read or write of business records goes through :class:`Records`, which applies the
+caller's record scope, hides the fields their role may not read, checks optimistic-concurrency
+versions and queues audit events. Endpoints, jobs, exports and analytics all use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, insert, or_, select, true, update
+from sqlalchemy.orm import Session
+
+from rapport.access.policy import Action, Grant, Scope
+from rapport.access.principal import Principal
+from rapport.access.specs import CUSTOMER, ORDER, ResourceSpec
+from rapport.audit.chain import PendingEvent
+from rapport.db import record_audit
+from rapport.errors import Forbidden, NotFound, PreconditionFailed
+from rapport.models.base import utcnow
+from rapport.pagination import CursorCodec, Sort, keyset
+
+Row = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Page:
+    items: list[Row]
+    next_cursor: str | None
+    limit: int
+
+
+class Records:
+    def __init__(self, session: Session, principal: Principal, cursors: CursorCodec) -> None:
+        self.session = session
+        self.principal = principal
+        self.cursors = cursors
+
+    # -- policy -------------------------------------------------------------------------------
+
+    def grant(self, spec: ResourceSpec, action: Action = Action.read) -> Grant:
+        grant = self.principal.grant(spec.name)
+        if not grant.allows(action):
+            self.audit(action.value, spec.name, None, outcome="denied")
+            raise Forbidden(f"your role may not {action.value} {spec.name.replace('_', ' ')} records")
+        return grant
+
+    def require(self, spec: ResourceSpec, action: Action) -> Grant:
+        """Resource-level check for actions that do not name a record (list, create)."""
+        return self.grant(spec, action)
+
+    def visible(self, spec: ResourceSpec, grant: Grant | None = None) -> ColumnElement[bool]:
+        """WHERE clause restricting ``spec``'s table to the caller's record scope."""
+        grant = grant or self.principal.grant(spec.name)
+        t, scope = spec.table, grant.scope
+        if spec.scope_path == "owned":
+            return self._owned(t, scope)
+        if spec.scope_path == "via_customer":
+            # Correlated EXISTS probes the parent by primary key: cheap per row, unlike an IN list.
+            parent = CUSTOMER.table
+            return exists(
+                select(parent.c.id).where(parent.c.id == t.c.customer_id, self._owned(parent, scope))
+            )
+        if spec.scope_path == "via_order":
+            order = ORDER.table
+            return exists(
+                select(order.c.id).where(order.c.id == t.c.order_id, self.visible(ORDER, grant))
+            )
+        p = self.principal
+        if spec.scope_path == "user":
+            if scope is Scope.all:
+                return true()
+            if scope is Scope.own or p.team_id is None:
+                return t.c.id == p.user_id
+            return or_(t.c.team_id == p.team_id, t.c.id == p.user_id)
+        if spec.scope_path == "team" and scope is not Scope.all:
+            return t.c.id == p.team_id
+        return true()
+
+    def _owned(self, t: Any, scope: Scope) -> ColumnElement[bool]:
+        p = self.principal
+        live = t.c.deleted_at.is_(None)
+        if scope is Scope.all:
+            return live  # type: ignore[no-any-return]
+        mine = t.c.owner_id == p.user_id
+        if scope is Scope.own or p.team_id is None:
+            return and_(live, mine)
+        return and_(live, or_(t.c.team_id == p.team_id, mine))
+
+    def readable_columns(self, spec: ResourceSpec, grant: Grant) -> list[Any]:
+        return [spec.table.c[c] for c in spec.read_columns if c not in grant.hidden]
+
+    def select(self, spec: ResourceSpec, action: Action = Action.read) -> Select[Any]:
+        grant = self.grant(spec, action)
+        return select(*self.readable_columns(spec, grant)).where(self.visible(spec, grant))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get(self, spec: ResourceSpec, record_id: int, *, audit_action: str | None = "read") -> Row:
+        grant = self.principal.grant(spec.name)
+        row = None
+        if grant.allows(Action.read):
+            stmt = select(*self.readable_columns(spec, grant)).where(
+                spec.table.c.id == record_id, self.visible(spec, grant)
+            )
+            row = self.session.execute(stmt).mappings().first()
+        if row is None:
+            self.not_found(spec, record_id)
+        if audit_action and spec.personal:
+            self.audit(audit_action, spec.name, record_id)
+        return dict(row)  # type: ignore[arg-type]
+
+    def not_found(self, spec: ResourceSpec, record_id: int | str) -> None:
+        """Answer 404 whether the record is missing or out of scope, and log the attempt."""
+        table = spec.table
+        exists_at_all = self.session.execute(
+            select(table.c.id).where(table.c.id == record_id)
+        ).first()
+        if exists_at_all is not None:
+            self.audit("access", spec.name, record_id, outcome="denied")
+        raise NotFound(f"{spec.name.replace('_', ' ')} {record_id} not found")
+
+    def page(
+        self,
+        spec: ResourceSpec,
+        *,
+        sort: str,
+        cursor: str | None,
+        limit: int,
+        where: Iterable[ColumnElement[bool]] = (),
+        refine: Callable[[Select[Any]], Select[Any]] | None = None,
+    ) -> Page:
+        sort_key = Sort.parse(sort, spec.sortable)
+        grant = self.grant(spec, Action.read)
+        if sort_key.column in grant.hidden:
+            raise Forbidden(f"your role may not sort by {sort_key.column}")
+        stmt = select(*self.readable_columns(spec, grant)).where(self.visible(spec, grant), *where)
+        if refine is not None:
+            stmt = refine(stmt)
+        after = self.cursors.decode(cursor, sort_key, spec.table) if cursor else None
+        stmt = keyset(stmt, spec.table, sort_key, after).limit(limit + 1)
+        rows = [dict(r) for r in self.session.execute(stmt).mappings()]
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            value = last[sort_key.column] if sort_key.column in last else None
+            next_cursor = self.cursors.encode(sort_key, value, last["id"])
+        if spec.personal and rows:
+            self.audit("list", spec.name, None, details={"ids": [r["id"] for r in rows]})
+        return Page(rows, next_cursor, limit)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create(self, spec: ResourceSpec, values: Mapping[str, Any]) -> Row:
+        self.grant(spec, Action.create)
+        data = dict(values)
+        now = utcnow()
+        if spec.scope_path == "owned":
+            data.setdefault("owner_id", self.principal.user_id)
+            data.setdefault("team_id", self.principal.team_id)
+        if spec.versioned:
+            data.update(created_at=now, updated_at=now, version=1)
+        new_id = self.session.execute(insert(spec.table).values(**data).returning(spec.table.c.id)).scalar_one()
+        self.audit("create", spec.name, new_id, fields=list(values))
+        return self.get(spec, new_id, audit_action=None)
+
+    def _locate_for_write(self, spec: ResourceSpec, record_id: int, action: Action) -> Grant:
+        grant = self.principal.grant(spec.name)
+        visible = grant.allows(Action.read) and self.session.execute(
+            select(spec.table.c.id).where(spec.table.c.id == record_id, self.visible(spec, grant))
+        ).first()
+        if not visible:
+            self.not_found(spec, record_id)
+        if not grant.allows(action):
+            self.audit(action.value, spec.name, record_id, outcome="denied")
+            raise Forbidden(f"your role may not {action.value} {spec.name.replace('_', ' ')} records")
+        return grant
+
+    def update(
+        self, spec: ResourceSpec, record_id: int, values: Mapping[str, Any], expected_version: int | None
+    ) -> Row:
+        self._locate_for_write(spec, record_id, Action.update)
+        return self._apply_update(spec, record_id, values, expected_version, "update")
+
+    def assign(
+        self, spec: ResourceSpec, record_id: int, values: Mapping[str, Any], expected_version: int | None
+    ) -> Row:
+        self._locate_for_write(spec, record_id, Action.assign)
+        return self._apply_update(spec, record_id, values, expected_version, "assign")
+
+    def _apply_update(
+        self,
+        spec: ResourceSpec,
+        record_id: int,
+        values: Mapping[str, Any],
+        expected_version: int | None,
+        action: str,
+    ) -> Row:
+        t = spec.table
+        data = dict(values)
+        conds = [t.c.id == record_id]
+        if spec.versioned:
+            data["updated_at"] = utcnow()
+            data["version"] = t.c.version + 1
+            if expected_version is not None:
+                conds.append(t.c.version == expected_version)
+        result = self.session.execute(update(t).where(*conds).values(**data))
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise PreconditionFailed(
+                f"{spec.name.replace('_', ' ')} {record_id} was changed by someone else; "
+                "reload it and apply your change again"
+            )
+        self.audit(action, spec.name, record_id, fields=list(values))
+        return self.get(spec, record_id, audit_action=None)
+
+    def delete(self, spec: ResourceSpec, record_id: int, expected_version: int | None) -> None:
+        self._locate_for_write(spec, record_id, Action.delete)
+        t = spec.table
+        conds = [t.c.id == record_id]
+        if spec.versioned and expected_version is not None:
+            conds.append(t.c.version == expected_version)
+        if spec.soft_delete:
+            stmt: Any = update(t).where(*conds).values(
+                deleted_at=utcnow(), updated_at=utcnow(), version=t.c.version + 1
+            )
+        else:
+            stmt = delete(t).where(*conds)
+        if self.session.execute(stmt).rowcount == 0:
+            raise PreconditionFailed(
+                f"{spec.name.replace('_', ' ')} {record_id} was changed by someone else; reload it"
+            )
+        self.audit("delete", spec.name, record_id)
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        action: str,
+        resource: str,
+        record_id: int | str | None,
+        *,
+        fields: list[str] | None = None,
+        outcome: str = "ok",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        p = self.principal
+        record_audit(
+            self.session,
+            PendingEvent(
+                action=action,
+                resource=resource,
+                record_id=None if record_id is None else str(record_id),
+                fields=fields or [],
+                outcome=outcome,
+                actor_id=p.user_id,
+                actor_kind=p.kind,
+                ip=p.ip,
+                request_id=p.request_id,
+                details=details or {},
+            ),
+        )
+

@@ -1,0 +1,134 @@
+"""How each resource maps onto tables for the data-access layer: columns, scope path, soft delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy import Table
+
+from rapport import models as m
+
+ScopePath = Literal["owned", "via_customer", "via_order", "user", "team", "global"]
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    name: str
+    table: Table
+    scope_path: ScopePath
+    read_columns: tuple[str, ...]
+    # Reads of these resources are personal data and are audited per record.
+    personal: bool = False
+    soft_delete: bool = False
+    sortable: tuple[str, ...] = ("id",)
+    path: str = ""
+    hidden_always: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def versioned(self) -> bool:
+        return "version" in self.table.c
+
+
+def _cols(table: Table, *exclude: str) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name not in exclude)
+
+
+def _t(model: type[m.Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+CUSTOMER = ResourceSpec(
+    "customer",
+    _t(m.Customer),
+    "owned",
+    _cols(_t(m.Customer), "deleted_at"),
+    personal=True,
+    soft_delete=True,
+    sortable=("id", "created_at", "updated_at", "display_name"),
+    path="customers",
+)
+ORGANISATION = ResourceSpec(
+    "organisation",
+    _t(m.Organisation),
+    "owned",
+    _cols(_t(m.Organisation), "deleted_at"),
+    soft_delete=True,
+    sortable=("id", "created_at", "updated_at", "name"),
+    path="organisations",
+)
+CONTACT_POINT = ResourceSpec(
+    "contact_point",
+    _t(m.ContactPoint),
+    "via_customer",
+    _cols(_t(m.ContactPoint)),
+    personal=True,
+    path="contact-points",
+)
+PRODUCT = ResourceSpec(
+    "product",
+    _t(m.Product),
+    "global",
+    _cols(_t(m.Product)),
+    sortable=("id", "created_at", "name"),
+    path="products",
+)
+ORDER = ResourceSpec(
+    "order",
+    _t(m.Order),
+    "via_customer",
+    _cols(_t(m.Order)),
+    personal=True,
+    sortable=("id", "ordered_at", "created_at"),
+    path="orders",
+)
+ORDER_LINE = ResourceSpec(
+    "order_line", _t(m.OrderLine), "via_order", _cols(_t(m.OrderLine)), path="order-lines"
+)
+INTERACTION = ResourceSpec(
+    "interaction",
+    _t(m.Interaction),
+    "via_customer",
+    _cols(_t(m.Interaction)),
+    personal=True,
+    sortable=("id", "occurred_at", "created_at"),
+    path="interactions",
+)
+TASK = ResourceSpec(
+    "task",
+    _t(m.Task),
+    "via_customer",
+    _cols(_t(m.Task)),
+    sortable=("id", "due_at", "created_at"),
+    path="tasks",
+)
+USER = ResourceSpec(
+    "user",
+    _t(m.User),
+    "user",
+    _cols(_t(m.User), "password_hash"),
+    sortable=("id", "username", "created_at"),
+    path="users",
+)
+TEAM = ResourceSpec(
+    "team", _t(m.Team), "team", _cols(_t(m.Team)), sortable=("id", "name"), path="teams"
+)
+CUSTOM_FIELD = ResourceSpec(
+    "custom_field", _t(m.CustomField), "global", _cols(_t(m.CustomField)), path="custom-fields"
+)
+
+ALL_SPECS = (
+    CUSTOMER,
+    ORGANISATION,
+    CONTACT_POINT,
+    PRODUCT,
+    ORDER,
+    ORDER_LINE,
+    INTERACTION,
+    TASK,
+    USER,
+    TEAM,
+    CUSTOM_FIELD,
+)

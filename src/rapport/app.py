@@ -1,0 +1,46 @@
+"""Application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from rapport import __version__
+from rapport.api import api_router
+from rapport.config import Settings, get_settings
+from rapport.db import Database, make_engine
+from rapport.errors import install_error_handlers
+from rapport.middleware import RequestContextMiddleware
+from rapport.pagination import CursorCodec
+from rapport.security.ratelimit import LoginThrottle
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if database is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(make_engine(settings.resolved_database_url))
+    app = FastAPI(
+        title="Rapport",
+        version=__version__,
+        summary="Self-hosted CRM: customer 360, service, sales, analytics, privacy by design.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.cursors = CursorCodec(settings.resolved_secret_key())
+    app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(api_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    logging.getLogger("rapport").setLevel(logging.INFO)
+    return app

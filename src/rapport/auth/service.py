@@ -1,0 +1,217 @@
+"""Login, token refresh and revocation, API keys, and resolving a bearer secret to a caller."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from rapport.access.policy import Role
+from rapport.access.principal import Principal
+from rapport.audit.chain import PendingEvent
+from rapport.config import Settings
+from rapport.db import record_audit
+from rapport.errors import InvalidInput, NotAuthenticated, RateLimited
+from rapport.models import ApiKey, AuthToken, User
+from rapport.models.base import utcnow
+from rapport.security.passwords import hash_password, needs_rehash, policy_problems, verify_password
+from rapport.security.ratelimit import LoginThrottle
+from rapport.security.tokens import (
+    ACCESS_PREFIX,
+    API_KEY_PREFIX,
+    REFRESH_PREFIX,
+    digest,
+    new_secret,
+)
+
+
+@dataclass(slots=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user_id: int
+    role: str
+
+
+def _audit(session: Session, action: str, outcome: str, user_id: int | None, ip: str | None,
+           request_id: str | None, **details: str) -> None:
+    record_audit(
+        session,
+        PendingEvent(
+            action=action,
+            resource="session",
+            record_id=None if user_id is None else str(user_id),
+            outcome=outcome,
+            actor_id=user_id,
+            actor_kind="user" if user_id else "anonymous",
+            ip=ip,
+            request_id=request_id,
+            details=dict(details),
+        ),
+    )
+
+
+def _issue(session: Session, settings: Settings, user_id: int, ip: str | None, family: str | None = None) -> tuple[str, str, int]:
+    now = utcnow()
+    family = family or secrets.token_hex(8)
+    access, refresh = new_secret(ACCESS_PREFIX), new_secret(REFRESH_PREFIX)
+    ttl = settings.access_token_minutes * 60
+    session.execute(
+        insert(AuthToken),
+        [
+            {"token_hash": digest(access), "kind": "access", "user_id": user_id, "family": family,
+             "created_at": now, "expires_at": now + dt.timedelta(seconds=ttl), "ip": ip},
+            {"token_hash": digest(refresh), "kind": "refresh", "user_id": user_id, "family": family,
+             "created_at": now, "expires_at": now + dt.timedelta(days=settings.refresh_token_days), "ip": ip},
+        ],
+    )
+    return access, refresh, ttl
+
+
+def login(
+    session: Session,
+    settings: Settings,
+    throttle: LoginThrottle,
+    username: str,
+    password: str,
+    ip: str | None,
+    request_id: str | None,
+) -> IssuedTokens:
+    user_key, ip_key = f"user:{username.lower()}", f"ip:{ip}"
+    wait = throttle.retry_after(user_key, ip_key)
+    if wait:
+        _audit(session, "login", "denied", None, ip, request_id, reason="rate-limited")
+        raise RateLimited(
+            f"too many failed logins; try again in {wait} seconds",
+            headers={"Retry-After": str(wait)},
+        )
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None or not verify_password(user.password_hash, password) or not user.is_active:
+        throttle.failed(user_key, ip_key)
+        _audit(session, "login", "denied", user.id if user else None, ip, request_id, reason="bad-credentials")
+        raise NotAuthenticated("wrong username or password, or the account is disabled")
+    throttle.succeeded(user_key)
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    access, refresh, ttl = _issue(session, settings, user.id, ip)
+    _audit(session, "login", "ok", user.id, ip, request_id)
+    return IssuedTokens(access, refresh, ttl, user.id, user.role)
+
+
+def refresh(session: Session, settings: Settings, refresh_token: str, ip: str | None, request_id: str | None) -> IssuedTokens:
+    """Rotate a refresh token. Re-use of a spent one revokes its whole family (likely theft)."""
+    row = session.execute(
+        select(AuthToken, User)
+        .join(User, User.id == AuthToken.user_id)
+        .where(AuthToken.token_hash == digest(refresh_token), AuthToken.kind == "refresh")
+    ).first()
+    now = utcnow()
+    if row is None:
+        raise NotAuthenticated("unknown refresh token")
+    token, user = row
+    if token.revoked_at is not None:
+        revoke_family(session, token.family)
+        _audit(session, "refresh", "denied", user.id, ip, request_id, reason="reused")
+        raise NotAuthenticated("refresh token already used or revoked; log in again")
+    if token.expires_at <= now or not user.is_active:
+        raise NotAuthenticated("refresh token expired or account disabled; log in again")
+    token.revoked_at = now
+    access, new_refresh, ttl = _issue(session, settings, user.id, ip, family=token.family)
+    _audit(session, "refresh", "ok", user.id, ip, request_id)
+    return IssuedTokens(access, new_refresh, ttl, user.id, user.role)
+
+
+def revoke_family(session: Session, family: str) -> None:
+    session.execute(
+        update(AuthToken).where(AuthToken.family == family, AuthToken.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+
+
+def logout(session: Session, principal: Principal) -> None:
+    if principal.token_id is None:
+        return
+    family = session.execute(select(AuthToken.family).where(AuthToken.id == principal.token_id)).scalar_one()
+    revoke_family(session, family)
+    _audit(session, "logout", "ok", principal.user_id, principal.ip, principal.request_id)
+
+
+def revoke_user(session: Session, user_id: int) -> None:
+    """Disable takes effect on the next request: every token and key of the user is revoked."""
+    now = utcnow()
+    session.execute(update(AuthToken).where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None)).values(revoked_at=now))
+    session.execute(update(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now))
+
+
+_TOKEN_LOOKUP = (
+    select(
+        AuthToken.id, AuthToken.expires_at, AuthToken.revoked_at,
+        User.id.label("uid"), User.username, User.role, User.team_id, User.is_active,
+        User.preferred_language,
+    )
+    .join(User, User.id == AuthToken.user_id)
+)
+
+_KEY_LOOKUP = (
+    select(
+        ApiKey.id, ApiKey.expires_at, ApiKey.revoked_at, ApiKey.scopes,
+        User.id.label("uid"), User.username, User.role, User.team_id, User.is_active,
+        User.preferred_language,
+    )
+    .join(User, User.id == ApiKey.user_id)
+)
+
+
+def resolve(session: Session, secret: str, *, ip: str | None, request_id: str | None) -> Principal:
+    now = utcnow()
+    if secret.startswith(ACCESS_PREFIX):
+        row = session.execute(
+            _TOKEN_LOOKUP.where(AuthToken.token_hash == digest(secret), AuthToken.kind == "access")
+        ).first()
+        kind, scopes = "user", None
+    elif secret.startswith(API_KEY_PREFIX):
+        row = session.execute(_KEY_LOOKUP.where(ApiKey.key_hash == digest(secret))).first()
+        kind = "api_key"
+        scopes = frozenset(row.scopes) if row is not None else None
+    else:
+        raise NotAuthenticated("unrecognised credentials")
+    if row is None or row.revoked_at is not None or not row.is_active:
+        raise NotAuthenticated("token revoked or unknown; log in again")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise NotAuthenticated("token expired; refresh it or log in again")
+    return Principal(
+        user_id=row.uid,
+        username=row.username,
+        role=Role(row.role),
+        team_id=row.team_id,
+        kind=kind,
+        scopes=scopes,
+        token_id=row.id if kind == "user" else None,
+        ip=ip,
+        request_id=request_id,
+        language=row.preferred_language,
+    )
+
+
+def check_password_policy(password: str, username: str | None) -> None:
+    problems = policy_problems(password, username)
+    if problems:
+        raise InvalidInput(
+            "password " + "; ".join(problems),
+            errors=[{"loc": ["body", "password"], "field": "password", "message": p, "type": "password_policy"} for p in problems],
+        )
+
+
+def create_api_key(session: Session, user_id: int, name: str, scopes: list[str], expires_at: dt.datetime | None) -> tuple[int, str]:
+    secret = new_secret(API_KEY_PREFIX)
+    key_id = session.execute(
+        insert(ApiKey).values(
+            name=name, prefix=secret[:12], key_hash=digest(secret), user_id=user_id, scopes=sorted(set(scopes)),
+            expires_at=expires_at, created_at=utcnow(), updated_at=utcnow(), version=1,
+        ).returning(ApiKey.id)
+    ).scalar_one()
+    return key_id, secret

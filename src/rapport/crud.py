@@ -1,0 +1,174 @@
+"""Standard REST routes for a resource, built on the data-access layer.
+
+A domain describes its resource with a :class:`Resource` subclass (schemas, filters, hooks) and
+calls :func:`mount`; list, read, create, update and delete then behave the same everywhere
+(scope, field masks, ETag/If-Match, idempotency, cursors, audit, problem details).
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI must see the real classes in the
+# signatures of the generated route functions.
+
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Select
+
+from rapport.access.policy import Action
+from rapport.access.records import Records, Row
+from rapport.access.specs import CUSTOMER, ResourceSpec
+from rapport.deps import CurrentPrincipal, DbSession, Recs
+from rapport.errors import RapportError
+from rapport.http import JSON, expected_version, idempotent, json_record
+from rapport.schemas import ListParams
+
+RecordId = Annotated[int, Path(ge=1, le=2**53, description="Record id")]
+
+PROBLEM = {"content": {"application/problem+json": {}}, "description": "Problem details (RFC 9457)"}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: PROBLEM for code in codes}
+
+
+class Resource:
+    spec: ClassVar[ResourceSpec]
+    read: ClassVar[type[BaseModel]]
+    create: ClassVar[type[BaseModel] | None] = None
+    update: ClassVar[type[BaseModel] | None] = None
+    filters: ClassVar[type[BaseModel] | None] = None
+    # "customer": created under /customers/{id}/<path>; None: created at /<path>.
+    parent: ClassVar[str | None] = None
+    deletable: ClassVar[bool] = True
+    default_sort: ClassVar[str] = "-id"
+    tag: ClassVar[str] = ""
+
+    # -- hooks a domain overrides -------------------------------------------------------------
+
+    def where(self, recs: Records, filters: Any) -> Sequence[ColumnElement[bool]]:
+        return ()
+
+    def refine(self, recs: Records, filters: Any) -> Any:
+        """Optionally returns a function that adds joins or subqueries to the list select."""
+        return None
+
+    def prepare_create(self, recs: Records, body: Any, parent_id: int | None) -> dict[str, Any]:
+        values = body.model_dump()
+        if parent_id is not None:
+            values["customer_id"] = parent_id
+        return values  # type: ignore[no-any-return]
+
+    def prepare_update(self, recs: Records, record_id: int, body: Any) -> dict[str, Any]:
+        return body.changes()  # type: ignore[no-any-return]
+
+    def after_write(self, recs: Records, row: Row, body: Any) -> None:
+        """Maintain derived rows (tags, search terms, lines) after a create or update."""
+
+    def expand(self, recs: Records, rows: list[Row]) -> list[Row]:
+        """Attach related data to rows about to be returned; must respect the caller's masks."""
+        return rows
+
+    # -- operations used by the routes and by other domains ----------------------------------
+
+    def get(self, recs: Records, record_id: int) -> Row:
+        return self.expand(recs, [recs.get(self.spec, record_id)])[0]
+
+    def do_create(self, recs: Records, body: Any, parent_id: int | None = None) -> Row:
+        recs.require(self.spec, Action.create)
+        if parent_id is not None:
+            recs.get(CUSTOMER, parent_id, audit_action=None)
+        row = recs.create(self.spec, self.prepare_create(recs, body, parent_id))
+        self.after_write(recs, row, body)
+        return self.get_after_write(recs, row["id"])
+
+    def get_after_write(self, recs: Records, record_id: int) -> Row:
+        return self.expand(recs, [recs.get(self.spec, record_id, audit_action=None)])[0]
+
+    def do_update(self, recs: Records, record_id: int, body: Any, version: int) -> Row:
+        values = self.prepare_update(recs, record_id, body)
+        row = recs.update(self.spec, record_id, values, version)
+        self.after_write(recs, row, body)
+        return self.get_after_write(recs, record_id)
+
+
+def mount(router: APIRouter, res: Resource) -> None:
+    spec, path = res.spec, res.spec.path
+    name = spec.name.replace("_", " ")
+    read, create, update, filters_model = res.read, res.create, res.update, res.filters
+    page_model = type(f"{read.__name__}Page", (BaseModel,), {
+        "__annotations__": {"items": list[read], "next_cursor": str | None, "limit": int},  # type: ignore[valid-type]
+        "next_cursor": None,
+    })
+    tags: list[str | Any] = [res.tag or spec.path]
+
+    params_model = filters_model or type(f"{read.__name__}ListParams", (ListParams,), {})
+
+    def list_fn(recs: Recs, params: Annotated[params_model, Query()]) -> Response:  # type: ignore[valid-type]
+        page = recs.page(
+            spec,
+            sort=params.sort or res.default_sort,
+            cursor=params.cursor,
+            limit=params.limit,
+            where=res.where(recs, params),
+            refine=res.refine(recs, params),
+        )
+        items = res.expand(recs, page.items)
+        return JSON({"items": items, "next_cursor": page.next_cursor, "limit": page.limit})
+
+    router.add_api_route(
+        f"/{path}", list_fn, methods=["GET"], response_model=page_model, tags=tags,
+        summary=f"List {name} records", operation_id=f"list_{spec.name}",
+        responses=problem_responses(401, 403, 422),
+    )
+
+    def read_record(record_id: RecordId, recs: Recs) -> Response:
+        return json_record(res.get(recs, record_id))
+
+    router.add_api_route(
+        f"/{path}/{{record_id}}", read_record, methods=["GET"], response_model=read, tags=tags,
+        summary=f"Read one {name}", operation_id=f"get_{spec.name}",
+        responses=problem_responses(401, 403, 404, 422),
+    )
+
+    if create is not None:
+        if res.parent is None:
+            def create_record(body: create, request: Request, recs: Recs, db: DbSession, principal: CurrentPrincipal) -> Response:  # type: ignore[valid-type]
+                return idempotent(db, request, principal, body, lambda: json_record(res.do_create(recs, body), 201))
+            router.add_api_route(
+                f"/{path}", create_record, methods=["POST"], status_code=201, response_model=read, tags=tags,
+                summary=f"Create a {name}", operation_id=f"create_{spec.name}",
+                responses=problem_responses(401, 403, 409, 413, 422),
+            )
+        else:
+            def create_child(record_id: RecordId, body: create, request: Request, recs: Recs, db: DbSession, principal: CurrentPrincipal) -> Response:  # type: ignore[valid-type]
+                return idempotent(db, request, principal, body, lambda: json_record(res.do_create(recs, body, record_id), 201))
+            router.add_api_route(
+                f"/customers/{{record_id}}/{path}", create_child, methods=["POST"], status_code=201,
+                response_model=read, tags=tags, summary=f"Add a {name} to a customer",
+                operation_id=f"create_{spec.name}", responses=problem_responses(401, 403, 404, 409, 413, 422),
+            )
+
+    if update is not None:
+        def update_record(record_id: RecordId, body: update, request: Request, recs: Recs) -> Response:  # type: ignore[valid-type]
+            version = expected_version(request, record_id)
+            return json_record(res.do_update(recs, record_id, body, version))
+        router.add_api_route(
+            f"/{path}/{{record_id}}", update_record, methods=["PATCH"], response_model=read, tags=tags,
+            summary=f"Change a {name} (send If-Match)", operation_id=f"update_{spec.name}",
+            responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
+        )
+
+    if res.deletable:
+        def delete_record(record_id: RecordId, request: Request, recs: Recs) -> Response:
+            version = expected_version(request, record_id)
+            recs.delete(spec, record_id, version)
+            return Response(status_code=204)
+        router.add_api_route(
+            f"/{path}/{{record_id}}", delete_record, methods=["DELETE"], status_code=204, tags=tags,
+            summary=f"Delete a {name} (send If-Match)", operation_id=f"delete_{spec.name}",
+            responses=problem_responses(401, 403, 404, 412, 422, 428),
+        )
+
+
+__all__ = ["RapportError", "RecordId", "Resource", "Select", "mount"]

@@ -1,0 +1,44 @@
+"""Customer routes: standard CRUD plus the 360 view and (re)assignment."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request, Response
+from typing import Annotated
+
+from rapport.contacts.service import contact_points
+from rapport.crud import RecordId, mount, problem_responses
+from rapport.customers.schemas import AssignmentIn, Customer360, CustomerRead
+from rapport.customers.service import customers
+from rapport.deps import Recs
+from rapport.http import JSON, expected_version, json_record
+
+router = APIRouter()
+mount(router, customers)
+mount(router, contact_points)
+
+
+@router.get(
+    "/customers/{record_id}/360",
+    response_model=Customer360,
+    tags=["customers"],
+    summary="Customer 360: profile, contact points, order summary and one timeline",
+    operation_id="get_customer_360",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def customer_360(
+    record_id: RecordId, recs: Recs, timeline_limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> Response:
+    return JSON(customers.view_360(recs, record_id, timeline_limit))
+
+
+@router.post(
+    "/customers/{record_id}/assignment",
+    response_model=CustomerRead,
+    tags=["customers"],
+    summary="Give a customer to another owner or team (send If-Match)",
+    operation_id="assign_customer",
+    responses=problem_responses(401, 403, 404, 412, 422, 428),
+)
+def assign_customer(record_id: RecordId, body: AssignmentIn, request: Request, recs: Recs) -> Response:
+    version = expected_version(request, record_id)
+    return json_record(customers.reassign(recs, record_id, body.owner_id, body.team_id, version))

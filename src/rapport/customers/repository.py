@@ -1,0 +1,85 @@
+"""Queries for customers' derived rows (tags, search terms) and their 360 view."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from rapport.access.specs import CONTACT_POINT, CUSTOMER
+from rapport.models import CustomerSearchTerm, CustomerTag, Order
+from rapport.customers.search import terms_for
+
+_TAGS = CustomerTag.__table__
+_TERMS = CustomerSearchTerm.__table__
+
+
+def tags_by_customer(session: Session, ids: Iterable[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = defaultdict(list)
+    ids = list(ids)
+    if not ids:
+        return out
+    rows = session.execute(
+        select(_TAGS.c.customer_id, _TAGS.c.tag).where(_TAGS.c.customer_id.in_(ids)).order_by(_TAGS.c.tag)
+    )
+    for cid, tag in rows:
+        out[cid].append(tag)
+    return out
+
+
+def replace_tags(session: Session, customer_id: int, tags: Iterable[str]) -> None:
+    session.execute(delete(_TAGS).where(_TAGS.c.customer_id == customer_id))
+    unique = sorted(set(tags))
+    if unique:
+        session.execute(insert(_TAGS), [{"customer_id": customer_id, "tag": t} for t in unique])
+
+
+def replace_search_terms(session: Session, customer_id: int, *names: str | None) -> None:
+    session.execute(delete(_TERMS).where(_TERMS.c.customer_id == customer_id))
+    terms = terms_for(*names)
+    if terms:
+        session.execute(insert(_TERMS), [{"term": t, "customer_id": customer_id} for t in sorted(terms)])
+
+
+def name_match(term: str) -> ColumnElement[bool]:
+    # The column is byte-ordered (C collation on PostgreSQL), so a prefix is one index range.
+    upper = term + "\U0010ffff"
+    return CUSTOMER.table.c.id.in_(
+        select(_TERMS.c.customer_id).where(_TERMS.c.term >= term, _TERMS.c.term < upper)
+    )
+
+
+def contact_match(kind: str, normalised: str) -> ColumnElement[bool]:
+    t = CONTACT_POINT.table
+    return CUSTOMER.table.c.id.in_(
+        select(t.c.customer_id).where(t.c.kind == kind, t.c.value_normalized == normalised)
+    )
+
+
+def tag_match(tag: str) -> ColumnElement[bool]:
+    return CUSTOMER.table.c.id.in_(select(_TAGS.c.customer_id).where(_TAGS.c.tag == tag))
+
+
+def order_summary(session: Session, customer_id: int) -> dict[str, Any]:
+    o = Order.__table__
+    row = session.execute(
+        select(
+            func.count(o.c.id),
+            func.coalesce(func.sum(o.c.total_amount), 0),
+            func.min(o.c.ordered_at),
+            func.max(o.c.ordered_at),
+        ).where(o.c.customer_id == customer_id, o.c.status.not_in(("cancelled", "refunded")))
+    ).one()
+    first, last = row[2], row[3]
+    from rapport.models.base import UTCDateTime
+
+    conv = UTCDateTime().process_result_value
+    return {
+        "order_count": row[0],
+        "total_amount": row[1],
+        "first_order_at": conv(first, session.get_bind().dialect) if first else None,
+        "last_order_at": conv(last, session.get_bind().dialect) if last else None,
+    }

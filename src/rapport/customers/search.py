@@ -1,0 +1,56 @@
+"""Name search terms: CJK suffixes, Latin words and pinyin, matched by indexed prefix range."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from pypinyin import Style, lazy_pinyin
+
+
+def _norm(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold().strip()
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\U00020000" <= ch <= "\U0003134f"
+
+
+def terms_for(*names: str | None) -> set[str]:
+    """Every fragment a person might type to find this name, each matched as a prefix."""
+    terms: set[str] = set()
+    for name in names:
+        if not name:
+            continue
+        text = _norm(name)
+        compact = "".join(text.split())
+        if not compact:
+            continue
+        if any(_is_cjk(ch) for ch in compact):
+            cjk = "".join(ch for ch in compact if _is_cjk(ch))
+            # Suffixes make "小明" and "明" find "王小明" through a prefix scan.
+            terms.update(cjk[i:] for i in range(len(cjk)))
+            syllables = lazy_pinyin(cjk, errors="ignore")
+            if syllables:
+                terms.add("".join(syllables))
+                terms.add("".join(s[0] for s in syllables if s))
+                if len(syllables) > 1:
+                    terms.add("".join(syllables[1:]))
+                    terms.add(" ".join(syllables))
+            initials = lazy_pinyin(cjk, style=Style.FIRST_LETTER, errors="ignore")
+            terms.add("".join(initials))
+        words = [w for w in text.replace(",", " ").replace(".", " ").split() if w]
+        terms.update(words)
+        if len(words) > 1:
+            terms.add(" ".join(words))
+            terms.add("".join(words))
+        terms.add(compact)
+    return {t[:200] for t in terms if t}
+
+
+def query_term(q: str) -> str:
+    return " ".join(_norm(q).split())
+
+
+def looks_like_phone(q: str) -> bool:
+    digits = sum(ch.isdigit() for ch in q)
+    return digits >= 5 and all(ch.isdigit() or ch in "+-() ." for ch in q)

@@ -1,0 +1,187 @@
+"""Domain errors and their one translation into RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("rapport")
+
+PROBLEM_BASE = "https://rapport.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class RapportError(Exception):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class NotAuthenticated(RapportError):
+    status, slug, title = 401, "not-authenticated", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(RapportError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(RapportError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(RapportError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(RapportError):
+    status, slug, title = 412, "precondition-failed", "Record changed since it was read"
+
+
+class PayloadTooLarge(RapportError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class InvalidInput(RapportError):
+    status, slug, title = 422, "invalid-input", "Invalid input"
+
+
+class PreconditionRequired(RapportError):
+    status, slug, title = 428, "precondition-required", "If-Match header required"
+
+
+class RateLimited(RapportError):
+    status, slug, title = 429, "rate-limited", "Too many attempts"
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        rid = getattr(request.state, "request_id", None)
+        if rid:
+            body["request_id"] = rid
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def _clean_loc(loc: Any) -> list[str | int]:
+    return [p for p in loc if p not in ("body", "query", "path", "header")] if isinstance(loc, (list, tuple)) else [str(loc)]
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        out.append(
+            {
+                "loc": [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())],
+                "field": ".".join(str(p) for p in _clean_loc(err.get("loc", ()))),
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type", "invalid")),
+            }
+        )
+    return out
+
+
+_STATUS_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("not-authenticated", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RapportError)
+    async def _domain(request: Request, exc: RapportError) -> Response:
+        return problem_response(
+            request,
+            exc.status,
+            exc.slug,
+            exc.title,
+            exc.detail,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = validation_errors(exc)
+        first = errors[0] if errors else {"field": "", "message": "invalid"}
+        where = first["field"] or ".".join(str(p) for p in first.get("loc", []))
+        return problem_response(
+            request,
+            422,
+            "invalid-input",
+            "Invalid input",
+            f"{where}: {first['message']}" if where else str(first["message"]),
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(
+            request, exc.status_code, slug, title, detail, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Log the cause for operators; the client learns only that it failed and the request id.
+        log.exception("unhandled error", exc_info=exc)
+        return problem_response(
+            request,
+            500,
+            "internal-error",
+            "Internal error",
+            "The server could not complete the request; quote the request id when reporting it.",
+        )

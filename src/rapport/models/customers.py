@@ -1,0 +1,140 @@
+"""Organisations, customers (persons), their tags, search terms and contact points."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Date, ForeignKey, Index, String
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from rapport.models.base import Base, BigId, Tracked
+
+
+class Organisation(Tracked, Base):
+    __tablename__ = "organisation"
+    __table_args__ = (
+        Index("ix_organisation_team_id_id", "team_id", "id"),
+        Index("ix_organisation_owner_id_id", "owner_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    name_latin: Mapped[str | None] = mapped_column(String(200))
+    industry: Mapped[str | None] = mapped_column(String(100))
+    size_band: Mapped[str | None] = mapped_column(String(32))
+    website: Mapped[str | None] = mapped_column(String(300))
+    region: Mapped[str | None] = mapped_column(String(100))
+    city: Mapped[str | None] = mapped_column(String(100))
+    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="lead")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deleted_at: Mapped[dt.datetime | None]
+
+    people: Mapped[list[Customer]] = relationship(back_populates="organisation", lazy="raise")
+
+
+class Customer(Tracked, Base):
+    __tablename__ = "customer"
+    # Every list filter and sort pairs with id so keyset pagination stays an index range scan.
+    __table_args__ = (
+        Index("ix_customer_team_id_id", "team_id", "id"),
+        Index("ix_customer_owner_id_id", "owner_id", "id"),
+        Index("ix_customer_lifecycle_stage_id", "lifecycle_stage", "id"),
+        Index("ix_customer_region_id", "region", "id"),
+        Index("ix_customer_created_at_id", "created_at", "id"),
+        Index("ix_customer_updated_at_id", "updated_at", "id"),
+        Index("ix_customer_display_name_id", "display_name", "id"),
+        Index("ix_customer_organisation_id", "organisation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    display_name: Mapped[str] = mapped_column(String(200))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    name_latin: Mapped[str | None] = mapped_column(String(200))
+    gender: Mapped[str | None] = mapped_column(String(16))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    occupation: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    city: Mapped[str | None] = mapped_column(String(100))
+    preferred_language: Mapped[str | None] = mapped_column(String(16))
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
+    acquisition_source: Mapped[str | None] = mapped_column(String(64))
+    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="lead")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deleted_at: Mapped[dt.datetime | None]
+
+    organisation: Mapped[Organisation | None] = relationship(back_populates="people", lazy="raise")
+    contact_points: Mapped[list[ContactPoint]] = relationship(
+        back_populates="customer", lazy="raise"
+    )
+
+
+class CustomerTag(Base):
+    __tablename__ = "customer_tag"
+    __table_args__ = (Index("ix_customer_tag_tag_customer_id", "tag", "customer_id"),)
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class CustomerSearchTerm(Base):
+    """Normalised name fragments (CJK suffixes, Latin words, pinyin) for indexed prefix search."""
+
+    __tablename__ = "customer_search_term"
+
+    # Byte order ("C") on PostgreSQL so a prefix is a contiguous index range, as on SQLite.
+    term: Mapped[str] = mapped_column(
+        String(200).with_variant(postgresql.VARCHAR(200, collation="C"), "postgresql"),
+        primary_key=True,
+    )
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class CustomField(Tracked, Base):
+    """Typed custom attributes an administrator defines for customers or organisations."""
+
+    __tablename__ = "custom_field"
+    __table_args__ = (Index("uq_custom_field_entity_key", "entity", "key", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    field_type: Mapped[str] = mapped_column(String(16))  # text | number | date | boolean | choice
+    choices: Mapped[list[str]] = mapped_column(default=list)
+    required: Mapped[bool] = mapped_column(default=False)
+
+
+class ContactPoint(Tracked, Base):
+    __tablename__ = "contact_point"
+    __table_args__ = (
+        Index("ix_contact_point_kind_value_normalized", "kind", "value_normalized"),
+        Index("ix_contact_point_customer_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # email | phone | wechat | address
+    label: Mapped[str | None] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(500))
+    value_normalized: Mapped[str] = mapped_column(String(500))
+    country: Mapped[str | None] = mapped_column(String(2))
+    region: Mapped[str | None] = mapped_column(String(100))
+    city: Mapped[str | None] = mapped_column(String(100))
+    district: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    is_primary: Mapped[bool] = mapped_column(default=False)
+    is_verified: Mapped[bool] = mapped_column(default=False)
+
+    customer: Mapped[Customer] = relationship(back_populates="contact_points", lazy="raise")

@@ -1,0 +1,83 @@
+"""Validated text and contact-value types shared by every schema.
+
+Text is NFC-normalised; control characters, NUL and lone surrogates are refused (PostgreSQL cannot
+store NUL and neither database can store half a surrogate pair). Emoji and right-to-left scripts
+are valid names and pass; zero-width characters alone do not make a value.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
+
+_ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}
+_ALLOWED_CONTROLS = {"\n", "\r", "\t"}
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str:
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat == "Cs":
+            raise ValueError("contains an invalid (unpaired surrogate) character")
+        if cat == "Cc" and not (multiline and ch in _ALLOWED_CONTROLS):
+            raise ValueError(f"contains a control character (U+{ord(ch):04X})")
+    value = unicodedata.normalize("NFC", value).strip()
+    if value and all(ch in _ZERO_WIDTH or ch.isspace() for ch in value):
+        raise ValueError("contains only invisible characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _one_line(value: str) -> str:
+    return clean_text(value)
+
+
+def _multi_line(value: str) -> str:
+    return clean_text(value, multiline=True)
+
+
+Line = Annotated[str, StringConstraints(max_length=200), AfterValidator(_one_line)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_one_line), AfterValidator(_not_blank)]
+ShortLine = Annotated[str, StringConstraints(max_length=100), AfterValidator(_one_line)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_multi_line)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_one_line), AfterValidator(_not_blank)]
+SearchText = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_one_line), AfterValidator(_not_blank)]
+
+
+def normalise_email(value: str) -> str:
+    try:
+        result = validate_email(clean_text(value), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return result.normalized.lower()
+
+
+def normalise_phone(value: str, region: str = "CN") -> str:
+    """Any human way of writing a number -> E.164; raises ValueError when it is not a number."""
+    raw = clean_text(value)
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("not a valid phone number for its region")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _reject_non_str(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+Email = Annotated[str, BeforeValidator(_reject_non_str), StringConstraints(max_length=320), AfterValidator(normalise_email)]
