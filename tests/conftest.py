@@ -1,0 +1,120 @@
+"""Test database, per-test rolled-back transactions, the app and authenticated clients.
+
+Set RAPPORT_TEST_DATABASE_URL to run the suite on PostgreSQL; the default is a SQLite file. Each
+run migrates a fresh database (PostgreSQL: a private schema) with Alembic, so tests exercise the
+real migrations.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+
+from rapport import migrate
+from rapport.app import create_app
+from rapport.config import Settings
+from rapport.db import Database, make_engine
+from tests.factories import Factory
+
+PG_URL = os.environ.get("RAPPORT_TEST_DATABASE_URL")
+
+
+def _fresh_url(tmp: Path) -> tuple[str, str | None]:
+    """A URL to an empty database, and the PostgreSQL schema to drop afterwards."""
+    if PG_URL:
+        schema = f"t_{secrets.token_hex(6)}"
+        admin = make_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        sep = "&" if "?" in PG_URL else "?"
+        return f"{PG_URL}{sep}options=-csearch_path%3D{schema}", schema
+    return f"sqlite:///{tmp / 'test.db'}", None
+
+
+def _drop_schema(schema: str | None) -> None:
+    if schema and PG_URL:
+        admin = make_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="rapport-test-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, secret_key="test-secret-" + "x" * 32, database_url=None)
+
+
+@pytest.fixture(scope="session")
+def engine(data_dir: Path) -> Iterator[Engine]:
+    url, schema = _fresh_url(data_dir)
+    migrate.upgrade(url)
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()
+    _drop_schema(schema)
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    conn = engine.connect()
+    trans = conn.begin()
+    yield conn
+    trans.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def database(connection: Connection) -> Database:
+    return Database(connection)
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Session]:
+    """A session for arranging and inspecting data inside the test's transaction."""
+    with database.unit(write=True) as session:
+        yield session
+
+
+@pytest.fixture
+def factory(connection: Connection) -> Factory:
+    return Factory(connection)
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database) -> FastAPI:
+    return create_app(settings, database)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def committed_db(data_dir: Path, settings: Settings) -> Iterator[Database]:
+    """A separate, really-committing database for concurrency tests."""
+    sub = data_dir / secrets.token_hex(4)
+    sub.mkdir()
+    url, schema = _fresh_url(sub)
+    migrate.upgrade(url)
+    database = Database(make_engine(url))
+    yield database
+    database.dispose()
+    _drop_schema(schema)
