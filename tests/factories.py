@@ -51,64 +51,138 @@ class Factory:
     def team(self, name: str | None = None) -> int:
         return self._insert(Team, name=name or f"team-{next(_seq)}", **_stamp())
 
-    def user(self, role: str = "sales_rep", team_id: int | None = None, username: str | None = None,
-             active: bool = True) -> int:
+    def user(
+        self,
+        role: str = "sales_rep",
+        team_id: int | None = None,
+        username: str | None = None,
+        active: bool = True,
+    ) -> int:
         n = next(_seq)
         return self._insert(
-            User, username=username or f"{role}-{n}", display_name=f"User {n}", role=role, team_id=team_id,
-            password_hash=password_hash(), is_active=active, preferred_language="zh-CN", **_stamp(),
+            User,
+            username=username or f"{role}-{n}",
+            display_name=f"User {n}",
+            role=role,
+            team_id=team_id,
+            password_hash=password_hash(),
+            is_active=active,
+            preferred_language="zh-CN",
+            **_stamp(),
         )
 
     def token(self, user_id: int, ttl: dt.timedelta = dt.timedelta(minutes=15)) -> str:
         secret = new_secret(ACCESS_PREFIX)
         now = utcnow()
-        self.conn.execute(insert(AuthToken).values(
-            token_hash=digest(secret), kind="access", user_id=user_id, family=f"f{next(_seq)}",
-            created_at=now, expires_at=now + ttl,
-        ))
+        self.conn.execute(
+            insert(AuthToken).values(
+                token_hash=digest(secret),
+                kind="access",
+                user_id=user_id,
+                family=f"f{next(_seq)}",
+                created_at=now,
+                expires_at=now + ttl,
+            )
+        )
         return secret
 
     def auth(self, user_id: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}
 
     def customer(self, owner_id: int | None = None, team_id: int | None = None, **kw: Any) -> int:
-        values = {"display_name": f"客户{next(_seq)}", "lifecycle_stage": "customer", "attributes": {}, **kw}
+        values = {
+            "display_name": f"客户{next(_seq)}",
+            "lifecycle_stage": "customer",
+            "attributes": {},
+            **kw,
+        }
         return self._insert(Customer, owner_id=owner_id, team_id=team_id, **values, **_stamp())
 
     def organisation(self, owner_id: int | None = None, team_id: int | None = None, **kw: Any) -> int:
-        values = {"name": f"公司{next(_seq)}", "lifecycle_stage": "customer", "attributes": {}, **kw}
+        values = {
+            "name": f"公司{next(_seq)}",
+            "lifecycle_stage": "customer",
+            "attributes": {},
+            **kw,
+        }
         return self._insert(Organisation, owner_id=owner_id, team_id=team_id, **values, **_stamp())
 
     def contact(self, customer_id: int, kind: str = "phone", value: str = "+8613800138000", **kw: Any) -> int:
-        return self._insert(ContactPoint, customer_id=customer_id, kind=kind, value=value,
-                            value_normalized=kw.pop("value_normalized", value.lower()), **kw, **_stamp())
+        return self._insert(
+            ContactPoint,
+            customer_id=customer_id,
+            kind=kind,
+            value=value,
+            value_normalized=kw.pop("value_normalized", value.lower()),
+            **kw,
+            **_stamp(),
+        )
 
     def product(self, **kw: Any) -> int:
         n = next(_seq)
-        values = {"sku": f"SKU-{n}", "name": f"产品{n}", "list_price": Decimal("99.00"),
-                  "unit_cost": Decimal("40.00"), "currency": "CNY", "is_active": True, **kw}
+        values = {
+            "sku": f"SKU-{n}",
+            "name": f"产品{n}",
+            "list_price": Decimal("99.00"),
+            "unit_cost": Decimal("40.00"),
+            "currency": "CNY",
+            "is_active": True,
+            **kw,
+        }
         return self._insert(Product, **values, **_stamp())
 
     def order(self, customer_id: int, total: Decimal = Decimal("100.00"), **kw: Any) -> int:
         n = next(_seq)
-        values = {"order_number": f"SO-{n}", "status": "completed", "channel": "online", "currency": "CNY",
-                  "total_amount": total, "cost_amount": total * Decimal("0.6"),
-                  "margin_amount": total * Decimal("0.4"), "ordered_at": utcnow(), **kw}
+        values = {
+            "order_number": f"SO-{n}",
+            "status": "completed",
+            "channel": "online",
+            "currency": "CNY",
+            "total_amount": total,
+            "cost_amount": total * Decimal("0.6"),
+            "margin_amount": total * Decimal("0.4"),
+            "ordered_at": utcnow(),
+            **kw,
+        }
         return self._insert(Order, customer_id=customer_id, **values, **_stamp())
 
-    def order_line(self, order_id: int, product_id: int, quantity: int = 1, unit_price: Decimal = Decimal("100.00")) -> int:
-        return self._insert(OrderLine, order_id=order_id, product_id=product_id, quantity=quantity,
-                            unit_price=unit_price, unit_cost=unit_price * Decimal("0.6"),
-                            discount_amount=Decimal("0"), line_total=unit_price * quantity)
+    def order_line(
+        self,
+        order_id: int,
+        product_id: int,
+        quantity: int = 1,
+        unit_price: Decimal = Decimal("100.00"),
+    ) -> int:
+        return self._insert(
+            OrderLine,
+            order_id=order_id,
+            product_id=product_id,
+            quantity=quantity,
+            unit_price=unit_price,
+            unit_cost=unit_price * Decimal("0.6"),
+            discount_amount=Decimal("0"),
+            line_total=unit_price * quantity,
+        )
 
     def interaction(self, customer_id: int, author_id: int | None = None, **kw: Any) -> int:
-        values = {"kind": "note", "direction": "internal", "occurred_at": utcnow(), "subject": "备注",
-                  "body": "客户询问发票", **kw}
+        values = {
+            "kind": "note",
+            "direction": "internal",
+            "occurred_at": utcnow(),
+            "subject": "备注",
+            "body": "客户询问发票",
+            **kw,
+        }
         return self._insert(Interaction, customer_id=customer_id, author_id=author_id, **values, **_stamp())
 
     def task(self, customer_id: int, assignee_id: int | None = None, **kw: Any) -> int:
-        values = {"title": "回访", "status": "open", "priority": "normal",
-                  "due_at": utcnow() + dt.timedelta(days=1), **kw}
+        values = {
+            "title": "回访",
+            "status": "open",
+            "priority": "normal",
+            "due_at": utcnow() + dt.timedelta(days=1),
+            **kw,
+        }
         return self._insert(Task, customer_id=customer_id, assignee_id=assignee_id, **values, **_stamp())
 
     def scalar(self, stmt: Any) -> Any:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 from sqlalchemy import ColumnElement, Select
 
 from rapport.access.policy import Action
@@ -21,7 +21,7 @@ from rapport.access.specs import CUSTOMER, ResourceSpec
 from rapport.deps import CurrentPrincipal, DbSession, Recs
 from rapport.errors import RapportError
 from rapport.http import JSON, expected_version, idempotent, json_record
-from rapport.schemas import ListParams
+from rapport.schemas import ListParams, Output
 
 RecordId = Annotated[int, Path(ge=1, le=2**53, description="Record id")]
 
@@ -29,7 +29,7 @@ PROBLEM = {"content": {"application/problem+json": {}}, "description": "Problem 
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: PROBLEM for code in codes}
+    return dict.fromkeys(codes, PROBLEM)
 
 
 class Resource:
@@ -92,19 +92,27 @@ class Resource:
         return self.get_after_write(recs, record_id)
 
 
+def _typed(fn: Any, **annotations: Any) -> Any:
+    """Give a generated route function its resource's body/query classes for FastAPI to read."""
+    fn.__annotations__.update(annotations)
+    return fn
+
+
 def mount(router: APIRouter, res: Resource) -> None:
     spec, path = res.spec, res.spec.path
     name = spec.name.replace("_", " ")
-    read, create, update, filters_model = res.read, res.create, res.update, res.filters
-    page_model = type(f"{read.__name__}Page", (BaseModel,), {
-        "__annotations__": {"items": list[read], "next_cursor": str | None, "limit": int},  # type: ignore[valid-type]
-        "next_cursor": None,
-    })
+    read, create, update = res.read, res.create, res.update
+    page_model = create_model(
+        f"{read.__name__}Page",
+        __base__=Output,
+        items=(list[read], ...),  # type: ignore[valid-type],
+        next_cursor=(str | None, None),
+        limit=(int, ...),
+    )
     tags: list[str | Any] = [res.tag or spec.path]
+    params_model = res.filters or create_model(f"{read.__name__}ListParams", __base__=ListParams)
 
-    params_model = filters_model or type(f"{read.__name__}ListParams", (ListParams,), {})
-
-    def list_fn(recs: Recs, params: Annotated[params_model, Query()]) -> Response:  # type: ignore[valid-type]
+    def list_fn(recs: Recs, params: Any) -> Response:
         page = recs.page(
             spec,
             sort=params.sort or res.default_sort,
@@ -117,8 +125,13 @@ def mount(router: APIRouter, res: Resource) -> None:
         return JSON({"items": items, "next_cursor": page.next_cursor, "limit": page.limit})
 
     router.add_api_route(
-        f"/{path}", list_fn, methods=["GET"], response_model=page_model, tags=tags,
-        summary=f"List {name} records", operation_id=f"list_{spec.name}",
+        f"/{path}",
+        _typed(list_fn, params=Annotated[params_model, Query()]),
+        methods=["GET"],
+        response_model=page_model,
+        tags=tags,
+        summary=f"List {name} records",
+        operation_id=f"list_{spec.name}",
         responses=problem_responses(401, 403, 422),
     )
 
@@ -126,47 +139,94 @@ def mount(router: APIRouter, res: Resource) -> None:
         return json_record(res.get(recs, record_id))
 
     router.add_api_route(
-        f"/{path}/{{record_id}}", read_record, methods=["GET"], response_model=read, tags=tags,
-        summary=f"Read one {name}", operation_id=f"get_{spec.name}",
+        f"/{path}/{{record_id}}",
+        read_record,
+        methods=["GET"],
+        response_model=read,
+        tags=tags,
+        summary=f"Read one {name}",
+        operation_id=f"get_{spec.name}",
         responses=problem_responses(401, 403, 404, 422),
     )
 
-    if create is not None:
-        if res.parent is None:
-            def create_record(body: create, request: Request, recs: Recs, db: DbSession, principal: CurrentPrincipal) -> Response:  # type: ignore[valid-type]
-                return idempotent(db, request, principal, body, lambda: json_record(res.do_create(recs, body), 201))
-            router.add_api_route(
-                f"/{path}", create_record, methods=["POST"], status_code=201, response_model=read, tags=tags,
-                summary=f"Create a {name}", operation_id=f"create_{spec.name}",
-                responses=problem_responses(401, 403, 409, 413, 422),
-            )
-        else:
-            def create_child(record_id: RecordId, body: create, request: Request, recs: Recs, db: DbSession, principal: CurrentPrincipal) -> Response:  # type: ignore[valid-type]
-                return idempotent(db, request, principal, body, lambda: json_record(res.do_create(recs, body, record_id), 201))
-            router.add_api_route(
-                f"/customers/{{record_id}}/{path}", create_child, methods=["POST"], status_code=201,
-                response_model=read, tags=tags, summary=f"Add a {name} to a customer",
-                operation_id=f"create_{spec.name}", responses=problem_responses(401, 403, 404, 409, 413, 422),
+    if create is not None and res.parent is None:
+
+        def create_record(
+            body: Any, request: Request, recs: Recs, db: DbSession, principal: CurrentPrincipal
+        ) -> Response:
+            return idempotent(
+                db, request, principal, body, lambda: json_record(res.do_create(recs, body), 201)
             )
 
+        router.add_api_route(
+            f"/{path}",
+            _typed(create_record, body=create),
+            methods=["POST"],
+            status_code=201,
+            response_model=read,
+            tags=tags,
+            summary=f"Create a {name}",
+            operation_id=f"create_{spec.name}",
+            responses=problem_responses(401, 403, 409, 413, 422),
+        )
+    elif create is not None:
+
+        def create_child(
+            record_id: RecordId,
+            body: Any,
+            request: Request,
+            recs: Recs,
+            db: DbSession,
+            principal: CurrentPrincipal,
+        ) -> Response:
+            return idempotent(
+                db, request, principal, body, lambda: json_record(res.do_create(recs, body, record_id), 201)
+            )
+
+        router.add_api_route(
+            f"/customers/{{record_id}}/{path}",
+            _typed(create_child, body=create),
+            methods=["POST"],
+            status_code=201,
+            response_model=read,
+            tags=tags,
+            summary=f"Add a {name} to a customer",
+            operation_id=f"create_{spec.name}",
+            responses=problem_responses(401, 403, 404, 409, 413, 422),
+        )
+
     if update is not None:
-        def update_record(record_id: RecordId, body: update, request: Request, recs: Recs) -> Response:  # type: ignore[valid-type]
+
+        def update_record(record_id: RecordId, body: Any, request: Request, recs: Recs) -> Response:
             version = expected_version(request, record_id)
             return json_record(res.do_update(recs, record_id, body, version))
+
         router.add_api_route(
-            f"/{path}/{{record_id}}", update_record, methods=["PATCH"], response_model=read, tags=tags,
-            summary=f"Change a {name} (send If-Match)", operation_id=f"update_{spec.name}",
+            f"/{path}/{{record_id}}",
+            _typed(update_record, body=update),
+            methods=["PATCH"],
+            response_model=read,
+            tags=tags,
+            summary=f"Change a {name} (send If-Match)",
+            operation_id=f"update_{spec.name}",
             responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
         )
 
     if res.deletable:
+
         def delete_record(record_id: RecordId, request: Request, recs: Recs) -> Response:
             version = expected_version(request, record_id)
             recs.delete(spec, record_id, version)
             return Response(status_code=204)
+
         router.add_api_route(
-            f"/{path}/{{record_id}}", delete_record, methods=["DELETE"], status_code=204, tags=tags,
-            summary=f"Delete a {name} (send If-Match)", operation_id=f"delete_{spec.name}",
+            f"/{path}/{{record_id}}",
+            delete_record,
+            methods=["DELETE"],
+            status_code=204,
+            tags=tags,
+            summary=f"Delete a {name} (send If-Match)",
+            operation_id=f"delete_{spec.name}",
             responses=problem_responses(401, 403, 404, 412, 422, 428),
         )
 

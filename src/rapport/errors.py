@@ -103,13 +103,15 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
-    return Response(
-        orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
-    )
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def _clean_loc(loc: Any) -> list[str | int]:
-    return [p for p in loc if p not in ("body", "query", "path", "header")] if isinstance(loc, (list, tuple)) else [str(loc)]
+    return (
+        [p for p in loc if p not in ("body", "query", "path", "header")]
+        if isinstance(loc, (list, tuple))
+        else [str(loc)]
+    )
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

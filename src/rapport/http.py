@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from rapport.access.principal import Principal
 from rapport.errors import InvalidInput, PreconditionFailed, PreconditionRequired
-from rapport.models.base import utcnow
+from rapport.models.base import table_of, utcnow
 from rapport.models.system import IdempotencyRecord
 
 
@@ -91,40 +91,70 @@ def idempotent(
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
         raise InvalidInput(
             f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters",
-            errors=[{"loc": ["header", "Idempotency-Key"], "field": "Idempotency-Key", "message": "invalid", "type": "header"}],
+            errors=[
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "field": "Idempotency-Key",
+                    "message": "invalid",
+                    "type": "header",
+                }
+            ],
         )
     raw = body.model_dump_json().encode() if hasattr(body, "model_dump_json") else dumps(body)
     body_hash = hashlib.sha256(request.method.encode() + request.url.path.encode() + raw).hexdigest()
-    table = IdempotencyRecord.__table__
+    table = table_of(IdempotencyRecord)
     dialect = session.get_bind().dialect.name
     ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     owner = principal.owner_key
     claimed = session.execute(
         ins.values(
-            owner=owner, key=key, method=request.method, path=request.url.path,
-            body_hash=body_hash, created_at=utcnow(),
+            owner=owner,
+            key=key,
+            method=request.method,
+            path=request.url.path,
+            body_hash=body_hash,
+            created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["owner", "key"])
         .returning(table.c.id)
     ).scalar_one_or_none()
     if claimed is None:
         prior = session.execute(
-            select(table.c.body_hash, table.c.status_code, table.c.response_body, table.c.response_headers)
-            .where(table.c.owner == owner, table.c.key == key)
+            select(
+                table.c.body_hash,
+                table.c.status_code,
+                table.c.response_body,
+                table.c.response_headers,
+            ).where(table.c.owner == owner, table.c.key == key)
         ).one()
         if prior.body_hash != body_hash:
             raise InvalidInput(
                 "this Idempotency-Key was already used with a different request body",
-                errors=[{"loc": ["header", "Idempotency-Key"], "field": "Idempotency-Key", "message": "reused with different body", "type": "idempotency"}],
+                errors=[
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "field": "Idempotency-Key",
+                        "message": "reused with different body",
+                        "type": "idempotency",
+                    }
+                ],
             )
         headers = orjson.loads(prior.response_headers or "{}")
         headers["Idempotent-Replayed"] = "true"
-        return Response(prior.response_body, status_code=prior.status_code, headers=headers, media_type="application/json")
+        return Response(
+            prior.response_body,
+            status_code=prior.status_code,
+            headers=headers,
+            media_type="application/json",
+        )
     response = produce()
     kept = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "location")}
     session.execute(
-        update(table).where(table.c.id == claimed).values(
-            status_code=response.status_code, response_body=bytes(response.body),
+        update(table)
+        .where(table.c.id == claimed)
+        .values(
+            status_code=response.status_code,
+            response_body=bytes(response.body),
             response_headers=orjson.dumps(kept).decode(),
         )
     )

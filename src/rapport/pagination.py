@@ -29,7 +29,14 @@ class Sort:
             choices = ", ".join(sorted({*allowed, *(f"-{a}" for a in allowed)}))
             raise InvalidInput(
                 f"cannot sort by '{raw}'; choose one of: {choices}",
-                errors=[{"loc": ["query", "sort"], "field": "sort", "message": "unknown sort key", "type": "enum"}],
+                errors=[
+                    {
+                        "loc": ["query", "sort"],
+                        "field": "sort",
+                        "message": "unknown sort key",
+                        "type": "enum",
+                    }
+                ],
             )
         return cls(name, desc)
 
@@ -55,7 +62,14 @@ class CursorCodec:
         def bad(why: str) -> InvalidInput:
             return InvalidInput(
                 f"invalid cursor: {why}; use the next_cursor value from the previous page",
-                errors=[{"loc": ["query", "cursor"], "field": "cursor", "message": why, "type": "cursor"}],
+                errors=[
+                    {
+                        "loc": ["query", "cursor"],
+                        "field": "cursor",
+                        "message": why,
+                        "type": "cursor",
+                    }
+                ],
             )
 
         try:

@@ -46,12 +46,27 @@ def _multi_line(value: str) -> str:
 
 
 Line = Annotated[str, StringConstraints(max_length=200), AfterValidator(_one_line)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_one_line), AfterValidator(_not_blank)]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_one_line),
+    AfterValidator(_not_blank),
+]
 ShortLine = Annotated[str, StringConstraints(max_length=100), AfterValidator(_one_line)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_multi_line)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_one_line), AfterValidator(_not_blank)]
-SearchText = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_one_line), AfterValidator(_not_blank)]
+Tag = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_one_line),
+    AfterValidator(_not_blank),
+]
+SearchText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    AfterValidator(_one_line),
+    AfterValidator(_not_blank),
+]
 
 
 def normalise_email(value: str) -> str:
@@ -80,4 +95,9 @@ def _reject_non_str(value: Any) -> Any:
     return value
 
 
-Email = Annotated[str, BeforeValidator(_reject_non_str), StringConstraints(max_length=320), AfterValidator(normalise_email)]
+Email = Annotated[
+    str,
+    BeforeValidator(_reject_non_str),
+    StringConstraints(max_length=320),
+    AfterValidator(normalise_email),
+]

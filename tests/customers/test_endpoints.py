@@ -7,7 +7,9 @@ from rapport.models import AuditEvent, ContactPoint, Customer
 from tests.factories import Factory
 
 
-def test_create_customer_with_contacts_normalises_and_is_searchable(client: TestClient, factory: Factory) -> None:
+def test_create_customer_with_contacts_normalises_and_is_searchable(
+    client: TestClient, factory: Factory
+) -> None:
     team = factory.team()
     rep = factory.user("sales_rep", team)
     h = factory.auth(rep)
@@ -30,10 +32,24 @@ def test_create_customer_with_contacts_normalises_and_is_searchable(client: Test
     assert body["tags"] == ["vip", "华东"]
     assert r.headers["etag"] == f'"{body["id"]}.1"'
     values = factory.conn.execute(
-        select(ContactPoint.kind, ContactPoint.value_normalized).where(ContactPoint.customer_id == body["id"]).order_by(ContactPoint.kind)
+        select(ContactPoint.kind, ContactPoint.value_normalized)
+        .where(ContactPoint.customer_id == body["id"])
+        .order_by(ContactPoint.kind)
     ).all()
-    assert [tuple(v) for v in values] == [("email", "wang.xm@example.com"), ("phone", "+8613800138000")]
-    for q in ("小明", "王小明", "xiaoming", "wangxiaoming", "wxm", "138-0013-8000", "+86 13800138000", "WANG.XM@example.com"):
+    assert [tuple(v) for v in values] == [
+        ("email", "wang.xm@example.com"),
+        ("phone", "+8613800138000"),
+    ]
+    for q in (
+        "小明",
+        "王小明",
+        "xiaoming",
+        "wangxiaoming",
+        "wxm",
+        "138-0013-8000",
+        "+86 13800138000",
+        "WANG.XM@example.com",
+    ):
         found = client.get("/api/v1/customers", params={"q": q}, headers=h).json()["items"]
         assert [c["id"] for c in found] == [body["id"]], q
 
@@ -45,11 +61,19 @@ def test_other_team_customer_is_404_and_unchanged(client: TestClient, factory: F
     cid = factory.customer(owner_id=rep_north, team_id=north, display_name="李雷")
     h = factory.auth(rep_east)
     assert client.get(f"/api/v1/customers/{cid}", headers=h).status_code == 404
-    r = client.patch(f"/api/v1/customers/{cid}", json={"display_name": "x"}, headers={**h, "If-Match": f'"{cid}.1"'})
+    r = client.patch(
+        f"/api/v1/customers/{cid}",
+        json={"display_name": "x"},
+        headers={**h, "If-Match": f'"{cid}.1"'},
+    )
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
     assert factory.row(Customer, cid)["display_name"] == "李雷"
-    denied = factory.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == "denied", AuditEvent.record_id == str(cid)))
+    denied = factory.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.outcome == "denied", AuditEvent.record_id == str(cid))
+    )
     assert denied == 2
 
 
@@ -59,11 +83,17 @@ def test_update_requires_if_match_and_detects_conflicts(client: TestClient, fact
     cid = factory.customer(owner_id=rep, team_id=team, display_name="韩梅梅")
     h = factory.auth(rep)
     assert client.patch(f"/api/v1/customers/{cid}", json={"city": "上海"}, headers=h).status_code == 428
-    stale = client.patch(f"/api/v1/customers/{cid}", json={"city": "上海"}, headers={**h, "If-Match": f'"{cid}.7"'})
+    stale = client.patch(
+        f"/api/v1/customers/{cid}", json={"city": "上海"}, headers={**h, "If-Match": f'"{cid}.7"'}
+    )
     assert stale.status_code == 412
-    ok = client.patch(f"/api/v1/customers/{cid}", json={"city": "上海"}, headers={**h, "If-Match": f'"{cid}.1"'})
+    ok = client.patch(
+        f"/api/v1/customers/{cid}", json={"city": "上海"}, headers={**h, "If-Match": f'"{cid}.1"'}
+    )
     assert ok.status_code == 200 and ok.json()["city"] == "上海" and ok.json()["version"] == 2
-    again = client.patch(f"/api/v1/customers/{cid}", json={"city": "北京"}, headers={**h, "If-Match": f'"{cid}.1"'})
+    again = client.patch(
+        f"/api/v1/customers/{cid}", json={"city": "北京"}, headers={**h, "If-Match": f'"{cid}.1"'}
+    )
     assert again.status_code == 412
     assert factory.row(Customer, cid)["city"] == "上海"
 
@@ -73,7 +103,13 @@ def test_mass_assignment_of_owner_is_refused(client: TestClient, factory: Factor
     rep = factory.user("sales_rep", team)
     cid = factory.customer(owner_id=rep, team_id=team)
     h = {**factory.auth(rep), "If-Match": f'"{cid}.1"'}
-    for field, value in (("owner_id", 1), ("team_id", 1), ("version", 9), ("id", 5), ("created_at", "2020-01-01T00:00:00Z")):
+    for field, value in (
+        ("owner_id", 1),
+        ("team_id", 1),
+        ("version", 9),
+        ("id", 5),
+        ("created_at", "2020-01-01T00:00:00Z"),
+    ):
         r = client.patch(f"/api/v1/customers/{cid}", json={field: value}, headers=h)
         assert r.status_code == 422, field
         assert r.json()["errors"][0]["field"] == field

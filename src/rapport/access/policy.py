@@ -68,9 +68,7 @@ _RCUX = _RCU | {Action.export}
 _FULL = frozenset(Action)
 
 # Direct identifiers a pseudonymised reader must never receive.
-_PERSON_IDENTIFIERS = frozenset(
-    {"display_name", "family_name", "given_name", "name_latin", "birth_date"}
-)
+_PERSON_IDENTIFIERS = frozenset({"display_name", "family_name", "given_name", "name_latin", "birth_date"})
 _CONTACT_VALUES = frozenset({"value", "value_normalized", "postal_code", "district"})
 _FREE_TEXT = frozenset({"subject", "body", "description"})
 _MARGINS = frozenset({"cost_amount", "margin_amount", "unit_cost"})
@@ -81,7 +79,7 @@ def _grants(scope: Scope, table: dict[str, frozenset[Action]], **hidden: frozens
 
 
 def _build() -> dict[Role, dict[str, Grant]]:
-    everything = {res: _FULL for res in RESOURCES}
+    everything = dict.fromkeys(RESOURCES, _FULL)
     policy: dict[Role, dict[str, Grant]] = {Role.admin: _grants(Scope.all, everything)}
 
     lead = _grants(
@@ -158,9 +156,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
 
     analyst = _grants(
         Scope.all,
-        {
-            res: _RX
-            for res in (
+        dict.fromkeys(
+            (
                 "customer",
                 "organisation",
                 "contact_point",
@@ -170,8 +167,9 @@ def _build() -> dict[Role, dict[str, Grant]]:
                 "interaction",
                 "task",
                 "custom_field",
-            )
-        },
+            ),
+            _RX,
+        ),
         customer=_PERSON_IDENTIFIERS,
         contact_point=_CONTACT_VALUES,
         interaction=_FREE_TEXT,

@@ -11,7 +11,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, insert, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from rapport.access.policy import Action, Grant, Scope
@@ -66,9 +77,7 @@ class Records:
             )
         if spec.scope_path == "via_order":
             order = ORDER.table
-            return exists(
-                select(order.c.id).where(order.c.id == t.c.order_id, self.visible(ORDER, grant))
-            )
+            return exists(select(order.c.id).where(order.c.id == t.c.order_id, self.visible(ORDER, grant)))
         p = self.principal
         if spec.scope_path == "user":
             if scope is Scope.all:
@@ -116,9 +125,7 @@ class Records:
     def not_found(self, spec: ResourceSpec, record_id: int | str) -> None:
         """Answer 404 whether the record is missing or out of scope, and log the attempt."""
         table = spec.table
-        exists_at_all = self.session.execute(
-            select(table.c.id).where(table.c.id == record_id)
-        ).first()
+        exists_at_all = self.session.execute(select(table.c.id).where(table.c.id == record_id)).first()
         if exists_at_all is not None:
             self.audit("access", spec.name, record_id, outcome="denied")
         raise NotFound(f"{spec.name.replace('_', ' ')} {record_id} not found")
@@ -147,7 +154,7 @@ class Records:
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            value = last[sort_key.column] if sort_key.column in last else None
+            value = last.get(sort_key.column)
             next_cursor = self.cursors.encode(sort_key, value, last["id"])
         if spec.personal and rows:
             self.audit("list", spec.name, None, details={"ids": [r["id"] for r in rows]})
@@ -164,15 +171,20 @@ class Records:
             data.setdefault("team_id", self.principal.team_id)
         if spec.versioned:
             data.update(created_at=now, updated_at=now, version=1)
-        new_id = self.session.execute(insert(spec.table).values(**data).returning(spec.table.c.id)).scalar_one()
+        new_id = self.session.execute(
+            insert(spec.table).values(**data).returning(spec.table.c.id)
+        ).scalar_one()
         self.audit("create", spec.name, new_id, fields=list(values))
         return self.get(spec, new_id, audit_action=None)
 
     def _locate_for_write(self, spec: ResourceSpec, record_id: int, action: Action) -> Grant:
         grant = self.principal.grant(spec.name)
-        visible = grant.allows(Action.read) and self.session.execute(
-            select(spec.table.c.id).where(spec.table.c.id == record_id, self.visible(spec, grant))
-        ).first()
+        visible = (
+            grant.allows(Action.read)
+            and self.session.execute(
+                select(spec.table.c.id).where(spec.table.c.id == record_id, self.visible(spec, grant))
+            ).first()
+        )
         if not visible:
             self.not_found(spec, record_id)
         if not grant.allows(action):
@@ -181,13 +193,21 @@ class Records:
         return grant
 
     def update(
-        self, spec: ResourceSpec, record_id: int, values: Mapping[str, Any], expected_version: int | None
+        self,
+        spec: ResourceSpec,
+        record_id: int,
+        values: Mapping[str, Any],
+        expected_version: int | None,
     ) -> Row:
         self._locate_for_write(spec, record_id, Action.update)
         return self._apply_update(spec, record_id, values, expected_version, "update")
 
     def assign(
-        self, spec: ResourceSpec, record_id: int, values: Mapping[str, Any], expected_version: int | None
+        self,
+        spec: ResourceSpec,
+        record_id: int,
+        values: Mapping[str, Any],
+        expected_version: int | None,
     ) -> Row:
         self._locate_for_write(spec, record_id, Action.assign)
         return self._apply_update(spec, record_id, values, expected_version, "assign")
@@ -224,12 +244,14 @@ class Records:
         if spec.versioned and expected_version is not None:
             conds.append(t.c.version == expected_version)
         if spec.soft_delete:
-            stmt: Any = update(t).where(*conds).values(
-                deleted_at=utcnow(), updated_at=utcnow(), version=t.c.version + 1
+            stmt: Any = (
+                update(t)
+                .where(*conds)
+                .values(deleted_at=utcnow(), updated_at=utcnow(), version=t.c.version + 1)
             )
         else:
             stmt = delete(t).where(*conds)
-        if self.session.execute(stmt).rowcount == 0:
+        if self.session.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
             raise PreconditionFailed(
                 f"{spec.name.replace('_', ' ')} {record_id} was changed by someone else; reload it"
             )
@@ -263,4 +285,3 @@ class Records:
                 details=details or {},
             ),
         )
-

@@ -8,6 +8,7 @@ from typing import Literal
 from sqlalchemy import Table
 
 from rapport import models as m
+from rapport.models.base import table_of
 
 ScopePath = Literal["owned", "via_customer", "via_order", "user", "team", "global"]
 
@@ -34,10 +35,7 @@ def _cols(table: Table, *exclude: str) -> tuple[str, ...]:
     return tuple(c.name for c in table.columns if c.name not in exclude)
 
 
-def _t(model: type[m.Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
+_t = table_of
 
 
 CUSTOMER = ResourceSpec(
@@ -112,9 +110,7 @@ USER = ResourceSpec(
     sortable=("id", "username", "created_at"),
     path="users",
 )
-TEAM = ResourceSpec(
-    "team", _t(m.Team), "team", _cols(_t(m.Team)), sortable=("id", "name"), path="teams"
-)
+TEAM = ResourceSpec("team", _t(m.Team), "team", _cols(_t(m.Team)), sortable=("id", "name"), path="teams")
 CUSTOM_FIELD = ResourceSpec(
     "custom_field", _t(m.CustomField), "global", _cols(_t(m.CustomField)), path="custom-fields"
 )

@@ -129,7 +129,5 @@ def verify_chain(
         if checkpoint and last_seq == checkpoint["seq"] and prev != checkpoint["hash"]:
             return VerifyResult(False, checked, last_seq, prev, last_seq, "differs from checkpoint")
     if checkpoint and last_seq < int(checkpoint["seq"]):
-        return VerifyResult(
-            False, checked, last_seq, prev, last_seq + 1, "chain truncated before checkpoint"
-        )
+        return VerifyResult(False, checked, last_seq, prev, last_seq + 1, "chain truncated before checkpoint")
     return VerifyResult(True, checked, last_seq, prev)

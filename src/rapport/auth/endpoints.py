@@ -9,7 +9,15 @@ from sqlalchemy import select, update
 
 from rapport.access.policy import RESOURCES
 from rapport.auth import service
-from rapport.auth.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, MeOut, PasswordChange, RefreshIn, TokenOut
+from rapport.auth.schemas import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyOut,
+    MeOut,
+    PasswordChange,
+    RefreshIn,
+    TokenOut,
+)
 from rapport.crud import RecordId, problem_responses
 from rapport.deps import CurrentPrincipal, DbSession, client_ip
 from rapport.errors import InvalidInput, NotFound
@@ -29,59 +37,117 @@ Password = Annotated[str, Form(min_length=1, max_length=256)]
 
 def _tokens(issued: service.IssuedTokens) -> Response:
     return JSON(
-        {"access_token": issued.access_token, "token_type": "bearer", "expires_in": issued.expires_in,
-         "refresh_token": issued.refresh_token, "role": issued.role},
+        {
+            "access_token": issued.access_token,
+            "token_type": "bearer",
+            "expires_in": issued.expires_in,
+            "refresh_token": issued.refresh_token,
+            "role": issued.role,
+        },
         headers={"Cache-Control": "no-store"},
     )
 
 
 @router.post(
-    "/token", response_model=TokenOut, summary="Log in (OAuth2 password form)", operation_id="login",
-    openapi_extra={"security": []}, responses=problem_responses(401, 422, 429),
+    "/token",
+    response_model=TokenOut,
+    summary="Log in (OAuth2 password form)",
+    operation_id="login",
+    openapi_extra={"security": []},
+    responses=problem_responses(401, 422, 429),
 )
 def login(request: Request, db: DbSession, username: Username, password: Password) -> Response:
     issued = service.login(
-        db, request.app.state.settings, request.app.state.throttle, username, password,
-        client_ip(request), getattr(request.state, "request_id", None),
-    )
-    return _tokens(issued)
-
-
-@router.post(
-    "/refresh", response_model=TokenOut, summary="Exchange a refresh token (rotates it)",
-    operation_id="refresh_token", openapi_extra={"security": []}, responses=problem_responses(401, 422),
-)
-def refresh(body: RefreshIn, request: Request, db: DbSession) -> Response:
-    issued = service.refresh(
-        db, request.app.state.settings, body.refresh_token, client_ip(request),
+        db,
+        request.app.state.settings,
+        request.app.state.throttle,
+        username,
+        password,
+        client_ip(request),
         getattr(request.state, "request_id", None),
     )
     return _tokens(issued)
 
 
-@router.post("/logout", status_code=204, summary="Revoke this session's tokens", operation_id="logout",
-             responses=problem_responses(401))
+@router.post(
+    "/refresh",
+    response_model=TokenOut,
+    summary="Exchange a refresh token (rotates it)",
+    operation_id="refresh_token",
+    openapi_extra={"security": []},
+    responses=problem_responses(401, 422),
+)
+def refresh(body: RefreshIn, request: Request, db: DbSession) -> Response:
+    issued = service.refresh(
+        db,
+        request.app.state.settings,
+        body.refresh_token,
+        client_ip(request),
+        getattr(request.state, "request_id", None),
+    )
+    return _tokens(issued)
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="Revoke this session's tokens",
+    operation_id="logout",
+    responses=problem_responses(401),
+)
 def logout(db: DbSession, principal: CurrentPrincipal) -> Response:
     service.logout(db, principal)
     return Response(status_code=204)
 
 
-@router.get("/me", response_model=MeOut, summary="Who am I and what may I do", operation_id="me",
-            responses=problem_responses(401))
+@router.get(
+    "/me",
+    response_model=MeOut,
+    summary="Who am I and what may I do",
+    operation_id="me",
+    responses=problem_responses(401),
+)
 def me(db: DbSession, principal: CurrentPrincipal) -> Response:
     user = db.execute(select(User.display_name).where(User.id == principal.user_id)).scalar_one()
-    perms = {r: sorted(a.value for a in principal.grant(r).actions) for r in RESOURCES if principal.grant(r).actions}
-    return JSON({"id": principal.user_id, "username": principal.username, "display_name": user,
-                 "role": principal.role.value, "team_id": principal.team_id,
-                 "preferred_language": principal.language, "permissions": perms})
+    perms = {
+        r: sorted(a.value for a in principal.grant(r).actions)
+        for r in RESOURCES
+        if principal.grant(r).actions
+    }
+    return JSON(
+        {
+            "id": principal.user_id,
+            "username": principal.username,
+            "display_name": user,
+            "role": principal.role.value,
+            "team_id": principal.team_id,
+            "preferred_language": principal.language,
+            "permissions": perms,
+        }
+    )
 
 
-@router.post("/password", status_code=204, summary="Change my password (signs out other sessions)",
-             operation_id="change_password", responses=problem_responses(401, 422))
+@router.post(
+    "/password",
+    status_code=204,
+    summary="Change my password (signs out other sessions)",
+    operation_id="change_password",
+    responses=problem_responses(401, 422),
+)
 def change_password(body: PasswordChange, db: DbSession, principal: CurrentPrincipal) -> Response:
     user = db.execute(select(User).where(User.id == principal.user_id)).scalar_one()
     if not verify_password(user.password_hash, body.current_password):
-        raise InvalidInput("current_password: does not match", errors=[{"loc": ["body", "current_password"], "field": "current_password", "message": "does not match", "type": "password"}])
+        raise InvalidInput(
+            "current_password: does not match",
+            errors=[
+                {
+                    "loc": ["body", "current_password"],
+                    "field": "current_password",
+                    "message": "does not match",
+                    "type": "password",
+                }
+            ],
+        )
     service.check_password_policy(body.new_password, user.username)
     user.password_hash = hash_password(body.new_password)
     user.version += 1
@@ -90,35 +156,69 @@ def change_password(body: PasswordChange, db: DbSession, principal: CurrentPrinc
 
 
 def _key_out(k: ApiKey) -> dict[str, object]:
-    return {"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "expires_at": k.expires_at,
-            "revoked_at": k.revoked_at, "created_at": k.created_at}
+    return {
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "scopes": k.scopes,
+        "expires_at": k.expires_at,
+        "revoked_at": k.revoked_at,
+        "created_at": k.created_at,
+    }
 
 
-@router.get("/api-keys", response_model=list[ApiKeyOut], summary="My API keys", operation_id="list_api_keys",
-            responses=problem_responses(401))
+@router.get(
+    "/api-keys",
+    response_model=list[ApiKeyOut],
+    summary="My API keys",
+    operation_id="list_api_keys",
+    responses=problem_responses(401),
+)
 def list_keys(db: DbSession, principal: CurrentPrincipal) -> Response:
     keys = db.execute(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)).scalars()
     return JSON([_key_out(k) for k in keys])
 
 
-@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, summary="Create an API key with scopes",
-             operation_id="create_api_key", responses=problem_responses(401, 403, 422))
+@router.post(
+    "/api-keys",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    summary="Create an API key with scopes",
+    operation_id="create_api_key",
+    responses=problem_responses(401, 403, 422),
+)
 def create_key(body: ApiKeyIn, db: DbSession, principal: CurrentPrincipal) -> Response:
     if principal.kind != "user":
         raise InvalidInput("API keys cannot create API keys")
     if body.expires_at is not None and (body.expires_at.tzinfo is None or body.expires_at <= utcnow()):
-        raise InvalidInput("expires_at: must be a future time with a zone", errors=[{"loc": ["body", "expires_at"], "field": "expires_at", "message": "must be in the future, with a zone", "type": "datetime"}])
+        raise InvalidInput(
+            "expires_at: must be a future time with a zone",
+            errors=[
+                {
+                    "loc": ["body", "expires_at"],
+                    "field": "expires_at",
+                    "message": "must be in the future, with a zone",
+                    "type": "datetime",
+                }
+            ],
+        )
     assert principal.user_id is not None
     key_id, secret = service.create_api_key(db, principal.user_id, body.name, body.scopes, body.expires_at)
     key = db.execute(select(ApiKey).where(ApiKey.id == key_id)).scalar_one()
     return JSON({**_key_out(key), "key": secret}, status_code=201)
 
 
-@router.delete("/api-keys/{record_id}", status_code=204, summary="Revoke one of my API keys",
-               operation_id="revoke_api_key", responses=problem_responses(401, 404, 422))
+@router.delete(
+    "/api-keys/{record_id}",
+    status_code=204,
+    summary="Revoke one of my API keys",
+    operation_id="revoke_api_key",
+    responses=problem_responses(401, 404, 422),
+)
 def revoke_key(record_id: RecordId, db: DbSession, principal: CurrentPrincipal) -> Response:
     done = db.execute(
-        update(ApiKey).where(ApiKey.id == record_id, ApiKey.user_id == principal.user_id, ApiKey.revoked_at.is_(None))
+        update(ApiKey)
+        .where(ApiKey.id == record_id, ApiKey.user_id == principal.user_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     ).rowcount  # type: ignore[attr-defined]
     if not done:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -37,8 +38,15 @@ class IssuedTokens:
     role: str
 
 
-def _audit(session: Session, action: str, outcome: str, user_id: int | None, ip: str | None,
-           request_id: str | None, **details: str) -> None:
+def _audit(
+    session: Session,
+    action: str,
+    outcome: str,
+    user_id: int | None,
+    ip: str | None,
+    request_id: str | None,
+    **details: str,
+) -> None:
     record_audit(
         session,
         PendingEvent(
@@ -55,7 +63,9 @@ def _audit(session: Session, action: str, outcome: str, user_id: int | None, ip:
     )
 
 
-def _issue(session: Session, settings: Settings, user_id: int, ip: str | None, family: str | None = None) -> tuple[str, str, int]:
+def _issue(
+    session: Session, settings: Settings, user_id: int, ip: str | None, family: str | None = None
+) -> tuple[str, str, int]:
     now = utcnow()
     family = family or secrets.token_hex(8)
     access, refresh = new_secret(ACCESS_PREFIX), new_secret(REFRESH_PREFIX)
@@ -63,10 +73,24 @@ def _issue(session: Session, settings: Settings, user_id: int, ip: str | None, f
     session.execute(
         insert(AuthToken),
         [
-            {"token_hash": digest(access), "kind": "access", "user_id": user_id, "family": family,
-             "created_at": now, "expires_at": now + dt.timedelta(seconds=ttl), "ip": ip},
-            {"token_hash": digest(refresh), "kind": "refresh", "user_id": user_id, "family": family,
-             "created_at": now, "expires_at": now + dt.timedelta(days=settings.refresh_token_days), "ip": ip},
+            {
+                "token_hash": digest(access),
+                "kind": "access",
+                "user_id": user_id,
+                "family": family,
+                "created_at": now,
+                "expires_at": now + dt.timedelta(seconds=ttl),
+                "ip": ip,
+            },
+            {
+                "token_hash": digest(refresh),
+                "kind": "refresh",
+                "user_id": user_id,
+                "family": family,
+                "created_at": now,
+                "expires_at": now + dt.timedelta(days=settings.refresh_token_days),
+                "ip": ip,
+            },
         ],
     )
     return access, refresh, ttl
@@ -92,7 +116,15 @@ def login(
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None or not verify_password(user.password_hash, password) or not user.is_active:
         throttle.failed(user_key, ip_key)
-        _audit(session, "login", "denied", user.id if user else None, ip, request_id, reason="bad-credentials")
+        _audit(
+            session,
+            "login",
+            "denied",
+            user.id if user else None,
+            ip,
+            request_id,
+            reason="bad-credentials",
+        )
         raise NotAuthenticated("wrong username or password, or the account is disabled")
     throttle.succeeded(user_key)
     if user.password_hash and needs_rehash(user.password_hash):
@@ -103,7 +135,9 @@ def login(
     return IssuedTokens(access, refresh, ttl, user.id, user.role)
 
 
-def refresh(session: Session, settings: Settings, refresh_token: str, ip: str | None, request_id: str | None) -> IssuedTokens:
+def refresh(
+    session: Session, settings: Settings, refresh_token: str, ip: str | None, request_id: str | None
+) -> IssuedTokens:
     """Rotate a refresh token. Re-use of a spent one revokes its whole family (likely theft)."""
     row = session.execute(
         select(AuthToken, User)
@@ -128,7 +162,9 @@ def refresh(session: Session, settings: Settings, refresh_token: str, ip: str | 
 
 def revoke_family(session: Session, family: str) -> None:
     session.execute(
-        update(AuthToken).where(AuthToken.family == family, AuthToken.revoked_at.is_(None)).values(revoked_at=utcnow())
+        update(AuthToken)
+        .where(AuthToken.family == family, AuthToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
     )
 
 
@@ -143,31 +179,45 @@ def logout(session: Session, principal: Principal) -> None:
 def revoke_user(session: Session, user_id: int) -> None:
     """Disable takes effect on the next request: every token and key of the user is revoked."""
     now = utcnow()
-    session.execute(update(AuthToken).where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None)).values(revoked_at=now))
-    session.execute(update(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now))
-
-
-_TOKEN_LOOKUP = (
-    select(
-        AuthToken.id, AuthToken.expires_at, AuthToken.revoked_at,
-        User.id.label("uid"), User.username, User.role, User.team_id, User.is_active,
-        User.preferred_language,
+    session.execute(
+        update(AuthToken)
+        .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
-    .join(User, User.id == AuthToken.user_id)
-)
-
-_KEY_LOOKUP = (
-    select(
-        ApiKey.id, ApiKey.expires_at, ApiKey.revoked_at, ApiKey.scopes,
-        User.id.label("uid"), User.username, User.role, User.team_id, User.is_active,
-        User.preferred_language,
+    session.execute(
+        update(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now)
     )
-    .join(User, User.id == ApiKey.user_id)
-)
+
+
+_TOKEN_LOOKUP = select(
+    AuthToken.id,
+    AuthToken.expires_at,
+    AuthToken.revoked_at,
+    User.id.label("uid"),
+    User.username,
+    User.role,
+    User.team_id,
+    User.is_active,
+    User.preferred_language,
+).join(User, User.id == AuthToken.user_id)
+
+_KEY_LOOKUP = select(
+    ApiKey.id,
+    ApiKey.expires_at,
+    ApiKey.revoked_at,
+    ApiKey.scopes,
+    User.id.label("uid"),
+    User.username,
+    User.role,
+    User.team_id,
+    User.is_active,
+    User.preferred_language,
+).join(User, User.id == ApiKey.user_id)
 
 
 def resolve(session: Session, secret: str, *, ip: str | None, request_id: str | None) -> Principal:
     now = utcnow()
+    row: Any
     if secret.startswith(ACCESS_PREFIX):
         row = session.execute(
             _TOKEN_LOOKUP.where(AuthToken.token_hash == digest(secret), AuthToken.kind == "access")
@@ -202,16 +252,35 @@ def check_password_policy(password: str, username: str | None) -> None:
     if problems:
         raise InvalidInput(
             "password " + "; ".join(problems),
-            errors=[{"loc": ["body", "password"], "field": "password", "message": p, "type": "password_policy"} for p in problems],
+            errors=[
+                {
+                    "loc": ["body", "password"],
+                    "field": "password",
+                    "message": p,
+                    "type": "password_policy",
+                }
+                for p in problems
+            ],
         )
 
 
-def create_api_key(session: Session, user_id: int, name: str, scopes: list[str], expires_at: dt.datetime | None) -> tuple[int, str]:
+def create_api_key(
+    session: Session, user_id: int, name: str, scopes: list[str], expires_at: dt.datetime | None
+) -> tuple[int, str]:
     secret = new_secret(API_KEY_PREFIX)
     key_id = session.execute(
-        insert(ApiKey).values(
-            name=name, prefix=secret[:12], key_hash=digest(secret), user_id=user_id, scopes=sorted(set(scopes)),
-            expires_at=expires_at, created_at=utcnow(), updated_at=utcnow(), version=1,
-        ).returning(ApiKey.id)
+        insert(ApiKey)
+        .values(
+            name=name,
+            prefix=secret[:12],
+            key_hash=digest(secret),
+            user_id=user_id,
+            scopes=sorted(set(scopes)),
+            expires_at=expires_at,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+            version=1,
+        )
+        .returning(ApiKey.id)
     ).scalar_one()
     return key_id, secret

@@ -33,7 +33,14 @@ def normalise(kind: str, value: str, loc: list[str | int]) -> tuple[str, str]:
     except ValueError as exc:
         raise InvalidInput(
             f"{'.'.join(map(str, loc))}: {exc}",
-            errors=[{"loc": ["body", *loc], "field": ".".join(map(str, loc)), "message": str(exc), "type": f"{kind}_invalid"}],
+            errors=[
+                {
+                    "loc": ["body", *loc],
+                    "field": ".".join(map(str, loc)),
+                    "message": str(exc),
+                    "type": f"{kind}_invalid",
+                }
+            ],
         ) from None
 
 
@@ -63,7 +70,17 @@ class ContactPoints(Resource):
                 select(CONTACT_POINT.table.c.kind).where(CONTACT_POINT.table.c.id == record_id)
             ).scalar_one()
             if values["value"] is None:
-                raise InvalidInput("value: must not be null", errors=[{"loc": ["body", "value"], "field": "value", "message": "must not be null", "type": "null"}])
+                raise InvalidInput(
+                    "value: must not be null",
+                    errors=[
+                        {
+                            "loc": ["body", "value"],
+                            "field": "value",
+                            "message": "must not be null",
+                            "type": "null",
+                        }
+                    ],
+                )
             values["value"], values["value_normalized"] = normalise(kind, values["value"], ["value"])
         return values  # type: ignore[no-any-return]
 
@@ -78,7 +95,12 @@ def demote_other_primaries(recs: Records, contact_id: int) -> None:
     me = recs.session.execute(select(t.c.customer_id, t.c.kind).where(t.c.id == contact_id)).one()
     recs.session.execute(
         update(t)
-        .where(t.c.customer_id == me.customer_id, t.c.kind == me.kind, t.c.id != contact_id, t.c.is_primary.is_(True))
+        .where(
+            t.c.customer_id == me.customer_id,
+            t.c.kind == me.kind,
+            t.c.id != contact_id,
+            t.c.is_primary.is_(True),
+        )
         .values(is_primary=False, version=t.c.version + 1)
     )
 

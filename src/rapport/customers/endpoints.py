@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request, Response
 from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from rapport.contacts.service import contact_points
 from rapport.crud import RecordId, mount, problem_responses

@@ -10,11 +10,12 @@ from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from rapport.access.specs import CONTACT_POINT, CUSTOMER
-from rapport.models import CustomerSearchTerm, CustomerTag, Order
 from rapport.customers.search import terms_for
+from rapport.models import CustomerSearchTerm, CustomerTag, Order
+from rapport.models.base import UTCDateTime, table_of
 
-_TAGS = CustomerTag.__table__
-_TERMS = CustomerSearchTerm.__table__
+_TAGS = table_of(CustomerTag)
+_TERMS = table_of(CustomerSearchTerm)
 
 
 def tags_by_customer(session: Session, ids: Iterable[int]) -> dict[int, list[str]]:
@@ -64,7 +65,7 @@ def tag_match(tag: str) -> ColumnElement[bool]:
 
 
 def order_summary(session: Session, customer_id: int) -> dict[str, Any]:
-    o = Order.__table__
+    o = table_of(Order)
     row = session.execute(
         select(
             func.count(o.c.id),
@@ -74,8 +75,6 @@ def order_summary(session: Session, customer_id: int) -> dict[str, Any]:
         ).where(o.c.customer_id == customer_id, o.c.status.not_in(("cancelled", "refunded")))
     ).one()
     first, last = row[2], row[3]
-    from rapport.models.base import UTCDateTime
-
     conv = UTCDateTime().process_result_value
     return {
         "order_count": row[0],

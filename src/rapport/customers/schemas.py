@@ -65,7 +65,9 @@ class AssignmentIn(Input):
 
 
 class CustomerFilters(ListParams):
-    q: SearchText | None = Field(default=None, description="Name (Chinese, Latin or pinyin), phone in any format, or email")
+    q: SearchText | None = Field(
+        default=None, description="Name (Chinese, Latin or pinyin), phone in any format, or email"
+    )
     lifecycle_stage: Stage | None = None
     region: ShortLine | None = None
     city: ShortLine | None = None

@@ -11,7 +11,16 @@ from sqlalchemy import ColumnElement, select
 
 from rapport.access.policy import Action
 from rapport.access.records import Records, Row
-from rapport.access.specs import CONTACT_POINT, CUSTOMER, INTERACTION, ORDER, ORGANISATION, TASK, TEAM, USER
+from rapport.access.specs import (
+    CONTACT_POINT,
+    CUSTOMER,
+    INTERACTION,
+    ORDER,
+    ORGANISATION,
+    TASK,
+    TEAM,
+    USER,
+)
 from rapport.config import get_settings
 from rapport.contacts.service import contact_points, contact_values, demote_other_primaries
 from rapport.crud import Resource
@@ -40,7 +49,11 @@ def check_attributes(recs: Records, entity: str, attrs: dict[str, Any]) -> dict[
     for key, value in attrs.items():
         d = defs.get(key)
         if d is None:
-            raise _invalid(f"attributes.{key}", "no custom field with this key; define it first", "unknown_attribute")
+            raise _invalid(
+                f"attributes.{key}",
+                "no custom field with this key; define it first",
+                "unknown_attribute",
+            )
         if value is None:
             continue
         ok = {
@@ -107,7 +120,8 @@ class Customers(Resource):
                 return repo.contact_match("phone", normalise_phone(q, get_settings().default_phone_region))
             except ValueError as exc:
                 raise InvalidInput(
-                    f"q: {exc}", errors=[{"loc": ["query", "q"], "field": "q", "message": str(exc), "type": "search"}]
+                    f"q: {exc}",
+                    errors=[{"loc": ["query", "q"], "field": "q", "message": str(exc), "type": "search"}],
                 ) from None
         if "display_name" in recs.principal.grant("customer").hidden:
             raise Forbidden("your role may not search by name")
@@ -166,26 +180,68 @@ class Customers(Resource):
         if p.can("order", Action.read):
             summary = repo.order_summary(session, customer_id)
             o = ORDER.table
-            stmt = recs.select(ORDER).where(o.c.customer_id == customer_id).order_by(o.c.ordered_at.desc()).limit(timeline_limit)
+            stmt = (
+                recs.select(ORDER)
+                .where(o.c.customer_id == customer_id)
+                .order_by(o.c.ordered_at.desc())
+                .limit(timeline_limit)
+            )
             for r in session.execute(stmt).mappings():
-                timeline.append({"kind": "order", "id": r["id"], "at": r["ordered_at"], "title": r["order_number"],
-                                 "detail": {"status": r["status"], "channel": r["channel"], "total_amount": r["total_amount"], "currency": r["currency"]}})
+                timeline.append(
+                    {
+                        "kind": "order",
+                        "id": r["id"],
+                        "at": r["ordered_at"],
+                        "title": r["order_number"],
+                        "detail": {
+                            "status": r["status"],
+                            "channel": r["channel"],
+                            "total_amount": r["total_amount"],
+                            "currency": r["currency"],
+                        },
+                    }
+                )
         if p.can("interaction", Action.read):
             i = INTERACTION.table
-            stmt = recs.select(INTERACTION).where(i.c.customer_id == customer_id).order_by(i.c.occurred_at.desc()).limit(timeline_limit)
+            stmt = (
+                recs.select(INTERACTION)
+                .where(i.c.customer_id == customer_id)
+                .order_by(i.c.occurred_at.desc())
+                .limit(timeline_limit)
+            )
             for r in session.execute(stmt).mappings():
                 detail = {k: r[k] for k in ("direction", "channel", "author_id", "body") if k in r}
-                timeline.append({"kind": r["kind"], "id": r["id"], "at": r["occurred_at"], "title": r.get("subject"), "detail": detail})
+                timeline.append(
+                    {
+                        "kind": r["kind"],
+                        "id": r["id"],
+                        "at": r["occurred_at"],
+                        "title": r.get("subject"),
+                        "detail": detail,
+                    }
+                )
         tasks: list[Row] = []
         if p.can("task", Action.read):
             t = TASK.table
-            stmt = recs.select(TASK).where(t.c.customer_id == customer_id).order_by(t.c.id.desc()).limit(timeline_limit)
+            stmt = (
+                recs.select(TASK)
+                .where(t.c.customer_id == customer_id)
+                .order_by(t.c.id.desc())
+                .limit(timeline_limit)
+            )
             for r in session.execute(stmt).mappings():
                 row = dict(r)
                 if row["status"] == "open":
                     tasks.append(row)
-                timeline.append({"kind": "task", "id": row["id"], "at": row["due_at"] or row["created_at"], "title": row.get("title"),
-                                 "detail": {"status": row["status"], "assignee_id": row["assignee_id"]}})
+                timeline.append(
+                    {
+                        "kind": "task",
+                        "id": row["id"],
+                        "at": row["due_at"] or row["created_at"],
+                        "title": row.get("title"),
+                        "detail": {"status": row["status"], "assignee_id": row["assignee_id"]},
+                    }
+                )
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         timeline.sort(key=lambda e: (e["at"] or epoch, e["id"]), reverse=True)
         return {
@@ -196,7 +252,14 @@ class Customers(Resource):
             "timeline": timeline[:timeline_limit],
         }
 
-    def reassign(self, recs: Records, customer_id: int, owner_id: int | None, team_id: int | None, version: int) -> Row:
+    def reassign(
+        self,
+        recs: Records,
+        customer_id: int,
+        owner_id: int | None,
+        team_id: int | None,
+        version: int,
+    ) -> Row:
         values: dict[str, Any] = {}
         if owner_id is not None:
             check_reference(recs, "owner_id", USER, owner_id)

@@ -5,10 +5,10 @@ from rapport.models.base import Base
 from rapport.models.commerce import Order, OrderLine, Product
 from rapport.models.customers import (
     ContactPoint,
-    CustomField,
     Customer,
     CustomerSearchTerm,
     CustomerTag,
+    CustomField,
     Organisation,
 )
 from rapport.models.system import AuditEvent, IdempotencyRecord

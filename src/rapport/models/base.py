@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, func
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, Table, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -68,3 +68,10 @@ class Tracked:
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, typed as a Table for Core statements."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -71,18 +71,14 @@ class Customer(Tracked, Base):
     deleted_at: Mapped[dt.datetime | None]
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="people", lazy="raise")
-    contact_points: Mapped[list[ContactPoint]] = relationship(
-        back_populates="customer", lazy="raise"
-    )
+    contact_points: Mapped[list[ContactPoint]] = relationship(back_populates="customer", lazy="raise")
 
 
 class CustomerTag(Base):
     __tablename__ = "customer_tag"
     __table_args__ = (Index("ix_customer_tag_tag_customer_id", "tag", "customer_id"),)
 
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True
-    )
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 

@@ -21,7 +21,9 @@ class AuditEvent(Base):
         Index("ix_audit_event_at", "at"),
     )
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     at: Mapped[dt.datetime]
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     actor_kind: Mapped[str] = mapped_column(String(16))  # user | api_key | system | anonymous

@@ -12,11 +12,37 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 
 # Words that make up most leaked passwords; a password built from them is refused outright.
 _WEAK_WORDS = (
-    "password", "passw0rd", "qwerty", "asdfgh", "zxcvbn", "letmein", "welcome", "admin",
-    "iloveyou", "monkey", "dragon", "sunshine", "princess", "football", "baseball", "master",
-    "shadow", "superman", "trustno1", "abc123", "woaini", "changeme", "rapport", "secret",
+    "password",
+    "passw0rd",
+    "qwerty",
+    "asdfgh",
+    "zxcvbn",
+    "letmein",
+    "welcome",
+    "admin",
+    "iloveyou",
+    "monkey",
+    "dragon",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "master",
+    "shadow",
+    "superman",
+    "trustno1",
+    "abc123",
+    "woaini",
+    "changeme",
+    "rapport",
+    "secret",
 )
-_SEQUENCES = ("0123456789", "9876543210", "abcdefghijklmnopqrstuvwxyz", "qwertyuiopasdfghjklzxcvbnm")
+_SEQUENCES = (
+    "0123456789",
+    "9876543210",
+    "abcdefghijklmnopqrstuvwxyz",
+    "qwertyuiopasdfghjklzxcvbnm",
+)
 
 
 def policy_problems(password: str, username: str | None = None) -> list[str]:
