@@ -105,7 +105,7 @@ def mount(router: APIRouter, res: Resource) -> None:
     page_model = create_model(
         f"{read.__name__}Page",
         __base__=Output,
-        items=(list[read], ...),  # type: ignore[valid-type],
+        items=(list.__class_getitem__(read), ...),
         next_cursor=(str | None, None),
         limit=(int, ...),
     )
