@@ -105,7 +105,7 @@ def mount(router: APIRouter, res: Resource) -> None:
     page_model = create_model(
         f"{read.__name__}Page",
         __base__=Output,
-        items=(list.__class_getitem__(read), ...),
+        items=(list.__class_getitem__(read), ...),  # type: ignore[arg-type]
         next_cursor=(str | None, None),
         limit=(int, ...),
     )
