@@ -8,18 +8,20 @@ calls :func:`mount`; list, read, create, update and delete then behave the same 
 # No ``from __future__ import annotations`` here: FastAPI must see the real classes in the
 # signatures of the generated route functions.
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, create_model
 from sqlalchemy import ColumnElement, Select
+from sqlalchemy.exc import IntegrityError
 
 from rapport.access.policy import Action
 from rapport.access.records import Records, Row
 from rapport.access.specs import CUSTOMER, ResourceSpec
 from rapport.deps import CurrentPrincipal, DbSession, Recs
-from rapport.errors import RapportError
+from rapport.errors import Conflict, Forbidden, PreconditionFailed, RapportError, invalid_field
 from rapport.http import JSON, expected_version, idempotent, json_record
 from rapport.schemas import ListParams, Output
 
@@ -86,10 +88,76 @@ class Resource:
         return self.expand(recs, [recs.get(self.spec, record_id, audit_action=None)])[0]
 
     def do_update(self, recs: Records, record_id: int, body: Any, version: int) -> Row:
+        # Scope first: prepare_update may read the record, and must never see one out of scope
+        # (that would leak its existence through a 422, or fail on a missing id).
+        recs.locate(self.spec, record_id, Action.update)
         values = self.prepare_update(recs, record_id, body)
         row = recs.update(self.spec, record_id, values, version)
         self.after_write(recs, row, body)
         return self.get_after_write(recs, record_id)
+
+    def locate(self, recs: Records, record_id: int, action: Action, version: int | None = None) -> Row:
+        """The current row, checked the way the write itself will be (404, then 403, then 412).
+
+        Business rules that read the current state (transitions, uniqueness, in-use checks) call
+        this first so they never answer 409/422 about a record the caller may not touch, and a
+        stale If-Match is reported as 412 instead of a rule violation computed from newer data.
+        """
+        row = recs.get(self.spec, record_id, audit_action=None)
+        if not recs.principal.can(self.spec.name, action):
+            recs.audit(action.value, self.spec.name, record_id, outcome="denied")
+            raise Forbidden(f"your role may not {action.value} {self.spec.name.replace('_', ' ')} records")
+        if version is not None and "version" in row and row["version"] != version:
+            raise PreconditionFailed(
+                f"{self.spec.name.replace('_', ' ')} {record_id} was changed by someone else; "
+                "reload it and apply your change again"
+            )
+        return row
+
+    def do_delete(self, recs: Records, record_id: int, version: int) -> None:
+        """Override to refuse deleting records that others still reference (409, not a 500)."""
+        recs.delete(self.spec, record_id, version)
+
+
+def starts_with(column: Any, text: str) -> ColumnElement[bool]:
+    """Anchored LIKE: a prefix (no leading wildcard) that a suitable index can serve.
+
+    LIKE wildcards in the user's text are escaped so "50%" means the characters 5, 0, %.
+    """
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped + "%", escape="\\")  # type: ignore[no-any-return]
+
+
+def check_range(start: Any, end: Any, end_name: str, start_name: str) -> None:
+    """Query filters: an empty or inverted range is a mistake worth a 422, not an empty page."""
+    if start is not None and end is not None and start >= end:
+        raise invalid_field(end_name, f"must be after {start_name}", "range", where="query")
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    return "UNIQUE constraint failed" in str(orig)  # SQLite
+
+
+def unique_error(field: str) -> list[dict[str, Any]]:
+    return [{"loc": ["body", field], "field": field, "message": "already used", "type": "unique"}]
+
+
+@contextmanager
+def unique_or_conflict(field: str, message: str) -> Iterator[None]:
+    """Turn a unique-index violation into the same 409 the pre-insert check gives.
+
+    Services check uniqueness before writing; two concurrent requests can both pass that check,
+    and then the index decides. The loser must get a clear 409, not a 500.
+    """
+    try:
+        yield
+    except IntegrityError as exc:
+        if not _is_unique_violation(exc):
+            raise
+        raise Conflict(message, errors=unique_error(field)) from None
 
 
 def _typed(fn: Any, **annotations: Any) -> Any:
@@ -112,7 +180,7 @@ def mount(router: APIRouter, res: Resource) -> None:
     tags: list[str | Any] = [res.tag or spec.path]
     params_model = res.filters or create_model(f"{read.__name__}ListParams", __base__=ListParams)
 
-    def list_fn(recs: Recs, params: Any) -> Response:
+    async def list_fn(recs: Recs, params: Any) -> Response:
         page = recs.page(
             spec,
             sort=params.sort or res.default_sort,
@@ -135,7 +203,7 @@ def mount(router: APIRouter, res: Resource) -> None:
         responses=problem_responses(401, 403, 422),
     )
 
-    def read_record(record_id: RecordId, recs: Recs) -> Response:
+    async def read_record(record_id: RecordId, recs: Recs) -> Response:
         return json_record(res.get(recs, record_id))
 
     router.add_api_route(
@@ -216,7 +284,7 @@ def mount(router: APIRouter, res: Resource) -> None:
 
         def delete_record(record_id: RecordId, request: Request, recs: Recs) -> Response:
             version = expected_version(request, record_id)
-            recs.delete(spec, record_id, version)
+            res.do_delete(recs, record_id, version)
             return Response(status_code=204)
 
         router.add_api_route(
@@ -227,8 +295,18 @@ def mount(router: APIRouter, res: Resource) -> None:
             tags=tags,
             summary=f"Delete a {name} (send If-Match)",
             operation_id=f"delete_{spec.name}",
-            responses=problem_responses(401, 403, 404, 412, 422, 428),
+            responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
         )
 
 
-__all__ = ["RapportError", "RecordId", "Resource", "Select", "mount"]
+__all__ = [
+    "RapportError",
+    "RecordId",
+    "Resource",
+    "Select",
+    "check_range",
+    "mount",
+    "starts_with",
+    "unique_error",
+    "unique_or_conflict",
+]

@@ -8,13 +8,18 @@ short write transaction of its own. PostgreSQL needs none of this.
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from rapport.audit.chain import PendingEvent, append_events
 
@@ -50,7 +55,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode != "NONE":
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def is_sqlite(bind: Engine | Connection) -> bool:
@@ -67,7 +73,22 @@ class Database:
         self._sessions = sessionmaker(
             bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
+        # Read units on SQLite run each statement in autocommit: readers never block in WAL mode
+        # and skipping BEGIN/COMMIT saves two round trips on the hottest path.
+        read_bind = (
+            bind.execution_options(**{_BEGIN_OPTION: "NONE"})
+            if self.sqlite and not isinstance(bind, Connection)
+            else bind
+        )
+        self._read_sessions = sessionmaker(
+            bind=read_bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
         self._write_lock: threading.Lock | None = threading.Lock() if self.sqlite else None
+        self._writer: _GroupCommitWriter | None = None
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBatcher] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._writer_guard = threading.Lock()
 
     def _begin_writes(self, session: Session) -> None:
         if self.sqlite:
@@ -110,16 +131,158 @@ class Database:
         finally:
             session.close()
 
+    @asynccontextmanager
+    async def read_unit(self) -> AsyncIterator[Session]:
+        """A read-only unit run on the event loop: no thread hop, no lock.
+
+        SQLite readers never block in WAL mode, so the queries run inline; the audit events they
+        queue are awaited from the group-commit writer, letting concurrent readers share one
+        write transaction.
+        """
+        session = self._read_sessions()
+        try:
+            try:
+                yield session
+                events: list[PendingEvent] = session.info.pop("audit", [])
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            if events:
+                await self.append_audit_async(session, events)
+        except BaseException:
+            kept = [e for e in session.info.pop("audit", []) if e.outcome != "ok"]
+            if kept:
+                await self.append_audit_async(session, kept)
+            raise
+        finally:
+            session.close()
+
+    async def append_audit_async(self, session: Session, events: list[PendingEvent]) -> None:
+        if not isinstance(self.bind, Engine):
+            self.append_audit(session, events)
+            return
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = _LoopBatcher(self)
+        await batcher.submit(events)
+
     def append_audit(self, session: Session, events: list[PendingEvent]) -> None:
-        lock = self._write_lock or nullcontext()
-        with lock:
+        """Store events outside the caller's (finished) transaction, before it answers.
+
+        On a real engine the events go through the group-commit writer, so concurrent readers
+        share one short write transaction instead of queueing for one each.
+        """
+        if isinstance(self.bind, Engine):
+            self._audit_writer().submit(events).result(timeout=60)
+            return
+        with self._write_lock or nullcontext():
             self._begin_writes(session)
             append_events(session, events)
             session.commit()
 
+    def _audit_writer(self) -> _GroupCommitWriter:
+        if self._writer is None:
+            with self._writer_guard:
+                if self._writer is None:
+                    self._writer = _GroupCommitWriter(self)
+        return self._writer
+
+    def append_batch(self, events: list[PendingEvent]) -> None:
+        """One write transaction holding ``events`` (used by the group-commit writer)."""
+        with self._write_lock or nullcontext():
+            session = self._sessions()
+            try:
+                self._begin_writes(session)
+                append_events(session, events)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
     def dispose(self) -> None:
         if isinstance(self.bind, Engine):
             self.bind.dispose()
+
+
+class _LoopBatcher:
+    """Group commit for requests served on an event loop.
+
+    Requests park an asyncio future; one flush at a time writes everything parked so far in a
+    worker thread. While it writes, new events gather for the next flush, so under load many
+    requests share one transaction and no request is answered before its events are stored.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._pending: list[tuple[list[PendingEvent], asyncio.Future[None]]] = []
+        self._flushing = False
+
+    async def submit(self, events: list[PendingEvent]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((events, done))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await run_in_threadpool(self._db.append_batch, [e for evs, _ in batch for e in evs])
+                except BaseException as exc:  # every waiting request learns its events failed
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                else:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
+        finally:
+            self._flushing = False
+
+
+class _GroupCommitWriter:
+    """A single thread that appends queued audit events in batches (group commit).
+
+    Callers block on their future until their batch is committed, so no audit event is ever
+    acknowledged before it is durable; under load one transaction carries many requests' events.
+    """
+
+    MAX_BATCH = 1000
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._queue: queue.SimpleQueue[tuple[list[PendingEvent], Future[None]]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="rapport-audit-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, events: list[PendingEvent]) -> Future[None]:
+        done: Future[None] = Future()
+        self._queue.put((events, done))
+        return done
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._db.append_batch([ev for events, _ in batch for ev in events])
+            except BaseException as exc:  # hand the failure to every waiting request
+                for _, fut in batch:
+                    fut.set_exception(exc)
+            else:
+                for _, fut in batch:
+                    fut.set_result(None)
 
 
 def record_audit(session: Session, event_: PendingEvent) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -19,10 +20,26 @@ from rapport.pagination import CursorCodec
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work.
+
+    Reads run on the event loop (cheap queries, no thread hop). Writes enter and leave their
+    unit in worker threads because SQLite's single-writer lock may make them wait, and the event
+    loop must never wait on a lock.
+    """
     database: Database = request.app.state.database
-    with database.unit(write=request.method not in _SAFE) as session:
+    if request.method in _SAFE:
+        async with database.read_unit() as session:
+            yield session
+        return
+    unit = database.unit(write=True)
+    session = await run_in_threadpool(unit.__enter__)
+    try:
         yield session
+    except BaseException as exc:
+        await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
+        raise
+    await run_in_threadpool(unit.__exit__, None, None, None)
 
 
 # scope="function": commit (and its possible failure) happens before the response is sent.
@@ -35,7 +52,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     db: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -53,7 +70,7 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_records(request: Request, db: DbSession, principal: CurrentPrincipal) -> Records:
+async def get_records(request: Request, db: DbSession, principal: CurrentPrincipal) -> Records:
     codec: CursorCodec = request.app.state.cursors
     return Records(db, principal, codec)
 

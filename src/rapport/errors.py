@@ -69,6 +69,15 @@ class InvalidInput(RapportError):
     status, slug, title = 422, "invalid-input", "Invalid input"
 
 
+def invalid_field(field: str, message: str, kind: str = "value_error", where: str = "body") -> InvalidInput:
+    """A 422 naming one input field; ``field`` is dotted, list positions included (``lines.3.quantity``)."""
+    loc: list[str | int] = [where, *(int(p) if p.isdigit() else p for p in field.split("."))]
+    return InvalidInput(
+        f"{field}: {message}",
+        errors=[{"loc": loc, "field": field, "message": message, "type": kind}],
+    )
+
+
 class PreconditionRequired(RapportError):
     status, slug, title = 428, "precondition-required", "If-Match header required"
 
@@ -104,6 +113,19 @@ def problem_response(
     if extra:
         body.update(extra)
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def error_response(request: Request | None, exc: RapportError) -> Response:
+    return problem_response(
+        request,
+        exc.status,
+        exc.slug,
+        exc.title,
+        exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
 
 
 def _clean_loc(loc: Any) -> list[str | int]:
@@ -143,16 +165,7 @@ _STATUS_SLUGS = {
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RapportError)
     async def _domain(request: Request, exc: RapportError) -> Response:
-        return problem_response(
-            request,
-            exc.status,
-            exc.slug,
-            exc.title,
-            exc.detail,
-            errors=exc.errors,
-            headers=exc.headers,
-            extra=exc.extra,
-        )
+        return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -170,6 +183,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "error parsing the body" (e.g. JSON that is not UTF-8): the same class of
+            # fault as malformed JSON, which FastAPI already reports as 422, so answer alike.
+            return problem_response(
+                request,
+                422,
+                "invalid-input",
+                "Invalid input",
+                "body: could not be parsed; send UTF-8 encoded JSON",
+                errors=[
+                    {"loc": ["body"], "field": "body", "message": "could not be parsed", "type": "body_invalid"}
+                ],
+            )
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem_response(

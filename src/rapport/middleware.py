@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+
+# Request ids need to be unique, not secret: a per-process random prefix plus a counter avoids a
+# urandom system call on every request (measured at ~10% of a cached GET).
+_ID_PREFIX = secrets.token_hex(4)
+_ID_COUNTER = itertools.count(1)
+
+
+def _next_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
 class RequestContextMiddleware:
@@ -30,7 +41,7 @@ class RequestContextMiddleware:
                     rid = candidate
             elif name == b"content-length":
                 length = value
-        rid = rid or secrets.token_hex(8)
+        rid = rid or _next_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
 
@@ -53,7 +64,7 @@ class RequestContextMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body:
                     too_large = True
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_body)
             return message
 
         try:
@@ -85,5 +96,8 @@ class RequestContextMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    # An HTTPException, because FastAPI turns any other error raised while reading the body into
+    # a 400; this one it re-raises, and the problem handler answers 413.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request bodies are limited to {limit} bytes.")

@@ -96,6 +96,8 @@ class CursorCodec:
 
 def keyset(stmt: Select[Any], table: Table, sort: Sort, after: tuple[Any, int] | None) -> Select[Any]:
     col, pk = table.c[sort.column], table.c.id
+    if sort.column != "id" and col.nullable:
+        return _keyset_nullable(stmt, col, pk, sort.descending, after)
     if after is not None:
         value, last_id = after
         cond: ColumnElement[bool]
@@ -111,3 +113,26 @@ def keyset(stmt: Select[Any], table: Table, sort: Sort, after: tuple[Any, int] |
     if sort.descending:
         return stmt.order_by(col.desc(), pk.desc())
     return stmt.order_by(col.asc(), pk.asc())
+
+
+def _keyset_nullable(
+    stmt: Select[Any], col: Any, pk: Any, descending: bool, after: tuple[Any, int] | None
+) -> Select[Any]:
+    """NULLs sort last ascending and first descending on both databases (PostgreSQL's btree
+    order, so its index still serves the scan); ``col > NULL`` is never true, so a cursor that
+    stops on a NULL needs its own condition or the following pages would come back empty."""
+    if after is not None:
+        value, last_id = after
+        cond: ColumnElement[bool]
+        if descending and value is None:
+            cond = or_(and_(col.is_(None), pk < last_id), col.is_not(None))
+        elif descending:
+            cond = or_(col < value, and_(col == value, pk < last_id))
+        elif value is None:
+            cond = and_(col.is_(None), pk > last_id)
+        else:
+            cond = or_(col > value, and_(col == value, pk > last_id), col.is_(None))
+        stmt = stmt.where(cond)
+    if descending:
+        return stmt.order_by(col.desc().nulls_first(), pk.desc())
+    return stmt.order_by(col.asc().nulls_last(), pk.asc())

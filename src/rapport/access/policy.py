@@ -175,7 +175,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
         interaction=_FREE_TEXT,
         task=_FREE_TEXT,
     )
-    analyst |= _grants(Scope.team, {"user": _R, "team": _R}, user=frozenset({"email"}))
+    # Pseudonymised means no names anywhere, colleagues' included: ids are enough for analysis.
+    analyst |= _grants(Scope.team, {"user": _R, "team": _R}, user=frozenset({"email", "display_name"}))
     policy[Role.data_analyst] = analyst
     return policy
 

@@ -13,8 +13,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Select,
     and_,
+    bindparam,
     delete,
     exists,
     insert,
@@ -44,11 +46,24 @@ class Page:
     limit: int
 
 
+# "Read one record" statements per (resource, scope, hidden fields, has team): building a
+# statement costs more than executing it, and this is the hottest path in the API.
+_GET_CACHE: dict[tuple[str, Scope, frozenset[str], bool], Select[Any]] = {}
+
+
 class Records:
     def __init__(self, session: Session, principal: Principal, cursors: CursorCodec) -> None:
         self.session = session
         self.principal = principal
         self.cursors = cursors
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        """The unit's connection: Core statements skip the ORM layer (7-9x cheaper per query)."""
+        if self._conn is None:
+            self._conn = self.session.connection()
+        return self._conn
 
     # -- policy -------------------------------------------------------------------------------
 
@@ -83,21 +98,34 @@ class Records:
             if scope is Scope.all:
                 return true()
             if scope is Scope.own or p.team_id is None:
-                return t.c.id == p.user_id
-            return or_(t.c.team_id == p.team_id, t.c.id == p.user_id)
+                return t.c.id == self._uid  # type: ignore[no-any-return]
+            return or_(t.c.team_id == self._tid, t.c.id == self._uid)
         if spec.scope_path == "team" and scope is not Scope.all:
-            return t.c.id == p.team_id
+            return t.c.id == self._tid  # type: ignore[no-any-return]
         return true()
+
+    # The caller's ids enter statements as named parameters, so statements built once (see
+    # ``get``) are reused safely: every execution passes the current caller's values.
+    @property
+    def _uid(self) -> Any:
+        return bindparam("_uid", self.principal.user_id)
+
+    @property
+    def _tid(self) -> Any:
+        return bindparam("_tid", self.principal.team_id)
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {"_uid": self.principal.user_id, "_tid": self.principal.team_id, **extra}
 
     def _owned(self, t: Any, scope: Scope) -> ColumnElement[bool]:
         p = self.principal
         live = t.c.deleted_at.is_(None)
         if scope is Scope.all:
             return live  # type: ignore[no-any-return]
-        mine = t.c.owner_id == p.user_id
+        mine = t.c.owner_id == self._uid
         if scope is Scope.own or p.team_id is None:
             return and_(live, mine)
-        return and_(live, or_(t.c.team_id == p.team_id, mine))
+        return and_(live, or_(t.c.team_id == self._tid, mine))
 
     def readable_columns(self, spec: ResourceSpec, grant: Grant) -> list[Any]:
         return [spec.table.c[c] for c in spec.read_columns if c not in grant.hidden]
@@ -112,10 +140,14 @@ class Records:
         grant = self.principal.grant(spec.name)
         row = None
         if grant.allows(Action.read):
-            stmt = select(*self.readable_columns(spec, grant)).where(
-                spec.table.c.id == record_id, self.visible(spec, grant)
-            )
-            row = self.session.execute(stmt).mappings().first()
+            key = (spec.name, grant.scope, grant.hidden, self.principal.team_id is None)
+            stmt = _GET_CACHE.get(key)
+            if stmt is None:
+                stmt = select(*self.readable_columns(spec, grant)).where(
+                    spec.table.c.id == bindparam("_rid"), self.visible(spec, grant)
+                )
+                _GET_CACHE[key] = stmt
+            row = self.conn.execute(stmt, self._params(_rid=record_id)).mappings().first()
         if row is None:
             self.not_found(spec, record_id)
         if audit_action and spec.personal:
@@ -125,7 +157,7 @@ class Records:
     def not_found(self, spec: ResourceSpec, record_id: int | str) -> None:
         """Answer 404 whether the record is missing or out of scope, and log the attempt."""
         table = spec.table
-        exists_at_all = self.session.execute(select(table.c.id).where(table.c.id == record_id)).first()
+        exists_at_all = self.conn.execute(select(table.c.id).where(table.c.id == record_id)).first()
         if exists_at_all is not None:
             self.audit("access", spec.name, record_id, outcome="denied")
         raise NotFound(f"{spec.name.replace('_', ' ')} {record_id} not found")
@@ -149,7 +181,7 @@ class Records:
             stmt = refine(stmt)
         after = self.cursors.decode(cursor, sort_key, spec.table) if cursor else None
         stmt = keyset(stmt, spec.table, sort_key, after).limit(limit + 1)
-        rows = [dict(r) for r in self.session.execute(stmt).mappings()]
+        rows = [dict(r) for r in self.conn.execute(stmt).mappings()]
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -171,17 +203,19 @@ class Records:
             data.setdefault("team_id", self.principal.team_id)
         if spec.versioned:
             data.update(created_at=now, updated_at=now, version=1)
-        new_id = self.session.execute(
-            insert(spec.table).values(**data).returning(spec.table.c.id)
-        ).scalar_one()
+        new_id = self.conn.execute(insert(spec.table).values(**data).returning(spec.table.c.id)).scalar_one()
         self.audit("create", spec.name, new_id, fields=list(values))
         return self.get(spec, new_id, audit_action=None)
+
+    def locate(self, spec: ResourceSpec, record_id: int, action: Action) -> Grant:
+        """404 unless the record is in scope, 403 unless the role may ``action`` it."""
+        return self._locate_for_write(spec, record_id, action)
 
     def _locate_for_write(self, spec: ResourceSpec, record_id: int, action: Action) -> Grant:
         grant = self.principal.grant(spec.name)
         visible = (
             grant.allows(Action.read)
-            and self.session.execute(
+            and self.conn.execute(
                 select(spec.table.c.id).where(spec.table.c.id == record_id, self.visible(spec, grant))
             ).first()
         )
@@ -228,7 +262,7 @@ class Records:
             data["version"] = t.c.version + 1
             if expected_version is not None:
                 conds.append(t.c.version == expected_version)
-        result = self.session.execute(update(t).where(*conds).values(**data))
+        result = self.conn.execute(update(t).where(*conds).values(**data))
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise PreconditionFailed(
                 f"{spec.name.replace('_', ' ')} {record_id} was changed by someone else; "
@@ -251,7 +285,7 @@ class Records:
             )
         else:
             stmt = delete(t).where(*conds)
-        if self.session.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
+        if self.conn.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
             raise PreconditionFailed(
                 f"{spec.name.replace('_', ' ')} {record_id} was changed by someone else; reload it"
             )

@@ -16,12 +16,16 @@ import orjson
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from rapport.models.base import utcnow
+from rapport.models.base import table_of, utcnow
 from rapport.models.system import AuditEvent
 
 GENESIS = "0" * 64
 # Arbitrary constant identifying the audit chain's advisory lock on PostgreSQL.
 _PG_CHAIN_LOCK = 7_316_452_019
+
+
+_LAST_EVENT = select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+_INSERT_EVENT = insert(table_of(AuditEvent))
 
 
 @dataclass(slots=True)
@@ -68,9 +72,8 @@ def append_events(session: Session, events: Iterable[PendingEvent]) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders across processes; released at commit.
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHAIN_LOCK})
-    last = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
+    conn = session.connection()
+    last = conn.execute(_LAST_EVENT).first()
     seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     rows = []
     for ev in pending:
@@ -92,7 +95,7 @@ def append_events(session: Session, events: Iterable[PendingEvent]) -> None:
         }
         row["hash"] = prev = event_hash(prev, seq, row)
         rows.append(row)
-    session.execute(insert(AuditEvent), rows)
+    conn.execute(_INSERT_EVENT, rows)
 
 
 @dataclass(slots=True)

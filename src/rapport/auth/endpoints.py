@@ -20,7 +20,7 @@ from rapport.auth.schemas import (
 )
 from rapport.crud import RecordId, problem_responses
 from rapport.deps import CurrentPrincipal, DbSession, client_ip
-from rapport.errors import InvalidInput, NotFound
+from rapport.errors import InvalidInput, NotFound, error_response
 from rapport.http import JSON
 from rapport.models import ApiKey, User
 from rapport.models.base import utcnow
@@ -78,13 +78,18 @@ def login(request: Request, db: DbSession, username: Username, password: Passwor
     responses=problem_responses(401, 422),
 )
 def refresh(body: RefreshIn, request: Request, db: DbSession) -> Response:
-    issued = service.refresh(
-        db,
-        request.app.state.settings,
-        body.refresh_token,
-        client_ip(request),
-        getattr(request.state, "request_id", None),
-    )
+    try:
+        issued = service.refresh(
+            db,
+            request.app.state.settings,
+            body.refresh_token,
+            client_ip(request),
+            getattr(request.state, "request_id", None),
+        )
+    except service.RefreshReused as exc:
+        # Answer without raising so the unit of work commits the family's revocation; a raised
+        # error would roll it back and leave the thief's freshly rotated tokens alive.
+        return error_response(request, exc)
     return _tokens(issued)
 
 

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from rapport.access.policy import Role
@@ -27,6 +27,10 @@ from rapport.security.tokens import (
     digest,
     new_secret,
 )
+
+
+class RefreshReused(NotAuthenticated):
+    """A spent refresh token came back: its family is revoked, and that revocation must be kept."""
 
 
 @dataclass(slots=True)
@@ -151,7 +155,7 @@ def refresh(
     if token.revoked_at is not None:
         revoke_family(session, token.family)
         _audit(session, "refresh", "denied", user.id, ip, request_id, reason="reused")
-        raise NotAuthenticated("refresh token already used or revoked; log in again")
+        raise RefreshReused("refresh token already used or revoked; log in again")
     if token.expires_at <= now or not user.is_active:
         raise NotAuthenticated("refresh token expired or account disabled; log in again")
     token.revoked_at = now
@@ -200,6 +204,8 @@ _TOKEN_LOOKUP = select(
     User.is_active,
     User.preferred_language,
 ).join(User, User.id == AuthToken.user_id)
+# Built once: constructing a statement costs more than running it on the hot path.
+_ACCESS_BY_DIGEST = _TOKEN_LOOKUP.where(AuthToken.token_hash == bindparam("digest"), AuthToken.kind == "access")
 
 _KEY_LOOKUP = select(
     ApiKey.id,
@@ -213,18 +219,17 @@ _KEY_LOOKUP = select(
     User.is_active,
     User.preferred_language,
 ).join(User, User.id == ApiKey.user_id)
+_KEY_BY_DIGEST = _KEY_LOOKUP.where(ApiKey.key_hash == bindparam("digest"))
 
 
 def resolve(session: Session, secret: str, *, ip: str | None, request_id: str | None) -> Principal:
     now = utcnow()
     row: Any
     if secret.startswith(ACCESS_PREFIX):
-        row = session.execute(
-            _TOKEN_LOOKUP.where(AuthToken.token_hash == digest(secret), AuthToken.kind == "access")
-        ).first()
+        row = session.connection().execute(_ACCESS_BY_DIGEST, {"digest": digest(secret)}).first()
         kind, scopes = "user", None
     elif secret.startswith(API_KEY_PREFIX):
-        row = session.execute(_KEY_LOOKUP.where(ApiKey.key_hash == digest(secret))).first()
+        row = session.connection().execute(_KEY_BY_DIGEST, {"digest": digest(secret)}).first()
         kind = "api_key"
         scopes = frozenset(row.scopes) if row is not None else None
     else:

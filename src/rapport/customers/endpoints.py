@@ -26,7 +26,7 @@ mount(router, contact_points)
     operation_id="get_customer_360",
     responses=problem_responses(401, 403, 404, 422),
 )
-def customer_360(
+async def customer_360(
     record_id: RecordId, recs: Recs, timeline_limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> Response:
     return JSON(customers.view_360(recs, record_id, timeline_limit))

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from rapport.access.specs import CONTACT_POINT, CUSTOMER
@@ -18,14 +18,28 @@ _TAGS = table_of(CustomerTag)
 _TERMS = table_of(CustomerSearchTerm)
 
 
+_TAGS_OF = (
+    select(_TAGS.c.customer_id, _TAGS.c.tag)
+    .where(_TAGS.c.customer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_TAGS.c.tag)
+)
+
+_TAGS_OF_ONE = (
+    select(_TAGS.c.customer_id, _TAGS.c.tag)
+    .where(_TAGS.c.customer_id == bindparam("id"))
+    .order_by(_TAGS.c.tag)
+)
+
+
 def tags_by_customer(session: Session, ids: Iterable[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = defaultdict(list)
     ids = list(ids)
     if not ids:
         return out
-    rows = session.execute(
-        select(_TAGS.c.customer_id, _TAGS.c.tag).where(_TAGS.c.customer_id.in_(ids)).order_by(_TAGS.c.tag)
-    )
+    if len(ids) == 1:  # the common single-record read skips the expanding IN
+        rows = session.connection().execute(_TAGS_OF_ONE, {"id": ids[0]})
+    else:
+        rows = session.connection().execute(_TAGS_OF, {"ids": ids})
     for cid, tag in rows:
         out[cid].append(tag)
     return out

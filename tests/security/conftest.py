@@ -1,0 +1,102 @@
+"""Two teams, North and East, each with one record of every kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import insert
+
+from rapport.models import ApiKey, CustomField
+from rapport.models.base import utcnow
+from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
+from tests.factories import Factory
+
+
+@dataclass(frozen=True)
+class Side:
+    """One team's records, keyed by the collection segment that names them in paths."""
+
+    team: int
+    rep: int
+    records: dict[str, int]
+
+
+def api_key(factory: Factory, user_id: int, scopes: list[str]) -> int:
+    secret = new_secret(API_KEY_PREFIX)
+    now = utcnow()
+    return int(
+        factory.conn.execute(
+            insert(ApiKey)
+            .values(
+                name="walk key",
+                prefix=secret[:12],
+                key_hash=digest(secret),
+                user_id=user_id,
+                scopes=scopes,
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            .returning(ApiKey.id)
+        ).scalar_one()
+    )
+
+
+def custom_field(factory: Factory) -> int:
+    now = utcnow()
+    return int(
+        factory.conn.execute(
+            insert(CustomField)
+            .values(
+                entity="customer",
+                key="loyalty_tier",
+                label="Loyalty tier",
+                field_type="choice",
+                choices=["gold", "silver"],
+                required=False,
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            .returning(CustomField.id)
+        ).scalar_one()
+    )
+
+
+def build_side(factory: Factory, product: int, field: int) -> Side:
+    team = factory.team()
+    rep = factory.user("sales_rep", team)
+    customer = factory.customer(owner_id=rep, team_id=team, display_name="北方客户")
+    order = factory.order(customer)
+    factory.order_line(order, product)
+    records = {
+        "customers": customer,
+        "contact-points": factory.contact(customer, kind="email", value="north@example.com"),
+        "organisations": factory.organisation(owner_id=rep, team_id=team),
+        "orders": order,
+        "interactions": factory.interaction(customer, author_id=rep),
+        "tasks": factory.task(customer, assignee_id=rep),
+        "users": rep,
+        "teams": team,
+        "api-keys": api_key(factory, rep, ["customer:read"]),
+        # Global catalogues: the same row on both sides.
+        "products": product,
+        "custom-fields": field,
+    }
+    return Side(team, rep, records)
+
+
+@dataclass(frozen=True)
+class World:
+    north: Side
+    east: Side
+    product: int
+
+
+@pytest.fixture
+def world(factory: Factory) -> World:
+    product, field = factory.product(), custom_field(factory)
+    return World(
+        north=build_side(factory, product, field), east=build_side(factory, product, field), product=product
+    )
