@@ -32,7 +32,8 @@ typecheck: setup
 	$(BIN)/mypy
 
 migrations-check: setup
-	$(BIN)/rapport db check --url sqlite:///$(CURDIR)/.venv/drift-check.db
+	rm -f $(VENV)/drift-check.db
+	$(BIN)/rapport db check --url sqlite:///$(CURDIR)/$(VENV)/drift-check.db
 
 pytest: setup
 	$(BIN)/pytest -q
@@ -41,7 +42,6 @@ test: lint typecheck migrations-check pytest
 
 test-pg: setup
 	RAPPORT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q
-	$(BIN)/rapport db check --url $(PG_TEST_URL)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -87,7 +87,9 @@ def api_schema(settings: Settings, fuzz_db: Database) -> schemathesis.BaseSchema
     return schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, config=config)
 
 
-def test_api_conforms_to_its_schema(api_schema: schemathesis.BaseSchema, fuzz_db: Database, fuzz_admin: int) -> None:
+def test_api_conforms_to_its_schema(
+    api_schema: schemathesis.BaseSchema, fuzz_db: Database, fuzz_admin: int
+) -> None:
     # schemathesis.pytest.from_fixture does not work with pytest 9 (it reads a removed private
     # node attribute), so each operation's strategy is driven by Hypothesis directly, with the
     # same default checks that call_and_validate applies.

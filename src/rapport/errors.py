@@ -129,11 +129,14 @@ def error_response(request: Request | None, exc: RapportError) -> Response:
 
 
 def _clean_loc(loc: Any) -> list[str | int]:
-    return (
-        [p for p in loc if p not in ("body", "query", "path", "header")]
-        if isinstance(loc, (list, tuple))
-        else [str(loc)]
-    )
+    if not isinstance(loc, (list, tuple)):
+        return [str(loc)]
+    # Only the leading segment says where the value came from; a field may itself be named
+    # "body" (an interaction's text) and must keep its name.
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return parts
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -193,7 +196,12 @@ def install_error_handlers(app: FastAPI) -> None:
                 "Invalid input",
                 "body: could not be parsed; send UTF-8 encoded JSON",
                 errors=[
-                    {"loc": ["body"], "field": "body", "message": "could not be parsed", "type": "body_invalid"}
+                    {
+                        "loc": ["body"],
+                        "field": "body",
+                        "message": "could not be parsed",
+                        "type": "body_invalid",
+                    }
                 ],
             )
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))

@@ -55,7 +55,7 @@ def test_bad_input_is_422_and_stores_nothing(client: TestClient, factory: Factor
     assert factory.scalar(select(func.count()).select_from(Organisation)) == before
 
 
-def test_attributes_follow_custom_field_definitions(client: TestClient, factory: Factory, db: object) -> None:
+def test_attributes_follow_custom_field_definitions(client: TestClient, factory: Factory) -> None:
     team = factory.team()
     rep = factory.user("sales_rep", team)
     factory.conn.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from rapport.models import Order
 from tests.factories import Factory
 from tests.security.conftest import World
 from tests.security.walk import Examples, find_keys, operations, request, required_query
@@ -20,9 +21,8 @@ def test_service_rep_never_receives_order_costs_or_margins(
     h = factory.auth(service)
     order = world.north.records["orders"]
     # The seeded rows hold costs, so their absence below is the mask, not missing data.
-    assert factory.conn.exec_driver_sql(
-        f"SELECT cost_amount, margin_amount FROM sales_order WHERE id = {order}"
-    ).one() == (60, 40)
+    stored = factory.row(Order, order)
+    assert (stored["cost_amount"], stored["margin_amount"]) == (60, 40)
     listing = client.get("/api/v1/orders", headers=h)
     assert listing.status_code == 200, listing.text
     items = listing.json()["items"]

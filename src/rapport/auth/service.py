@@ -205,7 +205,9 @@ _TOKEN_LOOKUP = select(
     User.preferred_language,
 ).join(User, User.id == AuthToken.user_id)
 # Built once: constructing a statement costs more than running it on the hot path.
-_ACCESS_BY_DIGEST = _TOKEN_LOOKUP.where(AuthToken.token_hash == bindparam("digest"), AuthToken.kind == "access")
+_ACCESS_BY_DIGEST = _TOKEN_LOOKUP.where(
+    AuthToken.token_hash == bindparam("digest"), AuthToken.kind == "access"
+)
 
 _KEY_LOOKUP = select(
     ApiKey.id,

@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from multiprocessing import get_context
@@ -106,7 +107,7 @@ class DemoConfig:
     password: str = DEFAULT_DEMO_PASSWORD
     max_orders_per_customer: int = DEFAULT_MAX_ORDERS
     chunk_size: int = 5000  # customers per generated chunk; part of what the seed reproduces
-    workers: int | None = None  # generator processes; None: one per core when there are 2+ chunks
+    workers: int | None = None  # generator processes; 0: generate in-process; None: cores - 1
 
 
 @dataclass(slots=True)
@@ -173,6 +174,20 @@ class _Writer:
         # Table and column names come from the models, never from input.
         sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608
         self.conn.exec_driver_sql(sql, list(map(tuple, rows)))
+
+
+@contextmanager
+def _sqlite_cache(conn: Connection) -> Iterator[None]:
+    """A bigger page cache while loading: index inserts at random keys otherwise thrash it."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql("PRAGMA cache_size=-262144")  # KiB: 256 MiB
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before or -2000)}")
 
 
 class _Loader:
@@ -369,9 +384,12 @@ class _Loader:
     def _chunks(self, ctx: Context) -> Iterator[Chunk]:
         size, total = max(1, self.config.chunk_size), self.config.customers
         specs = [(k, first, min(size, total - first)) for k, first in enumerate(range(0, total, size))]
-        workers = self.config.workers if self.config.workers is not None else (os.cpu_count() or 1)
+        workers = self.config.workers
+        if workers is None:
+            # The loading process writes while the others generate; a lone chunk is not worth a pool.
+            workers = max(1, (os.cpu_count() or 1) - 1) if len(specs) > 1 else 0
         workers = min(workers, len(specs))
-        if workers <= 1:
+        if workers == 0:
             init_worker(ctx)
             for spec in specs:
                 yield generate_chunk(*spec)
@@ -405,21 +423,25 @@ class _Loader:
         writer = _Writer(conn)
         first_customer, done = None, 0
         self.progress("customers", 0, total)
-        for chunk in self._chunks(ctx):
-            orders, lines = chunk.rows["sales_order"], chunk.rows["order_line"]
-            shift = self._take_ids("sales_order", len(orders)) - 1  # chunk-local ids start at 1
-            for order in orders:
-                order[0] += shift
-            for line in lines:
-                line[0] += shift
-            for table in TABLES:
-                writer.write(table, COLUMNS[table], chunk.rows[table])
-                self.counts[COUNT_NAMES[table]] += len(chunk.rows[table])
-            if first_customer is None:
-                first_customer = chunk.first_customer
-            done += len(chunk.rows["customer"])
-            self.progress("customers", done, total)
+        with _sqlite_cache(conn):
+            for chunk in self._chunks(ctx):
+                self._write_chunk(writer, chunk)
+                if first_customer is None:
+                    first_customer = chunk.first_customer
+                done += len(chunk.rows["customer"])
+                self.progress("customers", done, total)
         return first_customer
+
+    def _write_chunk(self, writer: _Writer, chunk: Chunk) -> None:
+        orders, lines = chunk.rows["sales_order"], chunk.rows["order_line"]
+        shift = self._take_ids("sales_order", len(orders)) - 1  # chunk-local ids start at 1
+        for order in orders:
+            order[0] += shift
+        for line in lines:
+            line[0] += shift
+        for table in TABLES:
+            writer.write(table, COLUMNS[table], chunk.rows[table])
+            self.counts[COUNT_NAMES[table]] += len(chunk.rows[table])
 
     def run(self) -> DemoResult:
         started = time.perf_counter()
