@@ -71,7 +71,9 @@ def test_only_author_rep_may_edit(client: TestClient, factory: Factory) -> None:
     cid = factory.customer(author, team)
     iid = factory.interaction(cid, author_id=author, subject="原始")
     r = client.patch(
-        f"{API}/{iid}", json={"subject": "改写"}, headers={**factory.auth(colleague), "If-Match": f'"{iid}.1"'}
+        f"{API}/{iid}",
+        json={"subject": "改写"},
+        headers={**factory.auth(colleague), "If-Match": f'"{iid}.1"'},
     )
     assert r.status_code == 403
     r = client.patch(

@@ -32,7 +32,9 @@ def test_create_defaults_to_me_and_checks_assignee(client: TestClient, factory: 
         None,
     )
     assert dt.datetime.fromisoformat(body["due_at"]) == due
-    assert client.post(url, json={"title": "交接", "assignee_id": mate}, headers=h).json()["assignee_id"] == mate
+    assert (
+        client.post(url, json={"title": "交接", "assignee_id": mate}, headers=h).json()["assignee_id"] == mate
+    )
     for assignee, message in (
         (stranger, f"no user {stranger} that you can see"),
         (gone, f"user {gone} is disabled"),
@@ -97,7 +99,10 @@ def test_mine_overdue_and_due_before(client: TestClient, factory: Factory) -> No
     assert ids() == [late_done, late, soon, later, undated]
     assert ids(mine="true") == [late_done, late, soon, undated]
     assert ids(overdue="true") == [late]
-    assert ids(mine="true", status="open", due_before=(now + dt.timedelta(days=1)).isoformat()) == [late, soon]
+    assert ids(mine="true", status="open", due_before=(now + dt.timedelta(days=1)).isoformat()) == [
+        late,
+        soon,
+    ]
     assert ids(sort="-due_at") == [undated, later, soon, late, late_done]
     assert ids(assignee_id=mate) == [later]
 

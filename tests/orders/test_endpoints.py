@@ -54,9 +54,20 @@ def test_server_prices_the_order(client: TestClient, factory: Factory, shop: dic
     assert body["status"] == "pending" and body["paid_at"] is None
     assert body["order_number"].startswith("SO-") and len(body["order_number"]) == 20
     # 3 × 128 − 20 = 364; 2 × 30 = 60; cost 3 × 52.5 + 2 × 12 = 181.5
-    assert (body["total_amount"], body["cost_amount"], body["margin_amount"]) == ("424.00", "181.50", "242.50")
+    assert (body["total_amount"], body["cost_amount"], body["margin_amount"]) == (
+        "424.00",
+        "181.50",
+        "242.50",
+    )
     lines = [
-        (ln["product_id"], ln["quantity"], ln["unit_price"], ln["unit_cost"], ln["discount_amount"], ln["line_total"])
+        (
+            ln["product_id"],
+            ln["quantity"],
+            ln["unit_price"],
+            ln["unit_cost"],
+            ln["discount_amount"],
+            ln["line_total"],
+        )
         for ln in body["lines"]
     ]
     assert lines == [
@@ -161,7 +172,9 @@ def test_bad_line_input(
     assert r.json()["errors"][0]["field"] == field
 
 
-def test_too_many_lines_and_too_large_totals(client: TestClient, factory: Factory, shop: dict[str, int]) -> None:
+def test_too_many_lines_and_too_large_totals(
+    client: TestClient, factory: Factory, shop: dict[str, int]
+) -> None:
     h = factory.auth(shop["rep"])
     url = f"/api/v1/customers/{shop['customer']}/orders"
     many = _order([{"product_id": shop["tea"], "quantity": 1}] * 501)
@@ -200,7 +213,9 @@ def test_imported_completed_order_gets_its_timestamps(
 
 
 def _patch(client: TestClient, h: dict[str, str], oid: int, version: int, status: str) -> Any:
-    return client.patch(f"{API}/{oid}", json={"status": status}, headers={**h, "If-Match": f'"{oid}.{version}"'})
+    return client.patch(
+        f"{API}/{oid}", json={"status": status}, headers={**h, "If-Match": f'"{oid}.{version}"'}
+    )
 
 
 def test_status_state_machine(client: TestClient, factory: Factory, shop: dict[str, int]) -> None:
@@ -252,7 +267,9 @@ def test_sales_rep_may_create_but_not_progress_or_delete(
     assert factory.scalar(select(func.count()).select_from(OrderLine).where(OrderLine.order_id == oid)) == 0
 
 
-def test_service_rep_sees_no_costs_or_margins(client: TestClient, factory: Factory, shop: dict[str, int]) -> None:
+def test_service_rep_sees_no_costs_or_margins(
+    client: TestClient, factory: Factory, shop: dict[str, int]
+) -> None:
     oid = factory.order(shop["customer"], total=Decimal("100.00"))
     factory.order_line(oid, shop["tea"], quantity=1, unit_price=Decimal("100.00"))
     svc = factory.auth(factory.user("service_rep", factory.team()))

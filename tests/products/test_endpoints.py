@@ -74,7 +74,9 @@ def test_duplicate_sku_is_409_on_create_and_update(client: TestClient, factory: 
     assert factory.row(Product, other)["sku"] == "TEA-002"
     # Re-sending its own SKU is not a conflict.
     r = client.patch(
-        f"{API}/{existing}", json={"sku": "TEA-001", "name": "新"}, headers={**h, "If-Match": f'"{existing}.1"'}
+        f"{API}/{existing}",
+        json={"sku": "TEA-001", "name": "新"},
+        headers={**h, "If-Match": f'"{existing}.1"'},
     )
     assert r.status_code == 200 and r.json()["name"] == "新"
 
@@ -150,7 +152,8 @@ def test_delete_refused_while_on_orders(client: TestClient, factory: Factory) ->
     r = client.delete(f"{API}/{used}", headers={**h, "If-Match": f'"{used}.1"'})
     assert r.status_code == 409
     assert r.json()["detail"] == (
-        f"product {used} appears on orders and cannot be deleted; set is_active to false to withdraw it from sale"
+        f"product {used} appears on orders and cannot be deleted; "
+        "set is_active to false to withdraw it from sale"
     )
     stale = client.delete(f"{API}/{unused}", headers={**h, "If-Match": f'"{unused}.5"'})
     assert stale.status_code == 412

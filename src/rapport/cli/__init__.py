@@ -1,0 +1,1 @@
+"""The ``rapport`` command line: serve, migrate, load demo data, manage users, verify the audit chain."""

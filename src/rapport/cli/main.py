@@ -1,0 +1,30 @@
+"""Entry point: ``rapport`` (declared in pyproject.toml as ``rapport.cli.main:app``).
+
+Exit codes: 0 success, 1 a failure the message explains (bad input, broken chain, drift, database
+unreachable), 2 a usage error (unknown option, missing argument), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from rapport.cli import audit, db, users
+from rapport.cli.demo import demo
+from rapport.cli.serve import serve
+
+app = typer.Typer(
+    name="rapport",
+    help="Rapport: a self-hosted, privacy-first CRM.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(serve)
+app.command()(demo)
+app.add_typer(db.app, name="db")
+app.add_typer(users.user_app, name="user")
+app.add_typer(users.team_app, name="team")
+app.add_typer(audit.app, name="audit")
+
+if __name__ == "__main__":
+    app()
