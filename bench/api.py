@@ -73,19 +73,31 @@ end
 """
 
 
-def run_wrk(base: str, paths: list[str], token: str, seconds: int, conns: int, method: str = "GET",
-            body: str | None = None) -> dict[str, float]:
+def run_wrk(
+    base: str,
+    paths: list[str],
+    token: str,
+    seconds: int,
+    conns: int,
+    method: str = "GET",
+    body: str | None = None,
+) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(_LUA % {
-            "paths": ",".join(f'"{p}"' for p in paths),
-            "method": method,
-            "body": "[[" + body + "]]" if body else "nil",
-            "token": token,
-        })
+        f.write(
+            _LUA
+            % {
+                "paths": ",".join(f'"{p}"' for p in paths),
+                "method": method,
+                "body": "[[" + body + "]]" if body else "nil",
+                "token": token,
+            }
+        )
         script = f.name
     out = subprocess.run(
         ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", script, base],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     os.unlink(script)
     return parse_wrk(out)
@@ -105,8 +117,13 @@ def parse_wrk(out: str) -> dict[str, float]:
     p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-            "socket_errors": 1.0 if errors else 0.0}
+    return {
+        "rps": rps,
+        "p50": p50,
+        "p99": p99,
+        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
 
 
 def main() -> None:
@@ -127,31 +144,59 @@ def main() -> None:
     env.pop("RAPPORT_DATABASE_URL", None)
     if not db_path.exists():
         t0 = time.monotonic()
-        subprocess.run([str(BIN / "rapport"), "demo", "--customers", str(args.customers), "--seed", "7"],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(BIN / "rapport"), "demo", "--customers", str(args.customers), "--seed", "7"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         print(f"demo load: {args.customers} customers in {time.monotonic() - t0:.1f}s")
 
     conn = sqlite3.connect(db_path)
-    (team_id,) = conn.execute(
-        "SELECT team_id FROM app_user WHERE username = 'sales.east'").fetchone()
-    ids = [r[0] for r in conn.execute(
-        "SELECT id FROM customer WHERE team_id = ? ORDER BY id LIMIT 2000", (team_id,))]
+    (team_id,) = conn.execute("SELECT team_id FROM app_user WHERE username = 'sales.east'").fetchone()
+    ids = [
+        r[0]
+        for r in conn.execute("SELECT id FROM customer WHERE team_id = ? ORDER BY id LIMIT 2000", (team_id,))
+    ]
     all_ids = [r[0] for r in conn.execute("SELECT id FROM customer ORDER BY random() LIMIT 2000")]
-    phones = [r[0] for r in conn.execute(
-        "SELECT cp.value_normalized FROM contact_point cp JOIN customer c ON c.id = cp.customer_id "
-        "WHERE cp.kind = 'phone' AND c.team_id = ? LIMIT 500", (team_id,))]
-    surnames = [r[0] for r in conn.execute(
-        "SELECT DISTINCT substr(display_name, 1, 2) FROM customer WHERE team_id = ? LIMIT 50", (team_id,))]
+    phones = [
+        r[0]
+        for r in conn.execute(
+            "SELECT cp.value_normalized FROM contact_point cp JOIN customer c ON c.id = cp.customer_id "
+            "WHERE cp.kind = 'phone' AND c.team_id = ? LIMIT 500",
+            (team_id,),
+        )
+    ]
+    surnames = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT substr(display_name, 1, 2) FROM customer WHERE team_id = ? LIMIT 50", (team_id,)
+        )
+    ]
     total = conn.execute("SELECT count(*) FROM customer").fetchone()[0]
     conn.close()
 
     raw_port, app_port = free_port(), free_port()
     procs = [
-        subprocess.Popen([str(BIN / "uvicorn"), "bench.raw_baseline:app", "--port", str(raw_port),
-                          "--log-level", "warning", "--no-access-log"],
-                         cwd=ROOT, env={**env, "RAW_DB_PATH": str(db_path)}),
-        subprocess.Popen([str(BIN / "rapport"), "serve", "--port", str(app_port)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [
+                str(BIN / "uvicorn"),
+                "bench.raw_baseline:app",
+                "--port",
+                str(raw_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env={**env, "RAW_DB_PATH": str(db_path)},
+        ),
+        subprocess.Popen(
+            [str(BIN / "rapport"), "serve", "--port", str(app_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     try:
         raw, base = f"http://127.0.0.1:{raw_port}", f"http://127.0.0.1:{app_port}"
@@ -160,16 +205,32 @@ def main() -> None:
         token = login(base, "sales.east", password)
         secs, conns = args.duration, args.connections
         scenarios = {
-            "raw GET by id (limit)": lambda: run_wrk(raw, [f"/raw/customers/{i}" for i in all_ids], token, secs, conns),
-            "GET customer by id": lambda: run_wrk(base, [f"/api/v1/customers/{i}" for i in ids], token, secs, conns),
+            "raw GET by id (limit)": lambda: run_wrk(
+                raw, [f"/raw/customers/{i}" for i in all_ids], token, secs, conns
+            ),
+            "GET customer by id": lambda: run_wrk(
+                base, [f"/api/v1/customers/{i}" for i in ids], token, secs, conns
+            ),
             "list customers (50)": lambda: run_wrk(base, ["/api/v1/customers?limit=50"], token, secs, conns),
             "search by name": lambda: run_wrk(
-                base, [f"/api/v1/customers?q={urllib.parse.quote(s)}&limit=20" for s in surnames], token, secs, conns),
+                base,
+                [f"/api/v1/customers?q={urllib.parse.quote(s)}&limit=20" for s in surnames],
+                token,
+                secs,
+                conns,
+            ),
             "search by phone": lambda: run_wrk(
-                base, [f"/api/v1/customers?q={urllib.parse.quote(p)}" for p in phones], token, secs, conns),
+                base, [f"/api/v1/customers?q={urllib.parse.quote(p)}" for p in phones], token, secs, conns
+            ),
             "create customer": lambda: run_wrk(
-                base, ["/api/v1/customers"], token, secs, conns, "POST",
-                '{"display_name": "压测客户NUM", "tags": ["bench"]}'),
+                base,
+                ["/api/v1/customers"],
+                token,
+                secs,
+                conns,
+                "POST",
+                '{"display_name": "压测客户NUM", "tags": ["bench"]}',
+            ),
         }
         wanted = set(args.only.split(",")) if args.only else None
         results = {}

@@ -30,9 +30,7 @@ def _conn() -> sqlite3.Connection:
 
 def customer(request: Request) -> Response:
     row = (
-        _conn()
-        .execute("SELECT * FROM customer WHERE id = ?", (int(request.path_params["cid"]),))
-        .fetchone()
+        _conn().execute("SELECT * FROM customer WHERE id = ?", (int(request.path_params["cid"]),)).fetchone()
     )
     if row is None:
         return Response(b'{"detail":"not found"}', status_code=404, media_type="application/json")

@@ -85,10 +85,15 @@ def database(connection: Connection) -> Database:
 
 
 @pytest.fixture
-def db(database: Database) -> Iterator[Session]:
-    """A session for arranging and inspecting data inside the test's transaction."""
-    with database.unit(write=True) as session:
-        yield session
+def db(connection: Connection) -> Iterator[Session]:
+    """A session for arranging and inspecting data inside the test's transaction.
+
+    Deliberately not a Database unit: a unit holds SQLite's process write lock for its whole
+    life, and requests made through ``client`` in the same test need that lock.
+    """
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    yield session
+    session.close()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from rapport.access.records import Records, Row
 from rapport.access.specs import CUSTOMER, ResourceSpec
 from rapport.deps import CurrentPrincipal, DbSession, Recs
 from rapport.errors import Conflict, Forbidden, PreconditionFailed, RapportError, invalid_field
-from rapport.http import JSON, expected_version, idempotent, json_record
+from rapport.http import JSON, etag, expected_version, idempotent, json_record
 from rapport.schemas import ListParams, Output
 
 RecordId = Annotated[int, Path(ge=1, le=2**53, description="Record id")]
@@ -285,6 +285,11 @@ def mount(router: APIRouter, res: Resource) -> None:
         def delete_record(record_id: RecordId, request: Request, recs: Recs) -> Response:
             version = expected_version(request, record_id)
             res.do_delete(recs, record_id, version)
+            if spec.soft_delete:
+                # The ETag of the deleted state is what POST .../restore needs as If-Match.
+                return Response(
+                    status_code=204, headers={"ETag": etag(record_id, recs.version_of(spec, record_id))}
+                )
             return Response(status_code=204)
 
         router.add_api_route(
@@ -296,6 +301,24 @@ def mount(router: APIRouter, res: Resource) -> None:
             summary=f"Delete a {name} (send If-Match)",
             operation_id=f"delete_{spec.name}",
             responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+        )
+
+    if res.deletable and spec.soft_delete:
+
+        def restore_record(record_id: RecordId, request: Request, recs: Recs) -> Response:
+            version = expected_version(request, record_id)
+            recs.restore(spec, record_id, version)
+            return json_record(res.get_after_write(recs, record_id))
+
+        router.add_api_route(
+            f"/{path}/{{record_id}}/restore",
+            restore_record,
+            methods=["POST"],
+            response_model=read,
+            tags=tags,
+            summary=f"Undo the deletion of a {name} (If-Match: the ETag the DELETE returned)",
+            operation_id=f"restore_{spec.name}",
+            responses=problem_responses(401, 403, 404, 412, 422, 428),
         )
 
 

@@ -125,3 +125,35 @@ def test_analyst_reads_pseudonymised(client: TestClient, factory: Factory) -> No
     assert not {"display_name", "family_name", "given_name", "name_latin", "birth_date"} & set(body)
     r = client.get("/api/v1/customers", params={"q": "张伟"}, headers=factory.auth(analyst))
     assert r.status_code == 403
+
+
+def test_soft_delete_hides_the_customer_and_restore_brings_it_back(
+    client: TestClient, factory: Factory
+) -> None:
+    team = factory.team()
+    lead = factory.user("team_lead", team)
+    cid = factory.customer(owner_id=lead, team_id=team, display_name="周杰")
+    h = factory.auth(lead)
+    gone = client.delete(f"/api/v1/customers/{cid}", headers={**h, "If-Match": f'"{cid}.1"'})
+    assert gone.status_code == 204
+    assert gone.headers["etag"] == f'"{cid}.2"'
+    assert client.get(f"/api/v1/customers/{cid}", headers=h).status_code == 404
+    assert factory.row(Customer, cid)["deleted_at"] is not None
+    assert (
+        client.post(f"/api/v1/customers/{cid}/restore", headers={**h, "If-Match": f'"{cid}.1"'}).status_code
+        == 412
+    )
+    back = client.post(f"/api/v1/customers/{cid}/restore", headers={**h, "If-Match": f'"{cid}.2"'})
+    assert back.status_code == 200
+    assert back.json()["display_name"] == "周杰"
+    assert back.json()["version"] == 3
+    assert client.get(f"/api/v1/customers/{cid}", headers=h).json()["id"] == cid
+
+
+def test_sales_rep_cannot_delete_or_restore(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    rep = factory.user("sales_rep", team)
+    cid = factory.customer(owner_id=rep, team_id=team)
+    h = {**factory.auth(rep), "If-Match": f'"{cid}.1"'}
+    assert client.delete(f"/api/v1/customers/{cid}", headers=h).status_code == 403
+    assert factory.row(Customer, cid)["deleted_at"] is None

@@ -80,6 +80,9 @@ def _grants(scope: Scope, table: dict[str, frozenset[Action]], **hidden: frozens
 
 def _build() -> dict[Role, dict[str, Grant]]:
     everything = dict.fromkeys(RESOURCES, _FULL)
+    # Users are disabled, never deleted (their ids stay in the audit chain); the chain is read-only.
+    everything["user"] = _FULL - {Action.delete}
+    everything["audit"] = _RX
     policy: dict[Role, dict[str, Grant]] = {Role.admin: _grants(Scope.all, everything)}
 
     lead = _grants(

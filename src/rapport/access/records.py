@@ -117,9 +117,9 @@ class Records:
     def _params(self, **extra: Any) -> dict[str, Any]:
         return {"_uid": self.principal.user_id, "_tid": self.principal.team_id, **extra}
 
-    def _owned(self, t: Any, scope: Scope) -> ColumnElement[bool]:
+    def _owned(self, t: Any, scope: Scope, *, deleted: bool = False) -> ColumnElement[bool]:
         p = self.principal
-        live = t.c.deleted_at.is_(None)
+        live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
         if scope is Scope.all:
             return live  # type: ignore[no-any-return]
         mine = t.c.owner_id == self._uid
@@ -263,7 +263,7 @@ class Records:
             if expected_version is not None:
                 conds.append(t.c.version == expected_version)
         result = self.conn.execute(update(t).where(*conds).values(**data))
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if result.rowcount == 0:
             raise PreconditionFailed(
                 f"{spec.name.replace('_', ' ')} {record_id} was changed by someone else; "
                 "reload it and apply your change again"
@@ -285,11 +285,43 @@ class Records:
             )
         else:
             stmt = delete(t).where(*conds)
-        if self.conn.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
+        if self.conn.execute(stmt).rowcount == 0:
             raise PreconditionFailed(
                 f"{spec.name.replace('_', ' ')} {record_id} was changed by someone else; reload it"
             )
         self.audit("delete", spec.name, record_id)
+
+    def restore(self, spec: ResourceSpec, record_id: int, expected_version: int) -> Row:
+        """Undo a soft delete: same scope as the delete was, and the same permission."""
+        grant = self.principal.grant(spec.name)
+        t = spec.table
+        found = (
+            grant.allows(Action.read)
+            and self.conn.execute(
+                select(t.c.id).where(t.c.id == record_id, self._owned(t, grant.scope, deleted=True))
+            ).first()
+        )
+        if not found:
+            self.not_found(spec, record_id)
+        if not grant.allows(Action.delete):
+            self.audit("restore", spec.name, record_id, outcome="denied")
+            raise Forbidden(f"your role may not restore {spec.name.replace('_', ' ')} records")
+        done = self.conn.execute(
+            update(t)
+            .where(t.c.id == record_id, t.c.version == expected_version)
+            .values(deleted_at=None, updated_at=utcnow(), version=t.c.version + 1)
+        ).rowcount
+        if done == 0:
+            raise PreconditionFailed(
+                f"{spec.name.replace('_', ' ')} {record_id} was changed by someone else; reload it"
+            )
+        self.audit("restore", spec.name, record_id)
+        return self.get(spec, record_id, audit_action=None)
+
+    def version_of(self, spec: ResourceSpec, record_id: int) -> int:
+        return int(
+            self.conn.execute(select(spec.table.c.version).where(spec.table.c.id == record_id)).scalar_one()
+        )
 
     # -- audit --------------------------------------------------------------------------------
 
