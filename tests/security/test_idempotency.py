@@ -34,7 +34,7 @@ def test_concurrent_duplicates_create_one_customer(
     app = create_app(settings, committed_db)
     body = {"display_name": "并发客户", "tags": ["dup"]}
     headers = {**committed_auth, "Idempotency-Key": "order-form-7f3a"}
-    start = threading.Barrier(CALLERS)
+    start = threading.Barrier(CALLERS, timeout=60)  # a caller that dies must not hang the rest
 
     def post(_: int) -> Response:
         with TestClient(app, raise_server_exceptions=False) as client:

@@ -201,7 +201,7 @@ def poisson(rng: random.Random, lam: float) -> int:
     return k
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=100_000)
 def _terms_one(name: str) -> frozenset[str]:
     return frozenset(terms_for(name))
 
