@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -37,9 +38,12 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException as exc:
-        await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
+        # Shielded: a cancelled request must still roll back and release the write lock.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
         raise
-    await run_in_threadpool(unit.__exit__, None, None, None)
+    with anyio.CancelScope(shield=True):
+        await run_in_threadpool(unit.__exit__, None, None, None)
 
 
 # scope="function": commit (and its possible failure) happens before the response is sent.
