@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from rapport.customers import repository
 from rapport.models import AuditEvent, ContactPoint, Customer
 from tests.factories import Factory
 
@@ -157,3 +159,28 @@ def test_sales_rep_cannot_delete_or_restore(client: TestClient, factory: Factory
     h = {**factory.auth(rep), "If-Match": f'"{cid}.1"'}
     assert client.delete(f"/api/v1/customers/{cid}", headers=h).status_code == 403
     assert factory.row(Customer, cid)["deleted_at"] is None
+
+
+@pytest.mark.parametrize("common_threshold", [0, 10_000])
+def test_name_search_gives_the_same_page_for_common_and_rare_prefixes(
+    client: TestClient, factory: Factory, monkeypatch: pytest.MonkeyPatch, common_threshold: int
+) -> None:
+    # 0 forces the probe-per-customer plan used for frequent prefixes; 10,000 the collect-first plan.
+    monkeypatch.setattr(repository, "COMMON_PREFIX_ROWS", common_threshold)
+    team = factory.team()
+    rep = factory.user("sales_rep", team)
+    h = factory.auth(rep)
+    ids = []
+    for name in ("王伟", "王芳", "李娜", "王小明"):
+        r = client.post("/api/v1/customers", json={"display_name": name}, headers=h)
+        ids.append(r.json()["id"])
+    found = client.get("/api/v1/customers", params={"q": "王", "sort": "id"}, headers=h).json()["items"]
+    assert [c["id"] for c in found] == [ids[0], ids[1], ids[3]]
+    found = client.get("/api/v1/customers", params={"q": "wang", "limit": 2, "sort": "-id"}, headers=h).json()
+    assert [c["id"] for c in found["items"]] == [ids[3], ids[1]]
+    rest = client.get(
+        "/api/v1/customers",
+        params={"q": "wang", "limit": 2, "sort": "-id", "cursor": found["next_cursor"]},
+        headers=h,
+    )
+    assert [c["id"] for c in rest.json()["items"]] == [ids[0]]

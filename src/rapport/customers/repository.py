@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from rapport.access.specs import CONTACT_POINT, CUSTOMER
@@ -59,12 +59,21 @@ def replace_search_terms(session: Session, customer_id: int, *names: str | None)
         session.execute(insert(_TERMS), [{"term": t, "customer_id": customer_id} for t in sorted(terms)])
 
 
-def name_match(term: str) -> ColumnElement[bool]:
+# Above this many matching terms a prefix is "common" (a frequent surname, "wang"): walking
+# customers in page order and probing each one's terms finds a page sooner than collecting every
+# match first. Below it, collecting the matches is the fast way.
+COMMON_PREFIX_ROWS = 5000
+
+
+def name_match(session: Session, term: str) -> ColumnElement[bool]:
     # The column is byte-ordered (C collation on PostgreSQL), so a prefix is one index range.
-    upper = term + "\U0010ffff"
-    return CUSTOMER.table.c.id.in_(
-        select(_TERMS.c.customer_id).where(_TERMS.c.term >= term, _TERMS.c.term < upper)
-    )
+    in_range = and_(_TERMS.c.term >= term, _TERMS.c.term < term + "\U0010ffff")
+    sample = select(_TERMS.c.customer_id).where(in_range).limit(COMMON_PREFIX_ROWS + 1).subquery()
+    matches = session.connection().execute(select(func.count()).select_from(sample)).scalar_one()
+    customer = CUSTOMER.table
+    if matches > COMMON_PREFIX_ROWS:
+        return exists(select(_TERMS.c.customer_id).where(_TERMS.c.customer_id == customer.c.id, in_range))
+    return customer.c.id.in_(select(_TERMS.c.customer_id).where(in_range))
 
 
 def contact_match(kind: str, normalised: str) -> ColumnElement[bool]:

@@ -125,7 +125,7 @@ class Customers(Resource):
                 ) from None
         if "display_name" in recs.principal.grant("customer").hidden:
             raise Forbidden("your role may not search by name")
-        return repo.name_match(query_term(q))
+        return repo.name_match(recs.session, query_term(q))
 
     def prepare_create(self, recs: Records, body: Any, parent_id: int | None) -> dict[str, Any]:
         check_reference(recs, "organisation_id", ORGANISATION, body.organisation_id)
