@@ -59,6 +59,27 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def refresh_statistics(engine: Engine, *, only_if_missing: bool = False) -> bool:
+    """ANALYZE, so the planner knows a scope filter matches half the table, not a handful.
+
+    Without statistics SQLite answers "my team's customers, newest first" by collecting and
+    sorting every team row (34 ms at 100,000 customers) instead of walking the primary key
+    (0.07 ms). Returns whether statistics were computed.
+    """
+    with engine.connect() as conn:
+        if only_if_missing and engine.dialect.name == "sqlite":
+            has = conn.exec_driver_sql(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
+            ).scalar_one()
+            if has:
+                return False
+        elif only_if_missing:
+            return False  # PostgreSQL's autovacuum keeps statistics current
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    return True
+
+
 def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 

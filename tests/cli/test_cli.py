@@ -397,10 +397,18 @@ def test_serve_migrates_then_runs_one_worker_on_sqlite(
     result = rapport(url, "serve", "--host", "127.0.0.2", "--port", "8123", "--workers", "4")
     assert result.exit_code == 0, result.output
     assert "SQLite allows one writer at a time" in result.output
+    assert "computed planner statistics" in result.output
     assert calls == [
         (
             "rapport.app:create_app",
-            {"factory": True, "host": "127.0.0.2", "port": 8123, "workers": 1, "reload": False},
+            {
+                "factory": True,
+                "host": "127.0.0.2",
+                "port": 8123,
+                "workers": 1,
+                "reload": False,
+                "access_log": False,
+            },
         )
     ]
     assert rapport(url, "db", "current").output.strip() == "0001 (head)"

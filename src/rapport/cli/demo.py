@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import Engine
 
 from rapport.cli.common import URL_HELP, cli_errors, console, database_url, open_database, redact, settings
 from rapport.cli.db import upgrade_to_head
+from rapport.db import refresh_statistics
 from rapport.demo.generator import (
     DEFAULT_DEMO_PASSWORD,
     DEFAULT_MAX_ORDERS,
@@ -105,4 +107,7 @@ def demo(
         else:
             plain: ProgressFn = _PlainProgress() if progress else (lambda _p, _d, _t: None)
             result = load_demo(session, config, plain)
+    with open_database(resolved) as db, cli_errors():
+        assert isinstance(db.bind, Engine)
+        refresh_statistics(db.bind)
     _report(result, bool(cfg.demo_password), password)
