@@ -57,7 +57,7 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, secret_key="test-secret-" + "x" * 32, database_url=None)
+    return Settings(data_dir=data_dir, secret_key="test-secret-" + "x" * 32, database_url=None, tune_gc=False)
 
 
 @pytest.fixture(scope="session")
