@@ -128,6 +128,31 @@ def starts_with(column: Any, text: str) -> ColumnElement[bool]:
     return column.like(escaped + "%", escape="\\")  # type: ignore[no-any-return]
 
 
+def refuse_nulls(values: dict[str, Any], *names: str) -> None:
+    """PATCH may clear optional fields with null, never required ones."""
+    for name in names:
+        if name in values and values[name] is None:
+            raise invalid_field(name, "must not be null", "null")
+
+
+def equal_filters(table: Any, filters: Any, *names: str) -> list[ColumnElement[bool]]:
+    """``column = value`` for each named filter the caller set."""
+    return [table.c[n] == getattr(filters, n) for n in names if getattr(filters, n) is not None]
+
+
+def time_window(
+    column: Any, start: Any, end: Any, start_name: str, end_name: str
+) -> list[ColumnElement[bool]]:
+    """Half-open [start, end) on ``column``; an empty or inverted window is a 422."""
+    check_range(start, end, end_name, start_name)
+    clauses: list[ColumnElement[bool]] = []
+    if start is not None:
+        clauses.append(column >= start)
+    if end is not None:
+        clauses.append(column < end)
+    return clauses
+
+
 def check_range(start: Any, end: Any, end_name: str, start_name: str) -> None:
     """Query filters: an empty or inverted range is a mistake worth a 422, not an empty page."""
     if start is not None and end is not None and start >= end:
@@ -328,8 +353,11 @@ __all__ = [
     "Resource",
     "Select",
     "check_range",
+    "equal_filters",
     "mount",
+    "refuse_nulls",
     "starts_with",
+    "time_window",
     "unique_error",
     "unique_or_conflict",
 ]

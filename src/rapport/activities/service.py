@@ -20,18 +20,12 @@ from rapport.activities.schemas import (
     TaskRead,
     TaskUpdate,
 )
-from rapport.crud import Resource, check_range
+from rapport.crud import Resource, equal_filters, refuse_nulls, time_window
 from rapport.errors import Forbidden, invalid_field
 from rapport.models.base import utcnow
 
 # Front-line roles may correct their own notes, not rewrite what a colleague recorded.
 _AUTHOR_ONLY = frozenset({Role.sales_rep, Role.service_rep})
-
-
-def _refuse_nulls(values: dict[str, Any], *names: str) -> None:
-    for name in names:
-        if name in values and values[name] is None:
-            raise invalid_field(name, "must not be null", "null")
 
 
 class Interactions(Resource):
@@ -46,17 +40,10 @@ class Interactions(Resource):
 
     def where(self, recs: Records, f: InteractionFilters) -> Sequence[ColumnElement[bool]]:
         t = INTERACTION.table
-        clauses: list[ColumnElement[bool]] = [
-            t.c[name] == getattr(f, name)
-            for name in ("customer_id", "kind", "author_id")
-            if getattr(f, name) is not None
+        return [
+            *equal_filters(t, f, "customer_id", "kind", "author_id"),
+            *time_window(t.c.occurred_at, f.occurred_from, f.occurred_to, "occurred_from", "occurred_to"),
         ]
-        check_range(f.occurred_from, f.occurred_to, "occurred_to", "occurred_from")
-        if f.occurred_from is not None:
-            clauses.append(t.c.occurred_at >= f.occurred_from)
-        if f.occurred_to is not None:
-            clauses.append(t.c.occurred_at < f.occurred_to)
-        return clauses
 
     def prepare_create(self, recs: Records, body: Any, parent_id: int | None) -> dict[str, Any]:
         values: dict[str, Any] = body.model_dump()
@@ -68,7 +55,7 @@ class Interactions(Resource):
 
     def do_update(self, recs: Records, record_id: int, body: Any, version: int) -> Row:
         values: dict[str, Any] = body.changes()
-        _refuse_nulls(values, "kind", "direction", "occurred_at")
+        refuse_nulls(values, "kind", "direction", "occurred_at")
         current = self.locate(recs, record_id, Action.update, version)
         p = recs.principal
         if p.role in _AUTHOR_ONLY and current.get("author_id") != p.user_id:
@@ -102,11 +89,7 @@ class Tasks(Resource):
 
     def where(self, recs: Records, f: TaskFilters) -> Sequence[ColumnElement[bool]]:
         t = TASK.table
-        clauses: list[ColumnElement[bool]] = [
-            t.c[name] == getattr(f, name)
-            for name in ("customer_id", "assignee_id", "status", "priority")
-            if getattr(f, name) is not None
-        ]
+        clauses = equal_filters(t, f, "customer_id", "assignee_id", "status", "priority")
         if f.mine:
             clauses.append(t.c.assignee_id == recs.principal.user_id)
         if f.overdue:
@@ -127,7 +110,7 @@ class Tasks(Resource):
 
     def do_update(self, recs: Records, record_id: int, body: Any, version: int) -> Row:
         values: dict[str, Any] = body.changes()
-        _refuse_nulls(values, "title", "priority", "status")
+        refuse_nulls(values, "title", "priority", "status")
         current = self.locate(recs, record_id, Action.update, version)
         if values.get("assignee_id") is not None:
             check_assignee(recs, values["assignee_id"])

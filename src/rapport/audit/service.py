@@ -13,7 +13,7 @@ from rapport.access.specs import USER
 from rapport.audit import repository as repo
 from rapport.audit.chain import verify_chain
 from rapport.audit.schemas import AuditFilters
-from rapport.crud import check_range
+from rapport.crud import equal_filters, time_window
 from rapport.errors import Forbidden
 from rapport.pagination import Sort
 
@@ -42,17 +42,12 @@ def _actor_scope(recs: Records, grant: Grant) -> list[ColumnElement[bool]]:
 
 def events(recs: Records, f: AuditFilters) -> dict[str, Any]:
     grant = _grant(recs, "list")
-    check_range(f.at_from, f.at_to, "at_to", "at_from")
     t = repo.EVENTS
-    where = _actor_scope(recs, grant)
-    for name in ("actor_id", "resource", "record_id", "action", "outcome"):
-        value = getattr(f, name)
-        if value is not None:
-            where.append(t.c[name] == value)
-    if f.at_from is not None:
-        where.append(t.c.at >= f.at_from)
-    if f.at_to is not None:
-        where.append(t.c.at < f.at_to)
+    where = [
+        *_actor_scope(recs, grant),
+        *equal_filters(t, f, "actor_id", "resource", "record_id", "action", "outcome"),
+        *time_window(t.c.at, f.at_from, f.at_to, "at_from", "at_to"),
+    ]
     before = recs.cursors.decode(f.cursor, _BY_SEQ, t)[1] if f.cursor else None
     rows = repo.newest_first(recs.conn, where, before, f.limit + 1)
     next_cursor = None

@@ -23,7 +23,7 @@ from rapport.access.specs import (
 )
 from rapport.config import get_settings
 from rapport.contacts.service import contact_points, contact_values, demote_other_primaries
-from rapport.crud import Resource
+from rapport.crud import Resource, equal_filters, refuse_nulls
 from rapport.customers import repository as repo
 from rapport.customers.schemas import CustomerCreate, CustomerFilters, CustomerRead, CustomerUpdate
 from rapport.customers.search import looks_like_phone, query_term
@@ -98,11 +98,9 @@ class Customers(Resource):
 
     def where(self, recs: Records, f: CustomerFilters) -> Sequence[ColumnElement[bool]]:
         t = CUSTOMER.table
-        clauses: list[ColumnElement[bool]] = []
-        for name in ("lifecycle_stage", "region", "city", "owner_id", "team_id", "organisation_id"):
-            value = getattr(f, name)
-            if value is not None:
-                clauses.append(t.c[name] == value)
+        clauses = equal_filters(
+            t, f, "lifecycle_stage", "region", "city", "owner_id", "team_id", "organisation_id"
+        )
         if f.tag:
             clauses.append(repo.tag_match(f.tag))
         if f.q:
@@ -136,9 +134,7 @@ class Customers(Resource):
     def prepare_update(self, recs: Records, record_id: int, body: Any) -> dict[str, Any]:
         values = body.changes()
         values.pop("tags", None)
-        for required in ("display_name", "lifecycle_stage", "attributes"):
-            if required in values and values[required] is None:
-                raise _invalid(required, "must not be null", "null")
+        refuse_nulls(values, "display_name", "lifecycle_stage", "attributes")
         if "organisation_id" in values:
             check_reference(recs, "organisation_id", ORGANISATION, values["organisation_id"])
         if "attributes" in values:

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement
 from rapport.access.policy import Action
 from rapport.access.records import Records, Row
 from rapport.access.specs import CUSTOMER, ORDER
-from rapport.crud import Resource, check_range, unique_error, unique_or_conflict
+from rapport.crud import Resource, equal_filters, time_window, unique_error, unique_or_conflict
 from rapport.errors import Conflict, InvalidInput, invalid_field
 from rapport.models.base import utcnow
 from rapport.orders import repository as repo
@@ -111,17 +111,10 @@ class Orders(Resource):
 
     def where(self, recs: Records, f: OrderFilters) -> Sequence[ColumnElement[bool]]:
         t = ORDER.table
-        clauses: list[ColumnElement[bool]] = [
-            t.c[name] == getattr(f, name)
-            for name in ("customer_id", "status", "channel")
-            if getattr(f, name) is not None
+        return [
+            *equal_filters(t, f, "customer_id", "status", "channel"),
+            *time_window(t.c.ordered_at, f.ordered_from, f.ordered_to, "ordered_from", "ordered_to"),
         ]
-        check_range(f.ordered_from, f.ordered_to, "ordered_to", "ordered_from")
-        if f.ordered_from is not None:
-            clauses.append(t.c.ordered_at >= f.ordered_from)
-        if f.ordered_to is not None:
-            clauses.append(t.c.ordered_at < f.ordered_to)
-        return clauses
 
     def do_create(self, recs: Records, body: Any, parent_id: int | None = None) -> Row:
         assert parent_id is not None

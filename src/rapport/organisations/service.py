@@ -10,9 +10,8 @@ from sqlalchemy import ColumnElement
 from rapport.access.policy import Action
 from rapport.access.records import Page, Records
 from rapport.access.specs import CUSTOMER, ORGANISATION
-from rapport.crud import Resource, starts_with
+from rapport.crud import Resource, equal_filters, refuse_nulls, starts_with
 from rapport.customers.service import check_attributes, customers
-from rapport.errors import invalid_field
 from rapport.organisations.schemas import (
     OrganisationCreate,
     OrganisationFilters,
@@ -34,11 +33,7 @@ class Organisations(Resource):
 
     def where(self, recs: Records, f: OrganisationFilters) -> Sequence[ColumnElement[bool]]:
         t = ORGANISATION.table
-        clauses: list[ColumnElement[bool]] = [
-            t.c[name] == getattr(f, name)
-            for name in ("lifecycle_stage", "region", "owner_id", "team_id")
-            if getattr(f, name) is not None
-        ]
+        clauses = equal_filters(t, f, "lifecycle_stage", "region", "owner_id", "team_id")
         if f.q:
             clauses.append(starts_with(t.c.name, f.q))
         return clauses
@@ -50,9 +45,7 @@ class Organisations(Resource):
 
     def prepare_update(self, recs: Records, record_id: int, body: Any) -> dict[str, Any]:
         values: dict[str, Any] = body.changes()
-        for name in _NOT_NULL:
-            if name in values and values[name] is None:
-                raise invalid_field(name, "must not be null", "null")
+        refuse_nulls(values, *_NOT_NULL)
         if "attributes" in values:
             # 404/403 before any verdict on the attributes of a record the caller cannot change.
             self.locate(recs, record_id, Action.update)

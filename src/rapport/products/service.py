@@ -10,8 +10,8 @@ from sqlalchemy import ColumnElement, or_
 from rapport.access.policy import Action
 from rapport.access.records import Records, Row
 from rapport.access.specs import PRODUCT
-from rapport.crud import Resource, starts_with, unique_error, unique_or_conflict
-from rapport.errors import Conflict, invalid_field
+from rapport.crud import Resource, refuse_nulls, starts_with, unique_error, unique_or_conflict
+from rapport.errors import Conflict
 from rapport.products import repository as repo
 from rapport.products.schemas import ProductCreate, ProductFilters, ProductRead, ProductUpdate
 
@@ -50,9 +50,7 @@ class Products(Resource):
 
     def prepare_update(self, recs: Records, record_id: int, body: Any) -> dict[str, Any]:
         values: dict[str, Any] = body.changes()
-        for name in _NOT_NULL:
-            if name in values and values[name] is None:
-                raise invalid_field(name, "must not be null", "null")
+        refuse_nulls(values, *_NOT_NULL)
         if "sku" in values:
             self.locate(recs, record_id, Action.update)
             _unique_sku(recs, values["sku"], record_id)

@@ -12,7 +12,7 @@ from rapport.access.policy import Action, Role
 from rapport.access.records import Records, Row
 from rapport.access.specs import CUSTOM_FIELD, CUSTOMER, ORGANISATION, TEAM, USER
 from rapport.auth.service import check_password_policy, revoke_user
-from rapport.crud import Resource, starts_with, unique_error, unique_or_conflict
+from rapport.crud import Resource, refuse_nulls, starts_with, unique_error, unique_or_conflict
 from rapport.errors import Conflict, InvalidInput, NotFound, invalid_field
 from rapport.models import Team, User
 from rapport.security.passwords import hash_password
@@ -87,12 +87,6 @@ def set_active(session: Session, username: str, active: bool) -> User:
 # -- REST resources: users, teams, custom fields -------------------------------------------------
 
 
-def _refuse_nulls(values: dict[str, Any], *names: str) -> None:
-    for name in names:
-        if name in values and values[name] is None:
-            raise invalid_field(name, "must not be null", "null")
-
-
 def _check_team(recs: Records, team_id: int | None) -> None:
     if team_id is None:
         return
@@ -165,7 +159,7 @@ class Users(Resource):
 
     def do_update(self, recs: Records, record_id: int, body: Any, version: int) -> Row:
         values: dict[str, Any] = body.changes()
-        _refuse_nulls(values, "display_name", "role", "preferred_language")
+        refuse_nulls(values, "display_name", "role", "preferred_language")
         current = self.locate(recs, record_id, Action.update, version)
         if "team_id" in values:
             _check_team(recs, values["team_id"])
@@ -206,7 +200,7 @@ class Teams(Resource):
 
     def do_update(self, recs: Records, record_id: int, body: Any, version: int) -> Row:
         values: dict[str, Any] = body.changes()
-        _refuse_nulls(values, "name")
+        refuse_nulls(values, "name")
         self.locate(recs, record_id, Action.update, version)
         if "name" in values:
             _unique_team_name(recs, values["name"], record_id)
@@ -270,7 +264,7 @@ class CustomFields(Resource):
 
     def do_update(self, recs: Records, record_id: int, body: Any, version: int) -> Row:
         values: dict[str, Any] = body.changes()
-        _refuse_nulls(values, "label", "required")
+        refuse_nulls(values, "label", "required")
         current = self.locate(recs, record_id, Action.update, version)
         if "choices" in values:
             _check_choices(current["field_type"], values["choices"], creating=False)
