@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from rapport.access.principal import Principal
-from rapport.errors import InvalidInput, PreconditionFailed, PreconditionRequired
+from rapport.errors import InvalidInput, PreconditionFailed, PreconditionRequired, invalid_field
 from rapport.models.base import table_of, utcnow
 from rapport.models.system import IdempotencyRecord
 
@@ -128,16 +128,8 @@ def idempotent(
             ).where(table.c.owner == owner, table.c.key == key)
         ).one()
         if prior.body_hash != body_hash:
-            raise InvalidInput(
-                "this Idempotency-Key was already used with a different request body",
-                errors=[
-                    {
-                        "loc": ["header", "Idempotency-Key"],
-                        "field": "Idempotency-Key",
-                        "message": "reused with different body",
-                        "type": "idempotency",
-                    }
-                ],
+            raise invalid_field(
+                "Idempotency-Key", "already used with a different request body", "idempotency", where="header"
             )
         headers = orjson.loads(prior.response_headers or "{}")
         headers["Idempotent-Replayed"] = "true"

@@ -20,7 +20,7 @@ from rapport.auth.schemas import (
 )
 from rapport.crud import RecordId, problem_responses
 from rapport.deps import CurrentPrincipal, DbSession, client_ip
-from rapport.errors import InvalidInput, NotFound, error_response
+from rapport.errors import InvalidInput, NotFound, error_response, invalid_field
 from rapport.http import JSON
 from rapport.models import ApiKey, User
 from rapport.models.base import utcnow
@@ -142,17 +142,7 @@ def me(db: DbSession, principal: CurrentPrincipal) -> Response:
 def change_password(body: PasswordChange, db: DbSession, principal: CurrentPrincipal) -> Response:
     user = db.execute(select(User).where(User.id == principal.user_id)).scalar_one()
     if not verify_password(user.password_hash, body.current_password):
-        raise InvalidInput(
-            "current_password: does not match",
-            errors=[
-                {
-                    "loc": ["body", "current_password"],
-                    "field": "current_password",
-                    "message": "does not match",
-                    "type": "password",
-                }
-            ],
-        )
+        raise invalid_field("current_password", "does not match", "password")
     service.check_password_policy(body.new_password, user.username)
     user.password_hash = hash_password(body.new_password)
     user.version += 1
@@ -196,17 +186,7 @@ def create_key(body: ApiKeyIn, db: DbSession, principal: CurrentPrincipal) -> Re
     if principal.kind != "user":
         raise InvalidInput("API keys cannot create API keys")
     if body.expires_at is not None and (body.expires_at.tzinfo is None or body.expires_at <= utcnow()):
-        raise InvalidInput(
-            "expires_at: must be a future time with a zone",
-            errors=[
-                {
-                    "loc": ["body", "expires_at"],
-                    "field": "expires_at",
-                    "message": "must be in the future, with a zone",
-                    "type": "datetime",
-                }
-            ],
-        )
+        raise invalid_field("expires_at", "must be in the future, with a zone", "datetime")
     assert principal.user_id is not None
     key_id, secret = service.create_api_key(db, principal.user_id, body.name, body.scopes, body.expires_at)
     key = db.execute(select(ApiKey).where(ApiKey.id == key_id)).scalar_one()

@@ -11,7 +11,7 @@ from rapport.access.specs import CONTACT_POINT
 from rapport.config import get_settings
 from rapport.contacts.schemas import ContactPointIn, ContactPointRead, ContactPointUpdate
 from rapport.crud import Resource
-from rapport.errors import InvalidInput
+from rapport.errors import InvalidInput, invalid_field
 from rapport.text import clean_text, normalise_email, normalise_phone
 
 
@@ -70,17 +70,7 @@ class ContactPoints(Resource):
                 select(CONTACT_POINT.table.c.kind).where(CONTACT_POINT.table.c.id == record_id)
             ).scalar_one()
             if values["value"] is None:
-                raise InvalidInput(
-                    "value: must not be null",
-                    errors=[
-                        {
-                            "loc": ["body", "value"],
-                            "field": "value",
-                            "message": "must not be null",
-                            "type": "null",
-                        }
-                    ],
-                )
+                raise invalid_field("value", "must not be null", "null")
             values["value"], values["value_normalized"] = normalise(kind, values["value"], ["value"])
         return values  # type: ignore[no-any-return]
 
