@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -20,6 +22,22 @@ from rapport.pagination import CursorCodec
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# Threads that start write units wait there for SQLite's write lock. They get their own tokens:
+# drawn from the shared pool, enough waiters would take every worker thread and leave the lock
+# holder none to run its endpoint or commit with, and no write would ever finish again.
+_UNIT_THREADS = 40
+_unit_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _unit_limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _unit_limiters.get(loop)
+    if limiter is None:
+        limiter = _unit_limiters[loop] = anyio.CapacityLimiter(_UNIT_THREADS)
+    return limiter
+
 
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work.
@@ -34,7 +52,7 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
             yield session
         return
     unit = database.unit(write=True)
-    session = await run_in_threadpool(unit.__enter__)
+    session = await anyio.to_thread.run_sync(unit.__enter__, limiter=_unit_limiter())
     try:
         yield session
     except BaseException as exc:

@@ -184,3 +184,47 @@ def test_name_search_gives_the_same_page_for_common_and_rare_prefixes(
         headers=h,
     )
     assert [c["id"] for c in rest.json()["items"]] == [ids[0]]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"display_name": "x", "attributes": {"score": 100000000000000000000000000000}}', "score"),
+        (b'{"display_name": "x", "attributes": {"score": NaN}}', "score"),
+        (b'{"display_name": "x", "attributes": {"score": 1e400}}', "score"),
+        (b'{"display_name": "x", "attributes": {"note": "a\\u0000b"}}', "note"),
+    ],
+)
+def test_attribute_values_json_cannot_carry_are_422_and_store_nothing(
+    client: TestClient, factory: Factory, raw: bytes, field: str
+) -> None:
+    admin = factory.user("admin", factory.team())
+    h = factory.auth(admin)
+    for key, kind in (("score", "number"), ("note", "text")):
+        made = client.post(
+            "/api/v1/custom-fields",
+            json={"entity": "customer", "key": key, "label": key, "field_type": kind},
+            headers=h,
+        )
+        assert made.status_code == 201, made.text
+    r = client.post("/api/v1/customers", content=raw, headers={**h, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["errors"][0]["loc"][:3] == ["body", "attributes", field]
+    assert factory.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_attribute_numbers_within_json_range_round_trip(client: TestClient, factory: Factory) -> None:
+    admin = factory.user("admin", factory.team())
+    h = factory.auth(admin)
+    made = client.post(
+        "/api/v1/custom-fields",
+        json={"entity": "customer", "key": "score", "label": "score", "field_type": "number"},
+        headers=h,
+    )
+    assert made.status_code == 201, made.text
+    r = client.post(
+        "/api/v1/customers", json={"display_name": "x", "attributes": {"score": 2**53}}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["attributes"] == {"score": 9007199254740992}

@@ -6,8 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from rapport.access.policy import RESOURCES
+from rapport.access.principal import Principal
+from rapport.audit.chain import PendingEvent
 from rapport.auth import service
 from rapport.auth.schemas import (
     ApiKeyCreated,
@@ -19,6 +22,7 @@ from rapport.auth.schemas import (
     TokenOut,
 )
 from rapport.crud import RecordId, problem_responses
+from rapport.db import record_audit
 from rapport.deps import CurrentPrincipal, DbSession, client_ip
 from rapport.errors import InvalidInput, NotFound, error_response, invalid_field
 from rapport.http import JSON
@@ -33,6 +37,25 @@ PUBLIC = {("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/refresh")}
 
 Username = Annotated[str, Form(min_length=1, max_length=64)]
 Password = Annotated[str, Form(min_length=1, max_length=256)]
+
+
+def _audit(
+    db: Session, principal: Principal, action: str, resource: str, record_id: int, outcome: str = "ok"
+) -> None:
+    """Credentials changing hands are security events: the chain must show who did it, and when."""
+    record_audit(
+        db,
+        PendingEvent(
+            action=action,
+            resource=resource,
+            record_id=str(record_id),
+            outcome=outcome,
+            actor_id=principal.user_id,
+            actor_kind=principal.kind,
+            ip=principal.ip,
+            request_id=principal.request_id,
+        ),
+    )
 
 
 def _tokens(issued: service.IssuedTokens) -> Response:
@@ -142,11 +165,14 @@ def me(db: DbSession, principal: CurrentPrincipal) -> Response:
 def change_password(body: PasswordChange, db: DbSession, principal: CurrentPrincipal) -> Response:
     user = db.execute(select(User).where(User.id == principal.user_id)).scalar_one()
     if not verify_password(user.password_hash, body.current_password):
+        # Kept after the rollback: guesses made with a stolen token must show in the chain.
+        _audit(db, principal, "password_change", "user", user.id, outcome="denied")
         raise invalid_field("current_password", "does not match", "password")
     service.check_password_policy(body.new_password, user.username)
     user.password_hash = hash_password(body.new_password)
     user.version += 1
     service.revoke_user(db, user.id)
+    _audit(db, principal, "password_change", "user", user.id)
     return Response(status_code=204)
 
 
@@ -189,6 +215,7 @@ def create_key(body: ApiKeyIn, db: DbSession, principal: CurrentPrincipal) -> Re
         raise invalid_field("expires_at", "must be in the future, with a zone", "datetime")
     assert principal.user_id is not None
     key_id, secret = service.create_api_key(db, principal.user_id, body.name, body.scopes, body.expires_at)
+    _audit(db, principal, "create", "api_key", key_id)
     key = db.execute(select(ApiKey).where(ApiKey.id == key_id)).scalar_one()
     return JSON({**_key_out(key), "key": secret}, status_code=201)
 
@@ -208,4 +235,5 @@ def revoke_key(record_id: RecordId, db: DbSession, principal: CurrentPrincipal) 
     ).rowcount  # type: ignore[attr-defined]
     if not done:
         raise NotFound(f"api key {record_id} not found")
+    _audit(db, principal, "revoke", "api_key", record_id)
     return Response(status_code=204)

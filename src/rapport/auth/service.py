@@ -117,7 +117,12 @@ def login(
             f"too many failed logins; try again in {wait} seconds",
             headers={"Retry-After": str(wait)},
         )
-    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    # No username holds NUL, and PostgreSQL cannot even compare one: skip the lookup, not a 500.
+    user = (
+        None
+        if "\x00" in username
+        else session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    )
     if user is None or not verify_password(user.password_hash, password) or not user.is_active:
         throttle.failed(user_key, ip_key)
         _audit(

@@ -4,18 +4,41 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from rapport.contacts.schemas import ContactPointIn, ContactPointRead
 from rapport.schemas import Input, ListParams, Output, Patch
-from rapport.text import Code, Line, Name, SearchText, ShortLine, Tag
+from rapport.text import Code, Line, Name, SearchText, ShortLine, Tag, clean_text
 
 Gender = Literal["female", "male", "other", "unknown"]
 Language = Literal["zh-CN", "zh-TW", "en", "ja", "ko"]
 Channel = Literal["email", "phone", "sms", "wechat", "mail", "in_person", "none"]
 Stage = Literal["lead", "prospect", "customer", "loyal", "at_risk", "churned"]
 AttrKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-AttrValue = Annotated[str, StringConstraints(max_length=1000)] | bool | int | float | None
+JSON_SAFE_INT = 2**53
+
+
+def _exact_number(value: Any) -> Any:
+    # Beyond 2**53 a JSON number is no longer exact in most clients (and orjson cannot write one
+    # beyond 64 bits at all), so such values are refused instead of stored and then unreadable.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > JSON_SAFE_INT:
+        raise ValueError(f"integers must be between -{JSON_SAFE_INT} and {JSON_SAFE_INT}")
+    return value
+
+
+def _attr_text(value: str) -> str:
+    return clean_text(value, multiline=True)
+
+
+AttrValue = Annotated[
+    Annotated[str, StringConstraints(max_length=1000), AfterValidator(_attr_text)]
+    | bool
+    | int
+    # NaN and Infinity are not JSON: PostgreSQL refuses them and SQLite would echo them as null.
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | None,
+    BeforeValidator(_exact_number),
+]
 Attributes = dict[AttrKey, AttrValue]
 
 
