@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.errors import InvalidInput
-from rapport.models import ApiKey, AuthToken, Customer, User
+from rapport.models import ApiKey, AuditEvent, AuthToken, Customer, User
 from rapport.users.service import create_user, set_active
 from tests.factories import PASSWORD, Factory
 
@@ -229,3 +229,60 @@ def test_repeated_failed_logins_are_throttled(app: FastAPI, client: TestClient, 
     assert right.status_code == 429
     app.state.throttle.reset()
     assert login(client, "target")["role"] == "sales_rep"
+
+
+def test_login_with_nul_in_username_is_401_and_audited(client: TestClient, factory: Factory) -> None:
+    factory.user("sales_rep", username="nul-target")
+    r = client.post("/api/v1/auth/token", data={"username": "nul-target\x00", "password": PASSWORD})
+    assert r.status_code == 401, r.text
+    assert r.json()["type"] == "https://rapport.dev/problems/not-authenticated"
+    events = factory.conn.execute(
+        select(AuditEvent.action, AuditEvent.outcome, AuditEvent.actor_id).where(
+            AuditEvent.resource == "session"
+        )
+    ).all()
+    assert [tuple(e) for e in events] == [("login", "denied", None)]
+
+
+def _credential_events(factory: Factory, user: int) -> list[tuple[str, str, str, str | None]]:
+    rows = factory.conn.execute(
+        select(AuditEvent.action, AuditEvent.resource, AuditEvent.outcome, AuditEvent.record_id)
+        .where(AuditEvent.actor_id == user, AuditEvent.resource.in_(("api_key", "user")))
+        .order_by(AuditEvent.seq)
+    ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_api_key_create_and_revoke_are_audited(client: TestClient, factory: Factory) -> None:
+    user = factory.user("sales_rep", factory.team())
+    h = factory.auth(user)
+    made = client.post("/api/v1/auth/api-keys", json={"name": "sync", "scopes": ["customer:read"]}, headers=h)
+    assert made.status_code == 201, made.text
+    key_id = made.json()["id"]
+    assert client.delete(f"/api/v1/auth/api-keys/{key_id}", headers=h).status_code == 204
+    assert _credential_events(factory, user) == [
+        ("create", "api_key", "ok", str(key_id)),
+        ("revoke", "api_key", "ok", str(key_id)),
+    ]
+
+
+def test_password_change_and_wrong_current_password_are_audited(client: TestClient, factory: Factory) -> None:
+    user = factory.user("sales_rep", username="audited-changer")
+    h = factory.auth(user)
+    wrong = client.post(
+        "/api/v1/auth/password",
+        json={"current_password": "not-my-password", "new_password": "Quiet-Harbour-Lamp-42"},
+        headers=h,
+    )
+    assert wrong.status_code == 422
+    assert factory.row(User, user)["version"] == 1
+    right = client.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "Quiet-Harbour-Lamp-42"},
+        headers=h,
+    )
+    assert right.status_code == 204
+    assert _credential_events(factory, user) == [
+        ("password_change", "user", "denied", str(user)),
+        ("password_change", "user", "ok", str(user)),
+    ]
