@@ -228,3 +228,27 @@ def test_attribute_numbers_within_json_range_round_trip(client: TestClient, fact
     )
     assert r.status_code == 201, r.text
     assert r.json()["attributes"] == {"score": 9007199254740992}
+
+
+def test_reassigning_another_teams_customer_is_404_even_with_a_bad_owner(
+    client: TestClient, factory: Factory
+) -> None:
+    east, north = factory.team(), factory.team()
+    lead = factory.user("team_lead", east)
+    cid = factory.customer(owner_id=None, team_id=north)
+    h = {**factory.auth(lead), "If-Match": f'"{cid}.1"'}
+    r = client.post(f"/api/v1/customers/{cid}/assignment", json={"owner_id": 999_999}, headers=h)
+    assert r.status_code == 404
+    assert factory.row(Customer, cid)["team_id"] == north
+
+
+def test_team_lead_reassigns_within_scope(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    lead = factory.user("team_lead", team)
+    rep = factory.user("sales_rep", team)
+    cid = factory.customer(owner_id=lead, team_id=team)
+    h = {**factory.auth(lead), "If-Match": f'"{cid}.1"'}
+    r = client.post(f"/api/v1/customers/{cid}/assignment", json={"owner_id": rep}, headers=h)
+    assert r.status_code == 200
+    assert r.json()["owner_id"] == rep
+    assert r.json()["version"] == 2

@@ -158,7 +158,7 @@ def me(db: DbSession, principal: CurrentPrincipal) -> Response:
 @router.post(
     "/password",
     status_code=204,
-    summary="Change my password (signs out other sessions)",
+    summary="Change my password (signs out every session and revokes API keys)",
     operation_id="change_password",
     responses=problem_responses(401, 422),
 )

@@ -162,8 +162,20 @@ def refresh(
         _audit(session, "refresh", "denied", user.id, ip, request_id, reason="reused")
         raise RefreshReused("refresh token already used or revoked; log in again")
     if token.expires_at <= now or not user.is_active:
+        _audit(session, "refresh", "denied", user.id, ip, request_id, reason="expired-or-disabled")
         raise NotAuthenticated("refresh token expired or account disabled; log in again")
-    token.revoked_at = now
+    # Spend the token only if nobody spent it since we read it: of two concurrent refreshes with
+    # one token, exactly one wins and the other is treated as re-use.
+    spent = session.execute(
+        update(AuthToken)
+        .where(AuthToken.id == token.id, AuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if spent != 1:
+        revoke_family(session, token.family)
+        _audit(session, "refresh", "denied", user.id, ip, request_id, reason="reused")
+        raise RefreshReused("refresh token already used or revoked; log in again")
     access, new_refresh, ttl = _issue(session, settings, user.id, ip, family=token.family)
     _audit(session, "refresh", "ok", user.id, ip, request_id)
     return IssuedTokens(access, new_refresh, ttl, user.id, user.role)

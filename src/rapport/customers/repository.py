@@ -87,7 +87,8 @@ def tag_match(tag: str) -> ColumnElement[bool]:
     return CUSTOMER.table.c.id.in_(select(_TAGS.c.customer_id).where(_TAGS.c.tag == tag))
 
 
-def order_summary(session: Session, customer_id: int) -> dict[str, Any]:
+def order_summary(session: Session, customer_id: int, scope: ColumnElement[bool]) -> dict[str, Any]:
+    """Count, revenue and first/last purchase over the orders ``scope`` lets the caller see."""
     o = table_of(Order)
     row = session.execute(
         select(
@@ -95,7 +96,7 @@ def order_summary(session: Session, customer_id: int) -> dict[str, Any]:
             func.coalesce(func.sum(o.c.total_amount), 0),
             func.min(o.c.ordered_at),
             func.max(o.c.ordered_at),
-        ).where(o.c.customer_id == customer_id, o.c.status.not_in(("cancelled", "refunded")))
+        ).where(o.c.customer_id == customer_id, o.c.status.not_in(("cancelled", "refunded")), scope)
     ).one()
     first, last = row[2], row[3]
     conv = UTCDateTime().process_result_value

@@ -174,7 +174,7 @@ class Customers(Resource):
         timeline: list[dict[str, Any]] = []
         summary = None
         if p.can("order", Action.read):
-            summary = repo.order_summary(session, customer_id)
+            summary = repo.order_summary(session, customer_id, recs.visible(ORDER))
             o = ORDER.table
             stmt = (
                 recs.select(ORDER)
@@ -256,6 +256,8 @@ class Customers(Resource):
         team_id: int | None,
         version: int,
     ) -> Row:
+        # Scope and permission first: a 422 about the new owner must not reveal the customer exists.
+        recs.locate(CUSTOMER, customer_id, Action.assign)
         values: dict[str, Any] = {}
         if owner_id is not None:
             check_reference(recs, "owner_id", USER, owner_id)
