@@ -9,11 +9,9 @@ short write transaction of its own. PostgreSQL needs none of this.
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from typing import Any
 
@@ -105,11 +103,9 @@ class Database:
             bind=read_bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
         self._write_lock: threading.Lock | None = threading.Lock() if self.sqlite else None
-        self._writer: _GroupCommitWriter | None = None
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBatcher] = (
             weakref.WeakKeyDictionary()
         )
-        self._writer_guard = threading.Lock()
 
     def _begin_writes(self, session: Session) -> None:
         if self.sqlite:
@@ -190,25 +186,14 @@ class Database:
         await batcher.submit(events)
 
     def append_audit(self, session: Session, events: list[PendingEvent]) -> None:
-        """Store events outside the caller's (finished) transaction, before it answers.
-
-        On a real engine the events go through the group-commit writer, so concurrent readers
-        share one short write transaction instead of queueing for one each.
-        """
+        """Store events outside the caller's (finished) transaction, before it answers."""
         if isinstance(self.bind, Engine):
-            self._audit_writer().submit(events).result(timeout=60)
+            self.append_batch(events)
             return
         with self._write_lock or nullcontext():
             self._begin_writes(session)
             append_events(session, events)
             session.commit()
-
-    def _audit_writer(self) -> _GroupCommitWriter:
-        if self._writer is None:
-            with self._writer_guard:
-                if self._writer is None:
-                    self._writer = _GroupCommitWriter(self)
-        return self._writer
 
     def append_batch(self, events: list[PendingEvent]) -> None:
         """One write transaction holding ``events`` (used by the group-commit writer)."""
@@ -266,44 +251,6 @@ class _LoopBatcher:
                             fut.set_result(None)
         finally:
             self._flushing = False
-
-
-class _GroupCommitWriter:
-    """A single thread that appends queued audit events in batches (group commit).
-
-    Callers block on their future until their batch is committed, so no audit event is ever
-    acknowledged before it is durable; under load one transaction carries many requests' events.
-    """
-
-    MAX_BATCH = 1000
-
-    def __init__(self, database: Database) -> None:
-        self._db = database
-        self._queue: queue.SimpleQueue[tuple[list[PendingEvent], Future[None]]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="rapport-audit-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, events: list[PendingEvent]) -> Future[None]:
-        done: Future[None] = Future()
-        self._queue.put((events, done))
-        return done
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._db.append_batch([ev for events, _ in batch for ev in events])
-            except BaseException as exc:  # hand the failure to every waiting request
-                for _, fut in batch:
-                    fut.set_exception(exc)
-            else:
-                for _, fut in batch:
-                    fut.set_result(None)
 
 
 def record_audit(session: Session, event_: PendingEvent) -> None:
