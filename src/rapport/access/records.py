@@ -171,9 +171,10 @@ class Records:
         limit: int,
         where: Iterable[ColumnElement[bool]] = (),
         refine: Callable[[Select[Any]], Select[Any]] | None = None,
+        action: Action = Action.read,
     ) -> Page:
         sort_key = Sort.parse(sort, spec.sortable)
-        grant = self.grant(spec, Action.read)
+        grant = self.grant(spec, action)
         if sort_key.column in grant.hidden:
             raise Forbidden(f"your role may not sort by {sort_key.column}")
         stmt = select(*self.readable_columns(spec, grant)).where(self.visible(spec, grant), *where)
@@ -188,7 +189,12 @@ class Records:
             last = rows[-1]
             value = last.get(sort_key.column)
             next_cursor = self.cursors.encode(sort_key, value, last["id"])
-        if spec.personal and rows:
+        if action is Action.export:
+            # Exports are audited even when empty: the attempt and its filter are the record.
+            self.audit(
+                "export", spec.name, None, details={"ids": [r["id"] for r in rows], "count": len(rows)}
+            )
+        elif spec.personal and rows:
             self.audit("list", spec.name, None, details={"ids": [r["id"] for r in rows]})
         return Page(rows, next_cursor, limit)
 

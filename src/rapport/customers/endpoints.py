@@ -8,12 +8,34 @@ from fastapi import APIRouter, Query, Request, Response
 
 from rapport.contacts.service import contact_points
 from rapport.crud import RecordId, mount, problem_responses
-from rapport.customers.schemas import AssignmentIn, Customer360, CustomerRead
+from rapport.customers.schemas import AssignmentIn, Customer360, CustomerExportParams, CustomerRead
 from rapport.customers.service import customers
 from rapport.deps import Recs
 from rapport.http import JSON, expected_version, json_record
 
 router = APIRouter()
+
+
+@router.get(
+    "/customers/export",
+    response_class=Response,
+    tags=["customers"],
+    summary="Export customers as CSV (same filters as the list; audited)",
+    operation_id="export_customers",
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "UTF-8 CSV"},
+        **problem_responses(401, 403, 422),
+    },
+)
+async def export_customers(recs: Recs, params: Annotated[CustomerExportParams, Query()]) -> Response:
+    # Registered before the generic routes so "/customers/export" is not read as a record id.
+    body, next_cursor = customers.export_csv(recs, params)
+    headers = {"Content-Disposition": 'attachment; filename="customers.csv"', "Cache-Control": "no-store"}
+    if next_cursor:
+        headers["X-Next-Cursor"] = next_cursor
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
 mount(router, customers)
 mount(router, contact_points)
 

@@ -100,6 +100,10 @@ class CustomerFilters(ListParams):
     organisation_id: Annotated[int, Field(ge=1, le=2**53)] | None = None
 
 
+class CustomerExportParams(CustomerFilters):
+    limit: Annotated[int, Field(ge=1, le=50_000)] = Field(default=10_000, description="Rows per file")
+
+
 class CustomerRead(Output):
     id: int
     display_name: str | None = None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -25,7 +28,13 @@ from rapport.config import get_settings
 from rapport.contacts.service import contact_points, contact_values, demote_other_primaries
 from rapport.crud import Resource, equal_filters, refuse_nulls
 from rapport.customers import repository as repo
-from rapport.customers.schemas import CustomerCreate, CustomerFilters, CustomerRead, CustomerUpdate
+from rapport.customers.schemas import (
+    CustomerCreate,
+    CustomerExportParams,
+    CustomerFilters,
+    CustomerRead,
+    CustomerUpdate,
+)
 from rapport.customers.search import looks_like_phone, query_term
 from rapport.errors import Forbidden, InvalidInput
 from rapport.models import CustomField
@@ -86,6 +95,23 @@ def check_reference(recs: Records, field: str, spec: Any, record_id: int | None)
     ).first()
     if found is None:
         raise _invalid(field, f"no {spec.name} {record_id} that you can see", "reference")
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> str:
+    """Spreadsheet-safe text: a leading formula character is neutralised with an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ";".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    elif isinstance(value, (dt.datetime, dt.date)):
+        value = value.isoformat()
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 class Customers(Resource):
@@ -163,6 +189,27 @@ class Customers(Resource):
         for r in rows:
             r["tags"] = tags.get(r["id"], [])
         return rows
+
+    def export_csv(self, recs: Records, params: CustomerExportParams) -> tuple[bytes, str | None]:
+        """CSV of what the caller may export: scoped, masked, formula-safe, one audit event."""
+        page = recs.page(
+            CUSTOMER,
+            sort=params.sort or "id",
+            cursor=params.cursor,
+            limit=params.limit,
+            where=self.where(recs, params),
+            action=Action.export,
+        )
+        rows = self.expand(recs, page.items)
+        grant = recs.principal.grant(CUSTOMER.name)
+        columns = [c for c in CUSTOMER.read_columns if c not in grant.hidden] + ["tags"]
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        # The BOM makes spreadsheet programs read Chinese text as UTF-8.
+        return ("\ufeff" + out.getvalue()).encode("utf-8"), page.next_cursor
 
     def view_360(self, recs: Records, customer_id: int, timeline_limit: int = 50) -> dict[str, Any]:
         customer = self.expand(recs, [recs.get(CUSTOMER, customer_id, audit_action="read_360")])[0]
