@@ -252,3 +252,25 @@ def test_team_lead_reassigns_within_scope(client: TestClient, factory: Factory) 
     assert r.status_code == 200
     assert r.json()["owner_id"] == rep
     assert r.json()["version"] == 2
+
+
+def test_required_custom_attribute_must_be_present(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    admin = factory.user("admin", team)
+    h = factory.auth(admin)
+    field = {
+        "entity": "customer",
+        "key": "member_no",
+        "label": "会员号",
+        "field_type": "text",
+        "required": True,
+    }
+    assert client.post("/api/v1/custom-fields", json=field, headers=h).status_code == 201
+    missing = client.post("/api/v1/customers", json={"display_name": "赵敏"}, headers=h)
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "attributes.member_no"
+    ok = client.post(
+        "/api/v1/customers", json={"display_name": "赵敏", "attributes": {"member_no": "M-1"}}, headers=h
+    )
+    assert ok.status_code == 201
+    assert ok.json()["attributes"] == {"member_no": "M-1"}

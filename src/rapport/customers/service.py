@@ -49,7 +49,7 @@ def _invalid(field: str, message: str, kind: str = "value_error") -> InvalidInpu
 
 
 def check_attributes(recs: Records, entity: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """Custom attributes must be declared and typed (see /custom-fields)."""
+    """Custom attributes must be declared, typed and, where the field says so, present."""
     defs = {
         d.key: d
         for d in recs.session.execute(select(CustomField).where(CustomField.entity == entity)).scalars()
@@ -76,6 +76,10 @@ def check_attributes(recs: Records, entity: str, attrs: dict[str, Any]) -> dict[
             want = f"one of {d.choices}" if d.field_type == "choice" else d.field_type
             raise _invalid(f"attributes.{key}", f"must be {want}", "attribute_type")
         out[key] = value
+    # Attributes are written as a whole (create, or PATCH of "attributes"), so every required
+    # field must be in the new value.
+    for key in sorted(k for k, d in defs.items() if d.required and out.get(k) is None):
+        raise _invalid(f"attributes.{key}", "is required", "missing")
     return out
 
 
