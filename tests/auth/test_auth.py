@@ -286,3 +286,16 @@ def test_password_change_and_wrong_current_password_are_audited(client: TestClie
         ("password_change", "user", "denied", str(user)),
         ("password_change", "user", "ok", str(user)),
     ]
+
+
+def test_wrong_current_passwords_are_throttled(client: TestClient, factory: Factory, app: FastAPI) -> None:
+    app.state.throttle.reset()
+    team = factory.team()
+    user = factory.user("sales_rep", team)
+    h = factory.auth(user)
+    body = {"current_password": "not-the-password-1", "new_password": "Fresh-Meadow-Lantern-91"}
+    codes = [client.post("/api/v1/auth/password", json=body, headers=h).status_code for _ in range(6)]
+    assert codes == [422, 422, 422, 422, 422, 429]
+    last = client.post("/api/v1/auth/password", json=body, headers=h)
+    assert last.status_code == 429
+    assert int(last.headers["retry-after"]) > 0

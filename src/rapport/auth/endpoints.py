@@ -24,7 +24,7 @@ from rapport.auth.schemas import (
 from rapport.crud import RecordId, problem_responses
 from rapport.db import record_audit
 from rapport.deps import CurrentPrincipal, DbSession, client_ip
-from rapport.errors import InvalidInput, NotFound, error_response, invalid_field
+from rapport.errors import InvalidInput, NotFound, RateLimited, error_response, invalid_field
 from rapport.http import JSON
 from rapport.models import ApiKey, User
 from rapport.models.base import utcnow
@@ -160,12 +160,25 @@ def me(db: DbSession, principal: CurrentPrincipal) -> Response:
     status_code=204,
     summary="Change my password (signs out every session and revokes API keys)",
     operation_id="change_password",
-    responses=problem_responses(401, 422),
+    responses=problem_responses(401, 422, 429),
 )
-def change_password(body: PasswordChange, db: DbSession, principal: CurrentPrincipal) -> Response:
+def change_password(
+    body: PasswordChange, request: Request, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    throttle = request.app.state.throttle
+    key = f"password:{principal.user_id}"
+    wait = throttle.retry_after(key)
+    if wait:
+        _audit(db, principal, "password_change", "user", principal.user_id, outcome="denied")
+        raise RateLimited(
+            f"too many wrong current passwords; try again in {wait} seconds",
+            headers={"Retry-After": str(wait)},
+        )
     user = db.execute(select(User).where(User.id == principal.user_id)).scalar_one()
     if not verify_password(user.password_hash, body.current_password):
-        # Kept after the rollback: guesses made with a stolen token must show in the chain.
+        # Kept after the rollback: guesses made with a stolen token must show in the chain, and
+        # they count against the same limit as failed logins.
+        throttle.failed(key)
         _audit(db, principal, "password_change", "user", user.id, outcome="denied")
         raise invalid_field("current_password", "does not match", "password")
     service.check_password_policy(body.new_password, user.username)
