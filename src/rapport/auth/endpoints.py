@@ -24,7 +24,7 @@ from rapport.auth.schemas import (
 from rapport.crud import RecordId, problem_responses
 from rapport.db import record_audit
 from rapport.deps import CurrentPrincipal, DbSession, client_ip
-from rapport.errors import InvalidInput, NotFound, RateLimited, error_response, invalid_field
+from rapport.errors import Forbidden, InvalidInput, NotFound, RateLimited, error_response, invalid_field
 from rapport.http import JSON
 from rapport.models import ApiKey, User
 from rapport.models.base import utcnow
@@ -160,11 +160,13 @@ def me(db: DbSession, principal: CurrentPrincipal) -> Response:
     status_code=204,
     summary="Change my password (signs out every session and revokes API keys)",
     operation_id="change_password",
-    responses=problem_responses(401, 422, 429),
+    responses=problem_responses(401, 403, 422, 429),
 )
 def change_password(
     body: PasswordChange, request: Request, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
+    if principal.kind != "user" or principal.user_id is None:
+        raise Forbidden("passwords are changed by their person, not through an API key")
     throttle = request.app.state.throttle
     key = f"password:{principal.user_id}"
     wait = throttle.retry_after(key)
