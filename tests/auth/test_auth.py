@@ -299,3 +299,16 @@ def test_wrong_current_passwords_are_throttled(client: TestClient, factory: Fact
     last = client.post("/api/v1/auth/password", json=body, headers=h)
     assert last.status_code == 429
     assert int(last.headers["retry-after"]) > 0
+
+
+def test_api_key_cannot_change_its_owners_password(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    user = factory.user("sales_rep", team)
+    created = client.post(
+        "/api/v1/auth/api-keys", json={"name": "erp", "scopes": ["customer:read"]}, headers=factory.auth(user)
+    )
+    key = created.json()["key"]
+    body = {"current_password": PASSWORD, "new_password": "Fresh-Meadow-Lantern-91"}
+    r = client.post("/api/v1/auth/password", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 403
+    assert factory.conn.execute(select(User.version).where(User.id == user)).scalar_one() == 1
