@@ -69,7 +69,10 @@ _FULL = frozenset(Action)
 
 # Direct identifiers a pseudonymised reader must never receive.
 _PERSON_IDENTIFIERS = frozenset({"display_name", "family_name", "given_name", "name_latin", "birth_date"})
-_CONTACT_VALUES = frozenset({"value", "value_normalized", "postal_code", "district"})
+# A contact point's label is typed by staff ("wife's mobile", "office of 张伟"), so it goes too.
+_CONTACT_VALUES = frozenset({"value", "value_normalized", "postal_code", "district", "label"})
+# Custom attributes are administrator-defined; a text field can hold an ID number or a nickname.
+_CUSTOM_VALUES = frozenset({"attributes"})
 _FREE_TEXT = frozenset({"subject", "body", "description"})
 _MARGINS = frozenset({"cost_amount", "margin_amount", "unit_cost"})
 
@@ -173,7 +176,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             ),
             _RX,
         ),
-        customer=_PERSON_IDENTIFIERS,
+        customer=_PERSON_IDENTIFIERS | _CUSTOM_VALUES,
         contact_point=_CONTACT_VALUES,
         interaction=_FREE_TEXT,
         task=_FREE_TEXT,

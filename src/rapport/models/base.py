@@ -11,6 +11,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from rapport.privacy.classification import not_personal, pii
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real bigint.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 Money = Numeric(14, 2)
@@ -63,11 +65,19 @@ class Base(DeclarativeBase):
 class Tracked:
     """Created/updated timestamps and the optimistic-concurrency version every entity carries."""
 
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        default=utcnow, onupdate=utcnow, server_default=func.now()
+    # On a table that holds personal data these say when a person's record changed.
+    created_at: Mapped[dt.datetime] = mapped_column(
+        default=utcnow, server_default=func.now(), info=pii("record_metadata", purposes=("service",))
     )
-    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=func.now(),
+        info=pii("record_metadata", purposes=("service",)),
+    )
+    version: Mapped[int] = mapped_column(
+        default=1, server_default="1", info=not_personal("optimistic-concurrency counter")
+    )
 
 
 def table_of(model: type[Base]) -> Table:

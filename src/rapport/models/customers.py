@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from rapport.models.base import Base, BigId, Tracked
+from rapport.privacy.classification import not_personal, pii
 
 
 class Organisation(Tracked, Base):
@@ -50,25 +51,89 @@ class Customer(Tracked, Base):
         Index("ix_customer_organisation_id", "organisation_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
-    display_name: Mapped[str] = mapped_column(String(200))
-    family_name: Mapped[str | None] = mapped_column(String(100))
-    given_name: Mapped[str | None] = mapped_column(String(100))
-    name_latin: Mapped[str | None] = mapped_column(String(200))
-    gender: Mapped[str | None] = mapped_column(String(16))
-    birth_date: Mapped[dt.date | None] = mapped_column(Date)
-    occupation: Mapped[str | None] = mapped_column(String(100))
-    region: Mapped[str | None] = mapped_column(String(100))
-    city: Mapped[str | None] = mapped_column(String(100))
-    preferred_language: Mapped[str | None] = mapped_column(String(16))
-    preferred_channel: Mapped[str | None] = mapped_column(String(16))
-    acquisition_source: Mapped[str | None] = mapped_column(String(64))
-    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="lead")
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"))
-    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    deleted_at: Mapped[dt.datetime | None]
+    id: Mapped[int] = mapped_column(
+        BigId,
+        primary_key=True,
+        info=pii(
+            "reference", purposes=("service", "sales", "analytics"), note="the pseudonym analysts work with"
+        ),
+    )
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id"),
+        info=pii("demographic", purposes=("service", "sales", "analytics"), note="employer"),
+    )
+    display_name: Mapped[str] = mapped_column(
+        String(200), info=pii("identity", purposes=("service", "sales", "marketing"))
+    )
+    family_name: Mapped[str | None] = mapped_column(
+        String(100), info=pii("identity", purposes=("service", "sales", "marketing"))
+    )
+    given_name: Mapped[str | None] = mapped_column(
+        String(100), info=pii("identity", purposes=("service", "sales", "marketing"))
+    )
+    name_latin: Mapped[str | None] = mapped_column(
+        String(200), info=pii("identity", purposes=("service", "sales", "marketing"))
+    )
+    gender: Mapped[str | None] = mapped_column(
+        String(16), info=pii("demographic", purposes=("service", "marketing", "analytics"))
+    )
+    birth_date: Mapped[dt.date | None] = mapped_column(
+        Date,
+        info=pii(
+            "identity",
+            purposes=("service", "marketing"),
+            note="with gender and city a near-unique quasi-identifier; reveals minors",
+        ),
+    )
+    occupation: Mapped[str | None] = mapped_column(
+        String(100), info=pii("demographic", purposes=("sales", "marketing", "analytics"))
+    )
+    region: Mapped[str | None] = mapped_column(
+        String(100), info=pii("demographic", purposes=("service", "sales", "analytics"))
+    )
+    city: Mapped[str | None] = mapped_column(
+        String(100), info=pii("demographic", purposes=("service", "sales", "analytics"))
+    )
+    preferred_language: Mapped[str | None] = mapped_column(
+        String(16), info=pii("demographic", purposes=("service", "marketing"))
+    )
+    preferred_channel: Mapped[str | None] = mapped_column(
+        String(16), info=pii("behavioural", purposes=("service", "marketing"))
+    )
+    acquisition_source: Mapped[str | None] = mapped_column(
+        String(64), info=pii("behavioural", purposes=("marketing", "analytics"))
+    )
+    lifecycle_stage: Mapped[str] = mapped_column(
+        String(32),
+        default="lead",
+        info=pii("behavioural", purposes=("sales", "marketing", "analytics", "profiling")),
+    )
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id"),
+        info=pii(
+            "reference",
+            purposes=("sales", "administration"),
+            note="the staff member who owns the relationship",
+        ),
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("team.id"), info=not_personal("a team, not a person")
+    )
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        default=dict,
+        info=pii(
+            "free_text",
+            purposes=("service", "sales"),
+            note="administrator-defined custom fields; a text field can hold anything",
+        ),
+    )
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(
+        info=pii(
+            "record_metadata",
+            purposes=("service",),
+            note="soft-delete mark; erasure must purge, not only mark",
+        )
+    )
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="people", lazy="raise")
     contact_points: Mapped[list[ContactPoint]] = relationship(back_populates="customer", lazy="raise")
@@ -78,8 +143,20 @@ class CustomerTag(Base):
     __tablename__ = "customer_tag"
     __table_args__ = (Index("ix_customer_tag_tag_customer_id", "tag", "customer_id"),)
 
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
-    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customer.id", ondelete="CASCADE"),
+        primary_key=True,
+        info=pii("reference", purposes=("service", "sales", "marketing", "analytics")),
+    )
+    tag: Mapped[str] = mapped_column(
+        String(64),
+        primary_key=True,
+        info=pii(
+            "behavioural",
+            purposes=("marketing", "analytics", "profiling"),
+            note="a tag can state a sensitive fact; keep the vocabulary free of them",
+        ),
+    )
 
 
 class CustomerSearchTerm(Base):
@@ -91,9 +168,13 @@ class CustomerSearchTerm(Base):
     term: Mapped[str] = mapped_column(
         String(200).with_variant(postgresql.VARCHAR(200, collation="C"), "postgresql"),
         primary_key=True,
+        info=pii("identity", purposes=("service",), note="fragments and pinyin of the person's names"),
     )
     customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey("customer.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+        info=pii("reference", purposes=("service",)),
     )
 
 
@@ -119,18 +200,64 @@ class ContactPoint(Tracked, Base):
         Index("ix_contact_point_customer_id", "customer_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # email | phone | wechat | address
-    label: Mapped[str | None] = mapped_column(String(32))
-    value: Mapped[str] = mapped_column(String(500))
-    value_normalized: Mapped[str] = mapped_column(String(500))
-    country: Mapped[str | None] = mapped_column(String(2))
-    region: Mapped[str | None] = mapped_column(String(100))
-    city: Mapped[str | None] = mapped_column(String(100))
-    district: Mapped[str | None] = mapped_column(String(100))
-    postal_code: Mapped[str | None] = mapped_column(String(20))
-    is_primary: Mapped[bool] = mapped_column(default=False)
-    is_verified: Mapped[bool] = mapped_column(default=False)
+    id: Mapped[int] = mapped_column(
+        BigId, primary_key=True, info=pii("reference", purposes=("service", "analytics"))
+    )
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customer.id", ondelete="CASCADE"),
+        info=pii("reference", purposes=("service", "sales", "marketing", "analytics")),
+    )
+    # email | phone | wechat | address
+    kind: Mapped[str] = mapped_column(
+        String(16),
+        info=pii(
+            "behavioural",
+            purposes=("service", "marketing", "analytics"),
+            note="which channel types a person has",
+        ),
+    )
+    label: Mapped[str | None] = mapped_column(
+        String(32),
+        info=pii(
+            "free_text",
+            purposes=("service",),
+            note="staff-typed; can name a relative, an employer or a place",
+        ),
+    )
+    value: Mapped[str] = mapped_column(
+        String(500), info=pii("contact", purposes=("service", "sales", "marketing"))
+    )
+    value_normalized: Mapped[str] = mapped_column(
+        String(500),
+        info=pii(
+            "contact",
+            purposes=("service", "sales", "marketing"),
+            note="the value normalised for lookup and de-duplication",
+        ),
+    )
+    country: Mapped[str | None] = mapped_column(
+        String(2),
+        info=pii("demographic", purposes=("service", "analytics"), note="coarse location of an address"),
+    )
+    region: Mapped[str | None] = mapped_column(
+        String(100),
+        info=pii("demographic", purposes=("service", "analytics"), note="coarse location of an address"),
+    )
+    city: Mapped[str | None] = mapped_column(
+        String(100),
+        info=pii("demographic", purposes=("service", "analytics"), note="coarse location of an address"),
+    )
+    district: Mapped[str | None] = mapped_column(
+        String(100), info=pii("contact", purposes=("service", "sales"), note="fine-grained address part")
+    )
+    postal_code: Mapped[str | None] = mapped_column(
+        String(20), info=pii("contact", purposes=("service", "sales"), note="fine-grained address part")
+    )
+    is_primary: Mapped[bool] = mapped_column(
+        default=False, info=pii("record_metadata", purposes=("service",))
+    )
+    is_verified: Mapped[bool] = mapped_column(
+        default=False, info=pii("record_metadata", purposes=("service",))
+    )
 
     customer: Mapped[Customer] = relationship(back_populates="contact_points", lazy="raise")

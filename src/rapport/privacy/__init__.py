@@ -1,0 +1,1 @@
+"""Personal-data governance (PIPL, GDPR): classification, the record of processing, and later DSR."""

@@ -1,0 +1,113 @@
+"""The record of processing (PIPL art. 54-55 audits, GDPR art. 30), built from the declarations.
+
+Nothing here is written by hand per column: categories and purposes come from the column ``info``
+(:mod:`rapport.privacy.classification`), who reads what comes from ``POLICY`` and the resource specs,
+so the record cannot drift from what the code actually does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Table
+
+from rapport.access.policy import Action, Role, grant_for
+from rapport.access.specs import ALL_SPECS
+from rapport.audit.schemas import AuditEventRead
+from rapport.models import Base
+from rapport.privacy.classification import (
+    CATEGORY_MEANING,
+    PURPOSE_MEANING,
+    RETENTION_MEANING,
+    TABLES,
+    classification_of,
+)
+
+# Tables the API serves through a policy resource: (resource, the columns a reader may receive).
+_SERVED: dict[str, tuple[str, frozenset[str]]] = {
+    spec.table.name: (spec.name, frozenset(spec.read_columns) - spec.hidden_always) for spec in ALL_SPECS
+}
+_SERVED["audit_event"] = ("audit", frozenset(AuditEventRead.model_fields))
+
+# How the personal tables without a policy resource reach anyone, if at all.
+_OTHER_EXPOSURE: Mapping[str, str] = {
+    "customer_tag": "returned as the customer's tags to whoever may read the customer",
+    "customer_search_term": "never returned; only answers name searches of roles that see names",
+    "auth_token": "never returned; the database holds digests only",
+    "api_key": "each staff member lists their own keys; the digest is never returned",
+    "idempotency_record": "replayed only to the principal that sent the original request",
+}
+
+
+def _access(table: str, column: str) -> tuple[dict[str, str], list[str]]:
+    """Roles that receive the column in full (with their record scope), and roles it is masked for."""
+    served = _SERVED.get(table)
+    if served is None or column not in served[1]:
+        return {}, []
+    resource = served[0]
+    readers: dict[str, str] = {}
+    hidden: list[str] = []
+    for role in Role:
+        grant = grant_for(role, resource)
+        if not grant.allows(Action.read):
+            continue
+        if column in grant.hidden:
+            hidden.append(role.value)
+        else:
+            readers[role.value] = grant.scope.value
+    return readers, hidden
+
+
+def _column_entry(table: Table, name: str) -> dict[str, Any]:
+    cls = classification_of(table.c[name])
+    if cls is None:  # the classification tests keep this from happening; be explicit if it does
+        raise ValueError(f"{table.name}.{name} is not classified")
+    readers, hidden = _access(table.name, name)
+    decl = TABLES[table.name]
+    retention = cls.retention or decl.retention
+    return {
+        "column": name,
+        "personal": cls.personal,
+        "category": cls.category.value if cls.category else None,
+        "subtype": cls.subtype.value if cls.subtype else None,
+        "purposes": [p.value for p in cls.purposes],
+        "retention": retention.value if cls.personal and retention else None,
+        "note": cls.note,
+        "served": table.name in _SERVED and name in _SERVED[table.name][1],
+        "readers": readers,
+        "hidden_from": hidden,
+    }
+
+
+def inventory() -> dict[str, Any]:
+    """Every personal table with its columns, then the tables judged not personal and why."""
+    tables = Base.metadata.tables
+    personal: list[dict[str, Any]] = []
+    other: list[dict[str, str]] = []
+    for name, decl in TABLES.items():
+        if not decl.personal:
+            other.append({"table": name, "reason": decl.reason})
+            continue
+        table = tables[name]
+        served = _SERVED.get(name)
+        personal.append(
+            {
+                "table": name,
+                "description": decl.reason,
+                "subjects": list(decl.subjects),
+                "retention": decl.retention.value if decl.retention else None,
+                "resource": served[0] if served else None,
+                "exposure": "through the API per the access policy" if served else _OTHER_EXPOSURE[name],
+                "columns": [_column_entry(table, c.name) for c in table.columns],
+            }
+        )
+    return {
+        "tables": personal,
+        "not_personal": other,
+        "vocabulary": {
+            "categories": {k.value: v for k, v in CATEGORY_MEANING.items()},
+            "purposes": {k.value: v for k, v in PURPOSE_MEANING.items()},
+            "retention": {k.value: v for k, v in RETENTION_MEANING.items()},
+        },
+    }

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from typer.testing import CliRunner
+
+from rapport.cli.main import app
+
+runner = CliRunner()
+
+EVERY_READER_BUT_ANALYST = {
+    "admin": "all",
+    "team_lead": "team",
+    "crm_specialist": "all",
+    "sales_rep": "team",
+    "service_rep": "all",
+}
+
+
+def _record() -> dict[str, Any]:
+    result = runner.invoke(app, ["privacy", "inventory", "--json"])
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def _column(record: dict[str, Any], table: str, column: str) -> dict[str, Any]:
+    (entry,) = [t for t in record["tables"] if t["table"] == table]
+    (found,) = [c for c in entry["columns"] if c["column"] == column]
+    return dict(found)
+
+
+def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
+    record = _record()
+    assert [t["table"] for t in record["tables"]] == [
+        "customer",
+        "contact_point",
+        "customer_tag",
+        "customer_search_term",
+        "interaction",
+        "task",
+        "sales_order",
+        "order_line",
+        "app_user",
+        "auth_token",
+        "api_key",
+        "audit_event",
+        "idempotency_record",
+    ]
+    assert [t["table"] for t in record["not_personal"]] == ["organisation", "product", "team", "custom_field"]
+    assert record["not_personal"][1] == {
+        "table": "product",
+        "reason": "the catalogue: nothing about any person",
+    }
+    assert set(record["vocabulary"]) == {"categories", "purposes", "retention"}
+    assert record["vocabulary"]["retention"]["security_log"].startswith("at least six months")
+
+
+def test_contact_value_is_contact_data_hidden_from_analysts() -> None:
+    assert _column(_record(), "contact_point", "value") == {
+        "column": "value",
+        "personal": True,
+        "category": "contact",
+        "subtype": None,
+        "purposes": ["service", "sales", "marketing"],
+        "retention": "relationship",
+        "note": "",
+        "served": True,
+        "readers": EVERY_READER_BUT_ANALYST,
+        "hidden_from": ["data_analyst"],
+    }
+
+
+def test_entries_follow_policy_specs_and_declarations() -> None:
+    record = _record()
+    assert _column(record, "customer", "region") == {
+        "column": "region",
+        "personal": True,
+        "category": "demographic",
+        "subtype": None,
+        "purposes": ["service", "sales", "analytics"],
+        "retention": "relationship",
+        "note": "",
+        "served": True,
+        "readers": {**EVERY_READER_BUT_ANALYST, "data_analyst": "all"},
+        "hidden_from": [],
+    }
+    assert _column(record, "customer", "version") == {
+        "column": "version",
+        "personal": False,
+        "category": None,
+        "subtype": None,
+        "purposes": [],
+        "retention": None,
+        "note": "optimistic-concurrency counter",
+        "served": True,
+        "readers": {**EVERY_READER_BUT_ANALYST, "data_analyst": "all"},
+        "hidden_from": [],
+    }
+    # Never part of a user read: nobody receives it, whatever their grant on users.
+    password = _column(record, "app_user", "password_hash")
+    assert (password["category"], password["served"], password["readers"], password["hidden_from"]) == (
+        "credential",
+        False,
+        {},
+        [],
+    )
+    email = _column(record, "app_user", "email")
+    assert email["readers"] == {
+        "admin": "all",
+        "team_lead": "team",
+        "crm_specialist": "all",
+        "sales_rep": "team",
+        "service_rep": "team",
+    }
+    assert email["hidden_from"] == ["data_analyst"]
+    ip = _column(record, "audit_event", "ip")
+    assert (ip["category"], ip["retention"], ip["readers"]) == (
+        "online_identifier",
+        "security_log",
+        {"admin": "all", "team_lead": "team"},
+    )
+    term = _column(record, "customer_search_term", "term")
+    assert (term["category"], term["retention"], term["served"]) == ("identity", "derived", False)
+    (tokens,) = [t for t in record["tables"] if t["table"] == "auth_token"]
+    assert (tokens["resource"], tokens["exposure"], tokens["subjects"]) == (
+        None,
+        "never returned; the database holds digests only",
+        ["staff"],
+    )
+
+
+def test_terminal_output_is_a_table_per_personal_table() -> None:
+    result = runner.invoke(app, ["privacy", "inventory"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "contact_point: phones, emails, messaging ids, addresses" in out
+    assert "value_normalized" in out
+    assert "data_analyst/all" in out
+    assert "Tables without personal data:" in out
+    assert "  product: the catalogue: nothing about any person" in out
+    assert not out.lstrip().startswith("{")
