@@ -1,0 +1,1 @@
+"""Customer analytics on plain arrays: lifetime value models (no database access here)."""

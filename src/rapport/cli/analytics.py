@@ -1,0 +1,167 @@
+"""``rapport analytics``: customer analytics on exported data (no database needed)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import enum
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from rapport.analytics.clv import FitError, fit_bgnbd, fit_gamma_gamma, group_rows, summarise
+from rapport.cli.common import fail
+
+app = typer.Typer(help="Customer analytics: lifetime value models.", no_args_is_help=True)
+
+
+class TimeUnit(enum.StrEnum):
+    day = "day"
+    week = "week"
+
+
+def _parse_date(text: str) -> dt.date:
+    """An ISO date or datetime; aware datetimes count on their UTC date so time zones cannot split a day."""
+    value = text.strip()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        parsed = dt.datetime.fromisoformat(value)  # a ValueError here is the caller's message
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC)
+    return parsed.date()
+
+
+def _read(
+    path: Path, customer_col: str, date_col: str, amount_col: str | None
+) -> tuple[list[str], list[dt.date], list[float] | None]:
+    ids: list[str] = []
+    dates: list[dt.date] = []
+    amounts: list[float] | None = [] if amount_col else None
+    # Dates repeat heavily in transaction logs; parsing each distinct string once is much faster.
+    seen: dict[str, dt.date] = {}
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            for label, col in (("customer", customer_col), ("date", date_col), ("amount", amount_col)):
+                if col is not None and col not in header:
+                    listed = ", ".join(header) or "no header row"
+                    fail(f"{label} column '{col}' is not in {path.name} (columns: {listed})")
+            for row in reader:
+                line = reader.line_num
+                cid, raw_date = row[customer_col], row[date_col]
+                if cid is None or raw_date is None:
+                    fail(f"line {line}: row has fewer fields than the header")
+                if not cid.strip():
+                    fail(f"line {line}: customer column '{customer_col}' is empty")
+                date = seen.get(raw_date)
+                if date is None:
+                    try:
+                        date = seen[raw_date] = _parse_date(raw_date)
+                    except ValueError:
+                        fail(f"line {line}: date column '{date_col}' value {raw_date!r} is not an ISO date")
+                ids.append(cid.strip())
+                dates.append(date)
+                if amounts is not None and amount_col is not None:
+                    raw_amount = row[amount_col]
+                    try:
+                        amount = float(raw_amount or "")
+                    except ValueError:
+                        amount = math.nan
+                    if not math.isfinite(amount):
+                        fail(
+                            f"line {line}: amount column '{amount_col}' value {raw_amount!r} is not a number"
+                        )
+                    amounts.append(amount)
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"{path} is not UTF-8 text")
+    except csv.Error as exc:
+        fail(f"{path} is not valid CSV: {exc}")
+    if not ids:
+        fail(f"{path.name} has no transactions")
+    return ids, dates, amounts
+
+
+@app.command("fit-clv")
+def fit_clv(
+    file: Path = typer.Argument(..., help="CSV of transactions with a header row."),
+    customer_column: str = typer.Option(..., "--customer-column", help="Column identifying the customer."),
+    date_column: str = typer.Option(..., "--date-column", help="Column with ISO dates or datetimes."),
+    amount_column: str | None = typer.Option(
+        None, "--amount-column", help="Column with transaction values; enables the Gamma-Gamma spend model."
+    ),
+    end: str | None = typer.Option(
+        None, "--end", help="End of observation (ISO date); defaults to the latest transaction date."
+    ),
+    time_unit: TimeUnit = typer.Option(TimeUnit.day, "--time-unit", help="Period that purchases count in."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Fit BG/NBD (and Gamma-Gamma with --amount-column) to a transaction CSV and print the parameters."""
+    end_date: dt.date | None = None
+    if end is not None:
+        try:
+            end_date = dt.date.fromisoformat(end)
+        except ValueError:
+            fail(f"--end {end!r} is not an ISO date (YYYY-MM-DD)", 2)
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    ids, dates, amounts = _read(file, customer_column, date_column, amount_column)
+    timings["read_seconds"] = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        summary = summarise(
+            np.asarray(ids), np.asarray(dates, dtype="datetime64[D]"), amounts, end_date, time_unit.value
+        )
+        timings["summarise_seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        bgnbd = fit_bgnbd(summary)
+        timings["fit_bgnbd_seconds"] = time.perf_counter() - started
+        gg = None
+        if amounts is not None:
+            started = time.perf_counter()
+            gg = fit_gamma_gamma(summary)
+            timings["fit_gamma_gamma_seconds"] = time.perf_counter() - started
+    except (ValueError, FitError) as exc:
+        fail(str(exc))
+
+    repeat = summary.frequency > 0
+    result: dict[str, Any] = {
+        "r": bgnbd.r,
+        "alpha": bgnbd.alpha,
+        "a": bgnbd.a,
+        "b": bgnbd.b,
+        "p": gg.p if gg else None,
+        "q": gg.q if gg else None,
+        "gamma": gg.gamma if gg else None,
+        "loglik_bgnbd": bgnbd.loglik,
+        "loglik_gamma_gamma": gg.loglik if gg else None,
+        "time_unit": time_unit.value,
+        "end": summary.end.isoformat() if summary.end else None,
+        "timings": timings,
+        "counts": {
+            "transactions": len(ids),
+            "customers": len(summary),
+            "repeat_customers": int(np.count_nonzero(repeat)),
+            "bgnbd_groups": len(group_rows(summary.frequency, summary.recency, summary.T)[1]),
+            "gamma_gamma_customers": int(np.count_nonzero(repeat & (summary.monetary > 0))) if gg else 0,
+        },
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for key in ("r", "alpha", "a", "b", "p", "q", "gamma", "loglik_bgnbd", "loglik_gamma_gamma"):
+        if result[key] is not None:
+            typer.echo(f"{key:>20}  {result[key]:.6g}")
+    for key, count in result["counts"].items():
+        typer.echo(f"{key:>20}  {count}")
+    for key, seconds in timings.items():
+        typer.echo(f"{key:>20}  {seconds:.3f}")
