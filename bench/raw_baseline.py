@@ -28,7 +28,7 @@ def _conn() -> sqlite3.Connection:
     return conn
 
 
-def customer(request: Request) -> Response:
+def _customer(request: Request) -> Response:
     row = (
         _conn().execute("SELECT * FROM customer WHERE id = ?", (int(request.path_params["cid"]),)).fetchone()
     )
@@ -37,4 +37,19 @@ def customer(request: Request) -> Response:
     return Response(orjson.dumps(dict(row)), media_type="application/json")
 
 
-app = Starlette(routes=[Route("/raw/customers/{cid:int}", customer)])
+async def customer_async(request: Request) -> Response:
+    """Query on the event loop: the fastest this stack can answer."""
+    return _customer(request)
+
+
+def customer_sync(request: Request) -> Response:
+    """Query in Starlette's thread pool, the way a plain ``def`` endpoint runs."""
+    return _customer(request)
+
+
+app = Starlette(
+    routes=[
+        Route("/raw/async/customers/{cid:int}", customer_async),
+        Route("/raw/sync/customers/{cid:int}", customer_sync),
+    ]
+)

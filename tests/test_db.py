@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import text
 
 from rapport import migrate
-from rapport.db import make_engine, refresh_statistics
+from rapport.db import Database, SQLiteWriteLock, make_engine, refresh_statistics
 
 
 def test_refresh_statistics_makes_sqlite_walk_the_primary_key(tmp_path: Path) -> None:
@@ -34,3 +36,42 @@ def test_refresh_statistics_makes_sqlite_walk_the_primary_key(tmp_path: Path) ->
         after = " ".join(r[3] for r in conn.exec_driver_sql(plan_sql))
     assert after == "SCAN customer"
     engine.dispose()
+
+
+_PROBE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    print("busy")
+else:
+    print("free")
+"""
+
+
+def _other_process_sees(lock_file: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(lock_file)], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_sqlite_write_lock_excludes_other_processes_until_released(tmp_path: Path) -> None:
+    db_file = tmp_path / "shared.db"
+    lock = SQLiteWriteLock(str(db_file))
+    lock_file = tmp_path / "shared.db.writelock"
+    with lock:
+        assert _other_process_sees(lock_file) == "busy"
+    assert _other_process_sees(lock_file) == "free"
+    with lock:  # re-acquirable after release, by any thread
+        assert _other_process_sees(lock_file) == "busy"
+
+
+def test_file_database_uses_the_process_lock_and_a_test_connection_does_not(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'f.db'}")
+    on_file = Database(engine)
+    assert isinstance(on_file._write_lock, SQLiteWriteLock)
+    with engine.connect() as conn:
+        assert not isinstance(Database(conn)._write_lock, SQLiteWriteLock)
+    on_file.dispose()

@@ -9,6 +9,8 @@ short write transaction of its own. PostgreSQL needs none of this.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -78,6 +80,35 @@ def refresh_statistics(engine: Engine, *, only_if_missing: bool = False) -> bool
     return True
 
 
+class SQLiteWriteLock:
+    """The single-writer lock for a SQLite file: threads of this process, then other processes.
+
+    The thread lock comes first because ``flock`` is held by the open file, not by the thread.
+    """
+
+    def __init__(self, database_path: str) -> None:
+        self._threads = threading.Lock()
+        self._path = database_path + ".writelock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
@@ -102,7 +133,12 @@ class Database:
         self._read_sessions = sessionmaker(
             bind=read_bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
-        self._write_lock: threading.Lock | None = threading.Lock() if self.sqlite else None
+        self._write_lock: threading.Lock | SQLiteWriteLock | None = None
+        if self.sqlite:
+            path = bind.url.database if isinstance(bind, Engine) else None
+            # A file database may be shared by several server processes: they queue on a file lock
+            # (woken the moment it is free) instead of SQLite's sleeping busy handler.
+            self._write_lock = SQLiteWriteLock(path) if path and path != ":memory:" else threading.Lock()
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBatcher] = (
             weakref.WeakKeyDictionary()
         )

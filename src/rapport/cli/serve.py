@@ -14,7 +14,12 @@ from rapport.db import refresh_statistics
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (PostgreSQL only)."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Worker processes. On SQLite their writes queue on one file lock; reads run in parallel.",
+    ),
     reload: bool = typer.Option(False, "--reload", help="Restart on code changes (development)."),
     access_log: bool = typer.Option(
         False,
@@ -31,14 +36,6 @@ def serve(
         assert isinstance(db.bind, Engine)
         if refresh_statistics(db.bind, only_if_missing=True):
             typer.echo("computed planner statistics (first start on this database)")
-    if url.startswith("sqlite") and workers > 1:
-        typer.echo(
-            "note: SQLite allows one writer at a time and Rapport serialises writes inside one "
-            "process, so running 1 worker instead of "
-            f"{workers}; use PostgreSQL (RAPPORT_DATABASE_URL) for more.",
-            err=True,
-        )
-        workers = 1
     if reload and workers > 1:
         typer.echo("note: --reload runs a single worker.", err=True)
         workers = 1
