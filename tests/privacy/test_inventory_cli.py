@@ -6,6 +6,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from rapport.cli.main import app
+from tests.privacy.test_classification import PERSONAL_TABLES
 
 runner = CliRunner()
 
@@ -33,21 +34,7 @@ def _column(record: dict[str, Any], table: str, column: str) -> dict[str, Any]:
 
 def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
     record = _record()
-    assert [t["table"] for t in record["tables"]] == [
-        "customer",
-        "contact_point",
-        "customer_tag",
-        "customer_search_term",
-        "interaction",
-        "task",
-        "sales_order",
-        "order_line",
-        "app_user",
-        "auth_token",
-        "api_key",
-        "audit_event",
-        "idempotency_record",
-    ]
+    assert [t["table"] for t in record["tables"]] == list(PERSONAL_TABLES)
     assert [t["table"] for t in record["not_personal"]] == ["organisation", "product", "team", "custom_field"]
     assert record["not_personal"][1] == {
         "table": "product",

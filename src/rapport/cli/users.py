@@ -122,9 +122,7 @@ def disable(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
 ) -> None:
     """Disable a user; their tokens and API keys stop working immediately."""
-    with open_database(url) as db, cli_errors(), db.unit(write=True) as session:
-        user = set_active(session, username, False)
-        _audit(session, "disable", "user", user.id, ["is_active"])
+    _set_active(username, False, url)
     typer.echo(f"disabled {username}; their sessions and API keys are revoked")
 
 
@@ -134,10 +132,14 @@ def enable(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
 ) -> None:
     """Enable a disabled user (they log in again; revoked tokens stay revoked)."""
-    with open_database(url) as db, cli_errors(), db.unit(write=True) as session:
-        user = set_active(session, username, True)
-        _audit(session, "enable", "user", user.id, ["is_active"])
+    _set_active(username, True, url)
     typer.echo(f"enabled {username}")
+
+
+def _set_active(username: str, active: bool, url: str | None) -> None:
+    with open_database(url) as db, cli_errors(), db.unit(write=True) as session:
+        user = set_active(session, username, active)
+        _audit(session, "enable" if active else "disable", "user", user.id, ["is_active"])
 
 
 @user_app.command("list")
