@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -73,6 +73,13 @@ MAX_KEY_LENGTH = 255
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 
 
+def prune_idempotency(session: Session, now: dt.datetime | None = None) -> int:
+    """Forget every key older than IDEMPOTENCY_TTL; returns how many were removed."""
+    table = table_of(IdempotencyRecord)
+    cutoff = (now or utcnow()) - IDEMPOTENCY_TTL
+    return int(session.execute(delete(table).where(table.c.created_at < cutoff)).rowcount)  # type: ignore[attr-defined]
+
+
 def idempotent(
     session: Session,
     request: Request,
@@ -106,6 +113,12 @@ def idempotent(
     dialect = session.get_bind().dialect.name
     ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     owner = principal.owner_key
+    # A key is remembered for IDEMPOTENCY_TTL; after that the same key starts a new request.
+    session.execute(
+        delete(table).where(
+            table.c.owner == owner, table.c.key == key, table.c.created_at < utcnow() - IDEMPOTENCY_TTL
+        )
+    )
     claimed = session.execute(
         ins.values(
             owner=owner,

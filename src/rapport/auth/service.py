@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from rapport.access.policy import Role
@@ -179,6 +179,18 @@ def refresh(
     access, new_refresh, ttl = _issue(session, settings, user.id, ip, family=token.family)
     _audit(session, "refresh", "ok", user.id, ip, request_id)
     return IssuedTokens(access, new_refresh, ttl, user.id, user.role)
+
+
+def prune_tokens(session: Session, keep: dt.timedelta) -> int:
+    """Delete tokens that expired or were revoked more than ``keep`` ago; returns the count."""
+    cutoff = utcnow() - keep
+    done = session.execute(
+        delete(AuthToken).where(
+            (AuthToken.expires_at < cutoff)
+            | (AuthToken.revoked_at.is_not(None) & (AuthToken.revoked_at < cutoff))
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    return int(done)
 
 
 def revoke_family(session: Session, family: str) -> None:
