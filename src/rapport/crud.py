@@ -46,6 +46,11 @@ class Resource:
     default_sort: ClassVar[str] = "-id"
     tag: ClassVar[str] = ""
 
+    def default_sort_for(self, recs: Records) -> str:
+        """The resource's default order, or id order when the caller may not see that column."""
+        hidden = recs.principal.grant(self.spec.name).hidden
+        return "id" if self.default_sort.lstrip("-") in hidden else self.default_sort
+
     # -- hooks a domain overrides -------------------------------------------------------------
 
     def where(self, recs: Records, filters: Any) -> Sequence[ColumnElement[bool]]:
@@ -208,7 +213,7 @@ def mount(router: APIRouter, res: Resource) -> None:
     async def list_fn(recs: Recs, params: Any) -> Response:
         page = recs.page(
             spec,
-            sort=params.sort or res.default_sort,
+            sort=params.sort or res.default_sort_for(recs),
             cursor=params.cursor,
             limit=params.limit,
             where=res.where(recs, params),

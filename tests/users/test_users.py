@@ -182,3 +182,13 @@ def test_other_team_user_is_404_for_rep(client: TestClient, factory: Factory) ->
     )
     assert r.status_code == 404
     assert factory.row(User, stranger)["is_active"] is True
+
+
+def test_analyst_sees_colleagues_by_id_and_role_only(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    analyst = factory.user("data_analyst", team)
+    colleague = factory.user("sales_rep", team, username="wang.wei")
+    items = client.get("/api/v1/users", headers=factory.auth(analyst)).json()["items"]
+    row = next(i for i in items if i["id"] == colleague)
+    assert row["role"] == "sales_rep"
+    assert not {"username", "display_name", "email"} & set(row)

@@ -182,7 +182,9 @@ def _build() -> dict[Role, dict[str, Grant]]:
         task=_FREE_TEXT,
     )
     # Pseudonymised means no names anywhere, colleagues' included: ids are enough for analysis.
-    analyst |= _grants(Scope.team, {"user": _R, "team": _R}, user=frozenset({"email", "display_name"}))
+    analyst |= _grants(
+        Scope.team, {"user": _R, "team": _R}, user=frozenset({"email", "display_name", "username"})
+    )
     policy[Role.data_analyst] = analyst
     return policy
 
