@@ -4,10 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import Connection, event, select, text
+from sqlalchemy.orm import Session
 
 from rapport import migrate
-from rapport.db import Database, SQLiteWriteLock, make_engine, refresh_statistics
+from rapport.audit.chain import PendingEvent
+from rapport.db import Database, SQLiteWriteLock, make_engine, record_audit, refresh_statistics
+from rapport.models import AuditEvent
 
 
 def test_refresh_statistics_makes_sqlite_walk_the_primary_key(tmp_path: Path) -> None:
@@ -75,3 +79,23 @@ def test_file_database_uses_the_process_lock_and_a_test_connection_does_not(tmp_
     with engine.connect() as conn:
         assert not isinstance(Database(conn)._write_lock, SQLiteWriteLock)
     on_file.dispose()
+
+
+def test_denied_events_survive_a_commit_that_fails(database: Database, connection: Connection) -> None:
+    class Boom(Exception):
+        pass
+
+    def fail_once(_session: Session) -> None:
+        raise Boom
+
+    def attempt() -> None:
+        with database.unit(write=True) as session:
+            denied = PendingEvent(action="access", resource="customer", record_id="7", outcome="denied")
+            record_audit(session, denied)
+            record_audit(session, PendingEvent(action="update", resource="customer", record_id="8"))
+            event.listen(session, "before_commit", fail_once, once=True)
+
+    with pytest.raises(Boom):
+        attempt()
+    rows = connection.execute(select(AuditEvent.action, AuditEvent.record_id, AuditEvent.outcome)).all()
+    assert [tuple(r) for r in rows] == [("access", "7", "denied")]

@@ -161,8 +161,10 @@ class Database:
                     self._begin_writes(session)
                     try:
                         yield session
-                        append_events(session, session.info.pop("audit", []))
+                        append_events(session, session.info.get("audit", []))
                         session.commit()
+                        # Only now are they stored: if the commit fails, the denied ones are kept.
+                        session.info.pop("audit", None)
                     except BaseException:
                         session.rollback()
                         raise
