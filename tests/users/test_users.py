@@ -192,3 +192,12 @@ def test_analyst_sees_colleagues_by_id_and_role_only(client: TestClient, factory
     row = next(i for i in items if i["id"] == colleague)
     assert row["role"] == "sales_rep"
     assert not {"username", "display_name", "email"} & set(row)
+
+
+def test_analyst_cannot_search_colleagues_by_username(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    analyst = factory.user("data_analyst", team)
+    factory.user("sales_rep", team, username="zhao.min")
+    r = client.get("/api/v1/users", params={"q": "zhao"}, headers=factory.auth(analyst))
+    assert r.status_code == 403
+    assert r.json()["detail"] == "your role may not search by username"

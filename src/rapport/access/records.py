@@ -127,6 +127,11 @@ class Records:
             return and_(live, mine)
         return and_(live, or_(t.c.team_id == self._tid, mine))
 
+    def require_visible(self, spec: ResourceSpec, column: str, purpose: str = "filter by") -> None:
+        """Filtering on a field the caller may not read would reveal it one guess at a time."""
+        if column in self.principal.grant(spec.name).hidden:
+            raise Forbidden(f"your role may not {purpose} {column}")
+
     def readable_columns(self, spec: ResourceSpec, grant: Grant) -> list[Any]:
         return [spec.table.c[c] for c in spec.read_columns if c not in grant.hidden]
 

@@ -137,6 +137,7 @@ class Users(Resource):
         if f.is_active is not None:
             clauses.append(u.c.is_active.is_(f.is_active))
         if f.q:
+            recs.require_visible(USER, "username", "search by")
             clauses.append(starts_with(u.c.username, f.q))
         return clauses
 
