@@ -160,3 +160,15 @@ def test_delete_refused_while_on_orders(client: TestClient, factory: Factory) ->
     assert client.delete(f"{API}/{unused}", headers={**h, "If-Match": f'"{unused}.1"'}).status_code == 204
     assert factory.scalar(select(func.count()).select_from(Product).where(Product.id == unused)) == 0
     assert client.delete(f"{API}/{unused}", headers={**h, "If-Match": f'"{unused}.1"'}).status_code == 404
+
+
+def test_products_filter_by_category_and_status(client: TestClient, factory: Factory) -> None:
+    admin = factory.user("admin", factory.team())
+    tea = factory.product(category="茶叶")
+    old_tea = factory.product(category="茶叶", is_active=False)
+    factory.product(category="茶具")
+    h = factory.auth(admin)
+    r = client.get("/api/v1/products", params={"category": "茶叶", "sort": "id"}, headers=h)
+    assert [p["id"] for p in r.json()["items"]] == [tea, old_tea]
+    r = client.get("/api/v1/products", params={"category": "茶叶", "is_active": "false"}, headers=h)
+    assert [p["id"] for p in r.json()["items"]] == [old_tea]

@@ -201,3 +201,19 @@ def test_analyst_cannot_search_colleagues_by_username(client: TestClient, factor
     r = client.get("/api/v1/users", params={"q": "zhao"}, headers=factory.auth(analyst))
     assert r.status_code == 403
     assert r.json()["detail"] == "your role may not search by username"
+
+
+def test_users_filter_by_role_team_and_status(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    admin = factory.user("admin", team)
+    rep = factory.user("sales_rep", team)
+    gone = factory.user("sales_rep", team, active=False)
+    h = factory.auth(admin)
+
+    def ids(**params: object) -> list[int]:
+        r = client.get("/api/v1/users", params={"sort": "id", "team_id": team, **params}, headers=h)
+        return [u["id"] for u in r.json()["items"]]
+
+    assert ids(role="sales_rep") == [rep, gone]
+    assert ids(role="sales_rep", is_active="false") == [gone]
+    assert ids(is_active="true") == [admin, rep]

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, or_
 from rapport.access.policy import Action
 from rapport.access.records import Records, Row
 from rapport.access.specs import PRODUCT
-from rapport.crud import Resource, refuse_nulls, starts_with, unique_error, unique_or_conflict
+from rapport.crud import Resource, equal_filters, refuse_nulls, starts_with, unique_error, unique_or_conflict
 from rapport.errors import Conflict
 from rapport.products import repository as repo
 from rapport.products.schemas import ProductCreate, ProductFilters, ProductRead, ProductUpdate
@@ -29,11 +29,7 @@ class Products(Resource):
 
     def where(self, recs: Records, f: ProductFilters) -> Sequence[ColumnElement[bool]]:
         t = PRODUCT.table
-        clauses: list[ColumnElement[bool]] = []
-        if f.category is not None:
-            clauses.append(t.c.category == f.category)
-        if f.is_active is not None:
-            clauses.append(t.c.is_active.is_(f.is_active))
+        clauses = equal_filters(t, f, "category", "is_active")
         if f.q:
             clauses.append(or_(starts_with(t.c.name, f.q), starts_with(t.c.sku, f.q)))
         return clauses

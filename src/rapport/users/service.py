@@ -12,7 +12,7 @@ from rapport.access.policy import Action, Role
 from rapport.access.records import Records, Row
 from rapport.access.specs import CUSTOM_FIELD, CUSTOMER, ORGANISATION, TEAM, USER
 from rapport.auth.service import check_password_policy, revoke_user
-from rapport.crud import Resource, refuse_nulls, starts_with, unique_error, unique_or_conflict
+from rapport.crud import Resource, equal_filters, refuse_nulls, starts_with, unique_error, unique_or_conflict
 from rapport.errors import Conflict, InvalidInput, NotFound, invalid_field
 from rapport.models import Team, User
 from rapport.security.passwords import hash_password
@@ -129,13 +129,8 @@ class Users(Resource):
 
     def where(self, recs: Records, f: UserFilters) -> Sequence[ColumnElement[bool]]:
         u = USER.table
-        clauses: list[ColumnElement[bool]] = []
-        if f.role is not None:
-            clauses.append(u.c.role == f.role.value)
-        if f.team_id is not None:
-            clauses.append(u.c.team_id == f.team_id)
-        if f.is_active is not None:
-            clauses.append(u.c.is_active.is_(f.is_active))
+        # Role is a str enum, so it compares with the stored text as it is.
+        clauses = equal_filters(u, f, "role", "team_id", "is_active")
         if f.q:
             recs.require_visible(USER, "username", "search by")
             clauses.append(starts_with(u.c.username, f.q))
