@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     default_phone_region: str = Field(default="CN", description="Region for numbers typed without +.")
     page_size_max: int = 200
     demo_password: str | None = None
+    analytics_path: Path | None = Field(
+        default=None,
+        description="DuckDB file of the analytics store; defaults to analytics.duckdb in the data directory.",
+    )
     tune_gc: bool = Field(
         default=True,
         description="Freeze start-up objects and collect garbage less often (p99 latency 120 -> 40 ms).",
@@ -39,6 +43,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'rapport.db').resolve()}"
+
+    @property
+    def resolved_analytics_path(self) -> Path:
+        return self.analytics_path or self.data_dir / "analytics.duckdb"
 
     def resolved_secret_key(self) -> str:
         if self.secret_key:

@@ -32,6 +32,7 @@ PERSONAL_TABLES = (
     "task",
     "sales_order",
     "order_line",
+    "customer_score",
     "app_user",
     "auth_token",
     "api_key",

@@ -58,6 +58,8 @@ RESOURCES = (
     "api_key",
     "custom_field",
     "audit",
+    # Aggregate customer analytics (RFM, cohorts, revenue) and the scores jobs write back.
+    "analytics",
 )
 
 _R = frozenset({Action.read})
@@ -86,6 +88,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
     # Users are disabled, never deleted (their ids stay in the audit chain); the chain is read-only.
     everything["user"] = _FULL - {Action.delete}
     everything["audit"] = _RX
+    everything["analytics"] = _RX
     policy: dict[Role, dict[str, Grant]] = {Role.admin: _grants(Scope.all, everything)}
 
     lead = _grants(
@@ -104,6 +107,9 @@ def _build() -> dict[Role, dict[str, Grant]]:
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
+    # Analytics are aggregates over every customer; a customer's own scores still need the
+    # customer in the caller's scope (GET /customers/{id}/scores checks it first).
+    lead |= _grants(Scope.all, {"analytics": _RX})
     policy[Role.team_lead] = lead
 
     specialist = _grants(
@@ -120,6 +126,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "custom_field": _FULL,
             "user": _R,
             "team": _R,
+            "analytics": _RX,
         },
     )
     policy[Role.crm_specialist] = specialist
@@ -173,6 +180,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
                 "interaction",
                 "task",
                 "custom_field",
+                "analytics",
             ),
             _RX,
         ),
@@ -190,6 +198,10 @@ def _build() -> dict[Role, dict[str, Grant]]:
 
 
 POLICY: dict[Role, dict[str, Grant]] = _build()
+
+# Fields a pseudonymised reader may receive only in a generalised form: the analytics store keeps
+# the birth year (for age bands), never the birth date. Read by rapport.analytics.store.
+GENERALISED: dict[str, dict[str, str]] = {"customer": {"birth_date": "year"}}
 
 NO_ACCESS = Grant(frozenset(), Scope.own)
 

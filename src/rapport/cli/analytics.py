@@ -1,4 +1,4 @@
-"""``rapport analytics``: customer analytics on exported data (no database needed)."""
+"""``rapport analytics``: the analytics store, its jobs and reports; CLV fitting on exported data."""
 
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ from typing import Any
 
 import numpy as np
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from rapport.analytics.clv import FitError, fit_bgnbd, fit_gamma_gamma, group_rows, summarise
-from rapport.cli.common import fail
+from rapport.analytics.jobs import registry, run_jobs
+from rapport.analytics.store import AnalyticsStore, SyncReport
+from rapport.cli.common import URL_HELP, cli_errors, console, fail, open_database, settings
 
-app = typer.Typer(help="Customer analytics: lifetime value models.", no_args_is_help=True)
+app = typer.Typer(
+    help="Customer analytics: store sync, jobs (RFM...), reports, CLV models.", no_args_is_help=True
+)
 
 
 class TimeUnit(enum.StrEnum):
@@ -165,3 +171,135 @@ def fit_clv(
         typer.echo(f"{key:>20}  {count}")
     for key, seconds in timings.items():
         typer.echo(f"{key:>20}  {seconds:.3f}")
+
+
+# -- the analytics store and jobs ---------------------------------------------------------------
+
+
+def _store_path(store: Path | None) -> Path:
+    return store or settings().resolved_analytics_path
+
+
+def _as_of(text: str | None) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        fail(f"--as-of {text!r} is not an ISO date (YYYY-MM-DD)", 2)
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def _print_sync(report: SyncReport) -> None:
+    table = Table("table", "copied", "removed", "mode", title="Analytics store sync")
+    for name, count in report.upserted.items():
+        mode = "full" if report.full.get(name) else "incremental"
+        table.add_row(name, f"{count:,}", f"{report.removed.get(name, 0):,}", mode)
+    console.print(table)
+    typer.echo(f"profiling allowed for {report.profiling_allowed:,} customers; {report.seconds:.2f} s")
+
+
+@app.command("sync")
+def sync_store(
+    url: str | None = typer.Option(None, "--url", help=URL_HELP),
+    store: Path | None = typer.Option(None, "--store", help="DuckDB file (default: RAPPORT_ANALYTICS_PATH)."),
+    full: bool = typer.Option(False, "--full", help="Copy everything again instead of what changed."),
+) -> None:
+    """Copy what changed in the records into the analytics store (pseudonymised)."""
+    path = _store_path(store)
+    with (
+        open_database(url) as database,
+        cli_errors(),
+        AnalyticsStore.open(path) as st,
+        database.unit(write=False) as session,
+    ):
+        report = st.sync(session, full=full)
+    _print_sync(report)
+    typer.echo(f"store: {path}")
+
+
+@app.command("run")
+def run(
+    only: list[str] | None = typer.Option(None, "--only", help="Run only this job (repeatable)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Evaluate as of this date (default: today)."),
+    bins: int = typer.Option(5, "--bins", min=2, max=9, help="RFM score levels (5: quintiles)."),
+    url: str | None = typer.Option(None, "--url", help=URL_HELP),
+    store: Path | None = typer.Option(None, "--store", help="DuckDB file (default: RAPPORT_ANALYTICS_PATH)."),
+    no_sync: bool = typer.Option(False, "--no-sync", help="Use the store as it is."),
+) -> None:
+    """Sync the store, run analytics jobs, store their tables and write scores back."""
+    when = _as_of(as_of)
+    available = registry()
+    names = list(only or available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        fail(f"unknown job {', '.join(unknown)}; choose from {', '.join(available)}", 2)
+    path = _store_path(store)
+    with (
+        open_database(url) as database,
+        cli_errors(),
+        AnalyticsStore.open(path) as st,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        ) as bar,
+    ):
+        tasks = {
+            name: bar.add_task(name, total=1.0, note="") for name in ([] if no_sync else ["sync"]) + names
+        }
+
+        def hook(job: str, done: float, note: str) -> None:
+            if job in tasks:
+                bar.update(tasks[job], completed=done, note=note)
+
+        report = run_jobs(
+            database,
+            st,
+            as_of=when,
+            only=names,
+            params={"rfm": {"bins": bins}},
+            sync=not no_sync,
+            jobs=available,
+            progress=hook,
+        )
+    if report.sync:
+        _print_sync(report.sync)
+    table = Table(
+        "job", "model", "seconds", "scores", "withheld", "tables", title=f"Jobs as of {when.date()}"
+    )
+    for o in report.jobs:
+        table.add_row(
+            o.job,
+            o.model_version,
+            f"{o.seconds:.2f}",
+            f"{o.scores_written:,}",
+            f"{o.scores_withheld:,}",
+            ", ".join(o.tables),
+        )
+    console.print(table)
+    typer.echo(f"store: {path}")
+
+
+@app.command("report")
+def report(
+    out: Path = typer.Option(..., "--out", help="Directory for the PNG charts and CSV tables."),
+    store: Path | None = typer.Option(None, "--store", help="DuckDB file (default: RAPPORT_ANALYTICS_PATH)."),
+) -> None:
+    """Write charts (PNG) and tables (CSV) from the last `rapport analytics run`."""
+    path = _store_path(store)
+    if not path.exists():
+        fail(f"no analytics store at {path}; run `rapport analytics run` first")
+    from rapport.analytics.report import write_report
+
+    with AnalyticsStore.open(path) as st:
+        try:
+            written = write_report(st.con, out)
+        except LookupError as exc:
+            fail(str(exc))
+    for item in written:
+        typer.echo(str(item))
+    typer.echo(f"{len(written)} files in {out}")

@@ -1,6 +1,7 @@
 """All ORM models, imported together so Alembic and the mappers see the whole schema."""
 
 from rapport.models.activities import Interaction, Task
+from rapport.models.analytics import CustomerScore
 from rapport.models.base import Base
 from rapport.models.commerce import Order, OrderLine, Product
 from rapport.models.customers import (
@@ -22,6 +23,7 @@ __all__ = [
     "ContactPoint",
     "CustomField",
     "Customer",
+    "CustomerScore",
     "CustomerSearchTerm",
     "CustomerTag",
     "IdempotencyRecord",

@@ -212,6 +212,12 @@ TABLES: Mapping[str, TableDecl] = {
         _CUSTOMER,
         Retention.statutory_accounting,
     ),
+    "customer_score": TableDecl(
+        True,
+        "automated evaluations of a person (RFM segment, value, churn risk) written by analytics jobs",
+        _CUSTOMER,
+        Retention.derived,
+    ),
     "app_user": TableDecl(True, "staff accounts: names, emails, logins", _STAFF, Retention.staff_account),
     "auth_token": TableDecl(True, "staff sessions with the client IP", _STAFF, Retention.token_lifetime),
     "api_key": TableDecl(
