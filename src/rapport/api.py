@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from rapport.activities.endpoints import router as activities_router
+from rapport.analytics.endpoints import router as analytics_router
 from rapport.audit.endpoints import router as audit_router
 from rapport.auth.endpoints import router as auth_router
 from rapport.customers.endpoints import router as customers_router
@@ -23,5 +24,6 @@ for r in (
     activities_router,
     users_router,
     audit_router,
+    analytics_router,
 ):
     api_router.include_router(r)

@@ -86,6 +86,10 @@ class RateLimited(RapportError):
     status, slug, title = 429, "rate-limited", "Too many attempts"
 
 
+class Unavailable(RapportError):
+    status, slug, title = 503, "unavailable", "Temporarily unavailable"
+
+
 def problem_response(
     request: Request | None,
     status: int,

@@ -90,7 +90,7 @@ RECENCY_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("over 730 days", 731, 1 << 62),
 )
 # Upper bounds (exclusive) of the spend buckets, in the order currency.
-MONETARY_EDGES: tuple[float, ...] = (100.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
+MONETARY_EDGES: tuple[float, ...] = (100.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0)
 
 UNKNOWN = "unknown"
 
@@ -314,8 +314,9 @@ def repeat_purchase(orders: ir.Table, as_of: dt.datetime | dt.date) -> ir.Table:
 def cohorts(orders: ir.Table, as_of: dt.datetime | dt.date) -> ir.Table:
     """Retention by first-purchase month.
 
-    One row per (cohort month, months since first purchase): the cohort's size, how many of its
-    customers purchased in that month, and that as a share of the cohort.
+    One row per (cohort month, months since first purchase) in which at least one of the cohort's
+    customers purchased: the cohort's size, how many of its customers purchased in that month, and
+    that as a share of the cohort. Months without any purchase have no row (retention 0).
     """
     p = purchases(orders, as_of)
     p = p.mutate(month_index=p.ordered_at.year() * 12 + p.ordered_at.month() - 1)

@@ -138,8 +138,8 @@ def rfm_grid_chart(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
     grid = _read(con, "result_rfm_grid")
     bins = int(grid[["r", "f"]].to_numpy().max()) if len(grid) else 5
     counts = np.zeros((bins, bins), dtype=int)
-    for row in grid.itertuples(index=False):
-        counts[int(row.r) - 1, int(row.f) - 1] = int(row.customers)
+    for r, f, n in grid[["r", "f", "customers"]].to_numpy(dtype=int):
+        counts[r - 1, f - 1] = n
     fig, ax = plt.subplots(figsize=(7, 6))
     image = ax.imshow(counts, cmap="Blues", origin="lower")
     for r in range(bins):
@@ -168,6 +168,7 @@ def rfm_segments_chart(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
     axes[1].barh(revenue["segment"], revenue["revenue"], color="#C44E52")
     axes[1].set_title("RFM segments: revenue")
     axes[1].set_xlabel("revenue")
+    axes[1].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:,.0f}"))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -178,6 +179,13 @@ def cohort_chart(con: duckdb.DuckDBPyConnection, path: Path, max_periods: int = 
     frame = _read(con, "result_descriptive_cohorts")
     frame = frame[frame["period"] < max_periods]
     table = frame.pivot(index="cohort", columns="period", values="retention").sort_index()
+    table = table.reindex(columns=range(int(frame["period"].max()) + 1 if len(frame) else 1))
+    # A month in which nobody of the cohort bought has no row: 0 %, as far as the data reaches.
+    index = {c: int(c[:4]) * 12 + int(c[5:7]) for c in table.index}
+    last = int((frame["cohort"].map(index) + frame["period"]).max()) if len(frame) else 0
+    for i, cohort in enumerate(table.index):
+        span = last - index[cohort] + 1
+        table.iloc[i, :span] = table.iloc[i, :span].fillna(0.0)
     sizes = frame.groupby("cohort")["cohort_size"].first().reindex(table.index)
     height = max(4.0, 0.32 * len(table) + 1.5)
     fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * table.shape[1] + 3), height))

@@ -278,7 +278,7 @@ def run(
             f"{o.seconds:.2f}",
             f"{o.scores_written:,}",
             f"{o.scores_withheld:,}",
-            ", ".join(o.tables),
+            str(len(o.tables)),
         )
     console.print(table)
     typer.echo(f"store: {path}")

@@ -1,0 +1,108 @@
+"""Reading analytics results for the API: the store's result tables and a customer's scores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from fastapi import Path as PathParam
+from sqlalchemy import select
+
+from rapport.access.policy import Action
+from rapport.access.records import Records
+from rapport.access.specs import CUSTOMER, ResourceSpec
+from rapport.analytics.metrics import BREAKDOWNS
+from rapport.errors import NotFound, Unavailable
+from rapport.models import CustomerScore
+from rapport.models.base import table_of
+
+# Aggregates and scores have no table of their own in the records; the spec names the resource
+# for the policy (role x action) and points at the scores table.
+ANALYTICS = ResourceSpec(
+    "analytics",
+    table_of(CustomerScore),
+    "global",
+    tuple(c.name for c in table_of(CustomerScore).columns),
+)
+
+# Tables the API serves (aggregates only: per-customer RFM rows stay in the store).
+TABLES: dict[str, str] = {
+    "rfm_segments": "result_rfm_segments",
+    "rfm_grid": "result_rfm_grid",
+    **{f"breakdown_{b}": f"result_descriptive_breakdown_{b}" for b in BREAKDOWNS},
+    **{
+        f"distribution_{d}": f"result_descriptive_distribution_{d}"
+        for d in ("frequency", "monetary", "recency")
+    },
+    "repeat_purchase": "result_descriptive_repeat_purchase",
+    "cohorts": "result_descriptive_cohorts",
+    "revenue_monthly": "result_descriptive_revenue_monthly",
+    "revenue_weekly": "result_descriptive_revenue_weekly",
+}
+
+
+TABLE_NAME_PATH = PathParam(pattern="^[a-z_]{1,40}$", description="Table name: " + ", ".join(TABLES))
+
+
+@contextmanager
+def open_store(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    if not path.exists():
+        raise NotFound("no analytics results yet; run `rapport analytics run`")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:  # a run holds the file's write lock
+        raise Unavailable(
+            "the analytics store is being updated; try again shortly", headers={"Retry-After": "30"}
+        ) from exc
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def read_table(recs: Records, path: Path, name: str, action: Action = Action.read) -> pd.DataFrame:
+    """One result table by its API name, for a caller whose role may read (or export) analytics."""
+    recs.require(ANALYTICS, action)
+    table = TABLES.get(name)
+    if table is None:
+        raise NotFound(f"no analytics table {name!r}; choose from {', '.join(TABLES)}")
+    with open_store(path) as con:
+        found = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        ).fetchone()
+        if not found or not found[0]:
+            raise NotFound(f"no results for {name} yet; run `rapport analytics run`")
+        frame = con.execute(f"SELECT * FROM {table}").df()  # noqa: S608 (names from TABLES)
+        last = con.execute(
+            "SELECT max(finished_at) FROM job_run WHERE job = ?", [table.split("_")[1]]
+        ).fetchone()
+    frame.attrs["computed_at"] = last[0] if last else None
+    if action is Action.export:
+        recs.audit("export", "analytics", None, details={"table": name, "rows": len(frame)})
+    return frame
+
+
+def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows: timestamps as ISO strings, NaN as null."""
+    out = frame.astype(object).where(frame.notna(), None)
+    rows: list[dict[str, Any]] = []
+    for row in out.to_dict(orient="records"):
+        rows.append({str(k): (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()})
+    return rows
+
+
+def customer_scores(recs: Records, customer_id: int) -> list[dict[str, Any]]:
+    """The customer's scores: 404 unless the customer is in the caller's scope, 403 without analytics."""
+    recs.get(CUSTOMER, customer_id, audit_action="read_scores")
+    recs.require(ANALYTICS, Action.read)
+    t = table_of(CustomerScore)
+    stmt = (
+        select(t.c.kind, t.c.value, t.c.label, t.c.details, t.c.model_version, t.c.computed_at)
+        .where(t.c.customer_id == customer_id)
+        .order_by(t.c.kind)
+    )
+    return [dict(r) for r in recs.conn.execute(stmt).mappings()]
