@@ -103,12 +103,12 @@ def store_results(
     store: AnalyticsStore, job: AnalyticsJob, ctx: JobContext, result: JobResult, seconds: float
 ) -> None:
     con = store.con
-    con.execute(JOB_RUN_DDL)
+    con.execute(JOB_RUN_DDL).fetchall()
     for name, frame in result.tables.items():
         table = result_table_name(job.name, name)
         con.register("_result", frame)
         try:
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _result")  # noqa: S608
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _result").fetchall()  # noqa: S608
         finally:
             con.unregister("_result")
     con.execute(
@@ -123,7 +123,7 @@ def store_results(
             json.dumps(result.metrics),
             json.dumps(ctx.params, default=str),
         ],
-    )
+    ).fetchall()
 
 
 def allowed_for_profiling(con: duckdb.DuckDBPyConnection) -> set[int]:
@@ -185,7 +185,7 @@ def write_scores(
 def append_history(
     con: duckdb.DuckDBPyConnection, scores: Sequence[ScoreRow], model_version: str, computed_at: dt.datetime
 ) -> None:
-    con.execute(SCORE_HISTORY_DDL)
+    con.execute(SCORE_HISTORY_DDL).fetchall()
     frame = pd.DataFrame(
         {
             "customer_id": pd.Series([s.customer_id for s in scores], dtype="int64"),
@@ -201,7 +201,7 @@ def append_history(
         con.execute(
             "INSERT INTO score_history SELECT customer_id, kind, value, label, model_version, "
             "CAST(computed_at AS TIMESTAMP) FROM _hist"
-        )
+        ).fetchall()
     finally:
         con.unregister("_hist")
 

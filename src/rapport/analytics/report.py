@@ -24,6 +24,7 @@ from matplotlib import font_manager
 
 from rapport.analytics.csvout import frame_to_csv
 from rapport.analytics.metrics import BREAKDOWNS, RFM_SEGMENTS
+from rapport.analytics.store import first_row
 
 _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "SimHei")
 _BREAKDOWN_TITLES = {
@@ -56,9 +57,7 @@ def label(value: Any) -> str:
 
 
 def _read(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchone()
+    found = first_row(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table])
     if not found or not found[0]:
         raise LookupError(f"no table {table} in the analytics store; run `rapport analytics run` first")
     return con.execute(f"SELECT * FROM {table}").df()  # noqa: S608 (known names)

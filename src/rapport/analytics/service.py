@@ -16,6 +16,7 @@ from rapport.access.policy import Action
 from rapport.access.records import Records
 from rapport.access.specs import CUSTOMER, ResourceSpec
 from rapport.analytics.metrics import BREAKDOWNS
+from rapport.analytics.store import first_row
 from rapport.errors import NotFound, Unavailable
 from rapport.models import CustomerScore
 from rapport.models.base import table_of
@@ -71,15 +72,11 @@ def read_table(recs: Records, path: Path, name: str, action: Action = Action.rea
     if table is None:
         raise NotFound(f"no analytics table {name!r}; choose from {', '.join(TABLES)}")
     with open_store(path) as con:
-        found = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()
+        found = first_row(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table])
         if not found or not found[0]:
             raise NotFound(f"no results for {name} yet; run `rapport analytics run`")
         frame = con.execute(f"SELECT * FROM {table}").df()  # noqa: S608 (names from TABLES)
-        last = con.execute(
-            "SELECT max(finished_at) FROM job_run WHERE job = ?", [table.split("_")[1]]
-        ).fetchone()
+        last = first_row(con, "SELECT max(finished_at) FROM job_run WHERE job = ?", [table.split("_")[1]])
     frame.attrs["computed_at"] = last[0] if last else None
     if action is Action.export:
         recs.audit("export", "analytics", None, details={"table": name, "rows": len(frame)})

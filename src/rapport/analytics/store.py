@@ -183,11 +183,19 @@ SYNC_STATE_DDL = (
 )
 
 
+def first_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of a query, the result read to the end (DuckDB refuses new work before that)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return tuple(rows[0]) if rows else None
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the store tables (idempotent); tests call it on an in-memory connection."""
     for table in STORE_TABLES:
-        con.execute(table.ddl())
-    con.execute(SYNC_STATE_DDL)
+        con.execute(table.ddl()).fetchall()
+    con.execute(SYNC_STATE_DDL).fetchall()
 
 
 def profiling_allowed_ids(session: Session) -> Select[Any]:
@@ -253,10 +261,15 @@ class AnalyticsStore:
     ) -> None:
         self.close()
 
+    def _do(self, sql: str, params: list[Any] | None = None) -> int:
+        """Run a statement to completion (DuckDB refuses new work while a result is unread)."""
+        rows = self.con.execute(sql, params or []).fetchall()
+        return int(rows[0][0]) if rows and rows[0] and isinstance(rows[0][0], int) else 0
+
     # -- state --------------------------------------------------------------------------------
 
     def high_water(self, table: str) -> dt.datetime | None:
-        row = self.con.execute("SELECT high_water FROM sync_state WHERE table_name = ?", [table]).fetchone()
+        row = first_row(self.con, "SELECT high_water FROM sync_state WHERE table_name = ?", [table])
         if row is None or row[0] is None:
             return None
         value: dt.datetime = row[0]
@@ -265,10 +278,10 @@ class AnalyticsStore:
     def _set_high_water(self, table: str, value: dt.datetime | None) -> None:
         if value is None:
             return
-        self.con.execute("INSERT OR REPLACE INTO sync_state VALUES (?, ?)", [table, _naive_utc(value)])
+        self._do("INSERT OR REPLACE INTO sync_state VALUES (?, ?)", [table, _naive_utc(value)])
 
     def count(self, table: str) -> int:
-        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 (known names)
+        row = first_row(self.con, f"SELECT count(*) FROM {table}")  # noqa: S608 (known names)
         return int(row[0]) if row else 0
 
     # -- sync ---------------------------------------------------------------------------------
@@ -285,7 +298,7 @@ class AnalyticsStore:
         started = time.perf_counter()
         recs = Records(session, ANALYTICS_PRINCIPAL, CursorCodec("analytics-sync"))
         report = SyncReport()
-        self.con.execute("BEGIN TRANSACTION")
+        self._do("BEGIN TRANSACTION")
         try:
             had = self._ids("customers")
             for table in (CUSTOMERS, PRODUCTS):
@@ -297,9 +310,9 @@ class AnalyticsStore:
                 self._sync_table(recs, table, report, batch_size, progress, full, returned=returned)
             self._remove_deleted(recs, report, batch_size)
             report.profiling_allowed = self._refresh_profiling(session, batch_size)
-            self.con.execute("COMMIT")
+            self._do("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self._do("ROLLBACK")
             raise
         report.seconds = time.perf_counter() - started
         recs.audit(
@@ -367,7 +380,7 @@ class AnalyticsStore:
             report.full[table.name] = since is None
             new_mark = self._max_mark(recs, table, since)
         if report.full[table.name]:
-            self.con.execute(f"DELETE FROM {table.name}")  # noqa: S608 (known names)
+            self._do(f"DELETE FROM {table.name}")  # noqa: S608 (known names)
         count = self._load(recs, stmt, table, batch_size, progress)
         report.upserted[table.name] = count
         if new_mark is not None:
@@ -405,12 +418,12 @@ class AnalyticsStore:
             if table.watermark is None:
                 # Lines of a changed order are replaced as a set (a line may have been removed).
                 self.con.register("_batch", batch)
-                self.con.execute(
+                self._do(
                     f"DELETE FROM {table.name} WHERE order_id IN (SELECT DISTINCT order_id FROM _batch)"  # noqa: S608
                 )
                 self.con.unregister("_batch")
             self.con.register("_batch", batch)
-            self.con.execute(
+            self._do(
                 f"INSERT OR REPLACE INTO {table.name} ({', '.join(names)}) "  # noqa: S608
                 f"SELECT {', '.join(names)} FROM _batch"
             )
@@ -421,21 +434,21 @@ class AnalyticsStore:
         return count
 
     def _load_ids(self, name: str, stmt: Select[Any], conn: Any, batch_size: int) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (id BIGINT)")
+        self._do(f"CREATE OR REPLACE TEMP TABLE {name} (id BIGINT)")
         result = conn.execution_options(yield_per=batch_size).execute(stmt)
         for rows in result.partitions():
             batch = pa.Table.from_arrays([pa.array([r[0] for r in rows], type=pa.int64())], names=["id"])
             self.con.register("_ids", batch)
-            self.con.execute(f"INSERT INTO {name} SELECT id FROM _ids")  # noqa: S608
+            self._do(f"INSERT INTO {name} SELECT id FROM _ids")  # noqa: S608
             self.con.unregister("_ids")
 
     def _remove_deleted(self, recs: Records, report: SyncReport, batch_size: int) -> None:
         """Drop rows whose record is gone or out of the principal's scope (soft-deleted customers)."""
+        before = {t.name: self.count(t.name) for t in STORE_TABLES}
         for table in (CUSTOMERS, PRODUCTS, ORDERS, INTERACTIONS, TASKS):
             t = table.spec.table
             ids = select(t.c.id).where(recs.visible(table.spec))
             self._load_ids("_live", ids, recs.conn, batch_size)
-            before = self.count(table.name)
             if table is CUSTOMERS:
                 gone = [
                     int(r[0])
@@ -443,25 +456,22 @@ class AnalyticsStore:
                         "SELECT customer_id FROM customers WHERE customer_id NOT IN (SELECT id FROM _live)"
                     ).fetchall()
                 ]
-                if gone:
-                    self.forget(gone)
+                self.forget(gone)  # with their orders, lines, interactions, tasks and results
             else:
-                self.con.execute(
+                self._do(
                     f"DELETE FROM {table.name} WHERE {table.key} NOT IN (SELECT id FROM _live)"  # noqa: S608
                 )
-            removed = before - self.count(table.name)
-            report.removed[table.name] = report.removed.get(table.name, 0) + removed
         # Lines whose order left the store.
-        before = self.count("order_lines")
-        self.con.execute("DELETE FROM order_lines WHERE order_id NOT IN (SELECT order_id FROM orders)")
-        report.removed["order_lines"] = before - self.count("order_lines")
-        self.con.execute("DROP TABLE IF EXISTS _live")
+        self._do("DELETE FROM order_lines WHERE order_id NOT IN (SELECT order_id FROM orders)")
+        self._do("DROP TABLE IF EXISTS _live")
+        for name, count in before.items():
+            report.removed[name] = count - self.count(name)
 
     def _refresh_profiling(self, session: Session, batch_size: int) -> int:
         self._load_ids("_allowed", profiling_allowed_ids(session), session.connection(), batch_size)
-        self.con.execute("UPDATE customers SET profiling_allowed = customer_id IN (SELECT id FROM _allowed)")
-        self.con.execute("DROP TABLE IF EXISTS _allowed")
-        row = self.con.execute("SELECT count(*) FROM customers WHERE profiling_allowed").fetchone()
+        self._do("UPDATE customers SET profiling_allowed = customer_id IN (SELECT id FROM _allowed)")
+        self._do("DROP TABLE IF EXISTS _allowed")
+        row = first_row(self.con, "SELECT count(*) FROM customers WHERE profiling_allowed")
         return int(row[0]) if row else 0
 
     # -- erasure ------------------------------------------------------------------------------
@@ -487,8 +497,7 @@ class AnalyticsStore:
         ]
         try:
             for sql in statements:
-                row = self.con.execute(sql).fetchone()
-                deleted += int(row[0]) if row else 0
+                deleted += self._do(sql)
         finally:
             self.con.unregister("_forget")
         return deleted
@@ -496,9 +505,9 @@ class AnalyticsStore:
     def derived_tables(self) -> list[str]:
         """Tables jobs wrote that name customers: result tables and the score history."""
         found = self.result_tables(with_column="customer_id")
-        history = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'score_history'"
-        ).fetchone()
+        history = first_row(
+            self.con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'score_history'"
+        )
         return [*found, "score_history"] if history and history[0] else found
 
     def result_tables(self, *, with_column: str | None = None) -> list[str]:
