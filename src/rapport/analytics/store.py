@@ -408,7 +408,7 @@ class AnalyticsStore:
     ) -> int:
         names = list(table.columns)
         types = [typ for typ, _ in table.columns.values()]
-        result = recs.conn.execution_options(yield_per=batch_size).execute(stmt)
+        result = recs.conn.execute(stmt.execution_options(yield_per=batch_size))
         count = 0
         for rows in result.partitions():
             columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
@@ -435,7 +435,7 @@ class AnalyticsStore:
 
     def _load_ids(self, name: str, stmt: Select[Any], conn: Any, batch_size: int) -> None:
         self._do(f"CREATE OR REPLACE TEMP TABLE {name} (id BIGINT)")
-        result = conn.execution_options(yield_per=batch_size).execute(stmt)
+        result = conn.execute(stmt.execution_options(yield_per=batch_size))
         for rows in result.partitions():
             batch = pa.Table.from_arrays([pa.array([r[0] for r in rows], type=pa.int64())], names=["id"])
             self.con.register("_ids", batch)
