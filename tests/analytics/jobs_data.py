@@ -13,6 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from sqlalchemy import update
+
+from rapport.models import Customer
 from tests.factories import Factory
 
 AS_OF = dt.datetime(2025, 6, 30, tzinfo=dt.UTC)
@@ -27,6 +30,10 @@ def build(factory: Factory, team_a: int | None = None, team_b: int | None = None
     b = factory.customer(team_id=team_a, gender="male", region="North")
     c = factory.customer(team_id=team_b, gender="female", region="=cmd")
     d = factory.customer(team_id=team_b, gender="male", region="East")
+    # Customers exist before as_of (breakdowns count customers created by then).
+    factory.conn.execute(
+        update(Customer).where(Customer.id.in_([a, b, c, d])).values(created_at=day(2024, 12, 1))
+    )
     factory.order(a, total=Decimal("100.00"), ordered_at=day(2025, 6, 1))
     factory.order(a, total=Decimal("300.00"), ordered_at=day(2025, 6, 20))
     factory.order(b, total=Decimal("50.00"), ordered_at=day(2025, 1, 10), status="paid")

@@ -87,11 +87,13 @@ def test_first_sync_copies_every_table(db: Session, store: AnalyticsStore, world
     ) == [(a, "male", 1988, "华东", "上海市", "wechat", "customer", True)]
     assert _rows(
         store,
-        f"SELECT customer_id, ordered_at, status, total_amount, margin_amount FROM orders WHERE order_id = {world['o1']}",
+        "SELECT customer_id, ordered_at, status, total_amount, margin_amount FROM orders "
+        f"WHERE order_id = {world['o1']}",
     ) == [(a, dt.datetime(2025, 3, 1, 8), "completed", 120.5, 48.2)]
     assert _rows(
         store,
-        f"SELECT product_id, quantity, unit_price, line_total FROM order_lines WHERE order_id = {world['o1']}",
+        "SELECT product_id, quantity, unit_price, line_total FROM order_lines "
+        f"WHERE order_id = {world['o1']}",
     ) == [(world["product"], 2.0, 60.25, 120.5)]
     assert _rows(store, "SELECT customer_id, kind, direction FROM interactions") == [(a, "note", "internal")]
     assert _rows(store, "SELECT customer_id, status, priority FROM tasks") == [(a, "open", "normal")]
@@ -149,7 +151,7 @@ def test_a_hidden_column_fails_closed(db: Session, store: AnalyticsStore) -> Non
         "customers", CUSTOMER, {"customer_id": ("BIGINT", "id"), "name": ("VARCHAR", "display_name")}
     )
     recs = store_mod.Records(db, store_mod.ANALYTICS_PRINCIPAL, store_mod.CursorCodec("x"))
-    with pytest.raises(Forbidden, match="customer.display_name"):
+    with pytest.raises(Forbidden, match=r"customer\.display_name"):
         store._source_columns(recs, leaky)
 
 
@@ -252,7 +254,7 @@ def test_forget_deletes_a_customer_everywhere(
 ) -> None:
     store.sync(db)
     a = world["a"]
-    store.con.execute(f"CREATE TABLE result_x_customers AS SELECT customer_id, 1 AS v FROM customers")
+    store.con.execute("CREATE TABLE result_x_customers AS SELECT customer_id, 1 AS v FROM customers")
     store.con.execute(
         "CREATE TABLE score_history (customer_id BIGINT, kind VARCHAR, value DOUBLE, label VARCHAR, "
         "model_version VARCHAR, computed_at TIMESTAMP)"
