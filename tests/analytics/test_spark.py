@@ -74,7 +74,7 @@ def _data(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @pytest.fixture(scope="module")
-def engines() -> Iterator[tuple[Any, Any]]:
+def backends() -> Iterator[tuple[Any, Any]]:
     from rapport.analytics.spark import copy_tables, local_session
 
     con = duckdb.connect()
@@ -101,41 +101,41 @@ def _normalise(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.sort_values(keys).reset_index(drop=True)
 
 
-def _same(engines: tuple[Any, Any], build: Any, keys: list[str]) -> pd.DataFrame:
-    duck, spark = engines
+def _same(backends: tuple[Any, Any], build: Any, keys: list[str]) -> pd.DataFrame:
+    duck, spark = backends
     a = _normalise(duck.execute(build(duck)), keys)
     b = _normalise(spark.execute(build(spark)), keys)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     return a
 
 
-def test_rfm_is_identical(engines: tuple[Any, Any]) -> None:
-    got = _same(engines, lambda be: metrics.rfm(be.table("orders"), AS_OF), ["customer_id"])
+def test_rfm_is_identical(backends: tuple[Any, Any]) -> None:
+    got = _same(backends, lambda be: metrics.rfm(be.table("orders"), AS_OF), ["customer_id"])
     assert len(got) > 250
     assert set(got["segment"]) >= {"champions", "lost", "at risk", "hibernating"}
     # Ties exist and share a score: every customer with one purchase has the same F.
     assert got.loc[got.frequency == 1, "f"].nunique() == 1
 
 
-def test_rfm_summaries_are_identical(engines: tuple[Any, Any]) -> None:
-    _same(engines, lambda be: metrics.rfm_segments(metrics.rfm(be.table("orders"), AS_OF)), ["segment"])
+def test_rfm_summaries_are_identical(backends: tuple[Any, Any]) -> None:
+    _same(backends, lambda be: metrics.rfm_segments(metrics.rfm(be.table("orders"), AS_OF)), ["segment"])
     grid = _same(
-        engines, lambda be: metrics.rfm_grid(metrics.rfm(be.table("orders"), AS_OF, bins=4)), ["r", "f"]
+        backends, lambda be: metrics.rfm_grid(metrics.rfm(be.table("orders"), AS_OF, bins=4)), ["r", "f"]
     )
     assert grid["r"].max() == 4
 
 
-def test_cohorts_are_identical(engines: tuple[Any, Any]) -> None:
-    got = _same(engines, lambda be: metrics.cohorts(be.table("orders"), AS_OF), ["cohort", "period"])
+def test_cohorts_are_identical(backends: tuple[Any, Any]) -> None:
+    got = _same(backends, lambda be: metrics.cohorts(be.table("orders"), AS_OF), ["cohort", "period"])
     assert got["period"].max() > 12
     assert (got.loc[got.period == 0, "retention"] == 1.0).all()
 
 
-def test_descriptive_tables_are_identical(engines: tuple[Any, Any]) -> None:
+def test_descriptive_tables_are_identical(backends: tuple[Any, Any]) -> None:
     for unit in ("month", "week"):
-        _same(engines, lambda be, u=unit: metrics.revenue_series(be.table("orders"), AS_OF, u), ["period"])
+        _same(backends, lambda be, u=unit: metrics.revenue_series(be.table("orders"), AS_OF, u), ["period"])
     for by in metrics.BREAKDOWNS:
-        _same(engines, lambda be, b=by: metrics.breakdown(be.table("customers"), b, AS_OF), ["key"])
+        _same(backends, lambda be, b=by: metrics.breakdown(be.table("customers"), b, AS_OF), ["key"])
     for of in ("frequency", "monetary", "recency"):
-        _same(engines, lambda be, o=of: metrics.distribution(be.table("orders"), o, AS_OF), ["bucket"])
-    _same(engines, lambda be: metrics.repeat_purchase(be.table("orders"), AS_OF), ["purchasers"])
+        _same(backends, lambda be, o=of: metrics.distribution(be.table("orders"), o, AS_OF), ["bucket"])
+    _same(backends, lambda be: metrics.repeat_purchase(be.table("orders"), AS_OF), ["purchasers"])
