@@ -110,17 +110,19 @@ def purchases(orders: ir.Table, as_of: dt.datetime | dt.date) -> ir.Table:
     return orders.filter(orders.status.isin(PURCHASE_STATUSES), orders.ordered_at < _end(as_of))
 
 
-def customer_summary(orders: ir.Table, as_of: dt.datetime | dt.date) -> ir.Table:
-    """One row per purchaser: first and last purchase, recency in days, frequency, monetary."""
+def customer_summary(orders: ir.Table, as_of: dt.datetime | dt.date, *, dates: bool = True) -> ir.Table:
+    """One row per purchaser: recency in days, frequency, monetary (and first/last purchase)."""
     p = purchases(orders, as_of)
+    extra = {"first_purchase": p.ordered_at.min()} if dates else {}
     per = p.group_by("customer_id").aggregate(
-        first_purchase=p.ordered_at.min(),
         last_purchase=p.ordered_at.max(),
         frequency=p.count(),
         monetary=p.total_amount.sum().round(2),
+        **extra,
     )
     as_of_days = (_day(as_of) - dt.date(1970, 1, 1)).days
-    return per.mutate(recency_days=(ibis.literal(as_of_days) - per.last_purchase.date().epoch_days()))
+    out = per.mutate(recency_days=(ibis.literal(as_of_days) - per.last_purchase.date().epoch_days()))
+    return out if dates else out.drop("last_purchase")
 
 
 def _score(rank: ir.IntegerValue, n: ir.IntegerValue, bins: int) -> ir.IntegerValue:
@@ -178,8 +180,8 @@ def rfm(orders: ir.Table, as_of: dt.datetime | dt.date, bins: int = 5) -> ir.Tab
     """Per purchaser: recency_days, frequency, monetary, scores r, f, m (1..bins), fm and segment."""
     if not 2 <= bins <= 10:
         raise ValueError("RFM bins must be between 2 and 10")
-    s = customer_summary(orders, as_of)
-    n = s.count().as_scalar()
+    s = customer_summary(orders, as_of, dates=False)
+    n = s.count().over(ibis.window())
     scored = s.mutate(
         r=_score(ibis.rank().over(order_by=ibis.desc(s.recency_days)), n, bins),
         f=_score(ibis.rank().over(order_by=s.frequency), n, bins),
@@ -198,8 +200,6 @@ def rfm(orders: ir.Table, as_of: dt.datetime | dt.date, bins: int = 5) -> ir.Tab
         "m",
         "fm",
         "segment",
-        "first_purchase",
-        "last_purchase",
     ).order_by("customer_id")
 
 
