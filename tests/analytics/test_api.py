@@ -77,7 +77,7 @@ def test_readers_get_the_rfm_segments(
 def test_other_roles_may_not_read_analytics(
     client: TestClient, factory: Factory, ran: dict[str, int], role: str
 ) -> None:
-    for path in ("rfm/segments", "rfm/grid", "cohorts", "export/cohorts"):
+    for path in ("rfm/segments", "rfm/grid", "cohorts", "export?table=cohorts"):
         r = client.get(f"{API}/analytics/{path}", headers=auth(factory, ran, role))
         assert r.status_code == 403, (path, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -96,13 +96,16 @@ def test_tables(client: TestClient, factory: Factory, ran: dict[str, int]) -> No
         return list(r.json()["items"])
 
     assert [(i["r"], i["f"], i["customers"]) for i in items("rfm/grid")] == [(1, 1, 1), (2, 1, 1), (4, 4, 1)]
-    assert [(i["key"], i["customers"]) for i in items("breakdowns/gender")] == [("female", 2), ("male", 2)]
-    assert [(i["key"], i["customers"]) for i in items("breakdowns/region")] == [
+    assert [(i["key"], i["customers"]) for i in items("breakdowns?by=gender")] == [("female", 2), ("male", 2)]
+    assert [(i["key"], i["customers"]) for i in items("breakdowns?by=region")] == [
         ("East", 2),
         ("=cmd", 1),
         ("North", 1),
     ]
-    assert [(i["bucket"], i["customers"]) for i in items("distributions/frequency")] == [("1", 2), ("2", 1)]
+    assert [(i["bucket"], i["customers"]) for i in items("distributions?of=frequency")] == [
+        ("1", 2),
+        ("2", 1),
+    ]
     assert items("repeat-purchase") == [{"purchasers": 3, "repeat_purchasers": 1, "repeat_rate": 0.333333}]
     assert [(i["cohort"], i["period"], i["customers"]) for i in items("cohorts")] == [
         ("2025-01", 0, 1),
@@ -117,14 +120,16 @@ def test_tables(client: TestClient, factory: Factory, ran: dict[str, int]) -> No
     ]
     weekly = items("revenue?unit=week")
     assert [i["period"][:10] for i in weekly] == ["2025-01-06", "2025-04-28", "2025-05-26", "2025-06-16"]
-    bad = client.get(f"{API}/analytics/breakdowns/shoe_size", headers=h)
+    bad = client.get(f"{API}/analytics/breakdowns?by=shoe_size", headers=h)
     assert bad.status_code == 422
 
 
 def test_csv_export_is_formula_safe_and_audited(
     client: TestClient, factory: Factory, ran: dict[str, int], db: Session
 ) -> None:
-    r = client.get(f"{API}/analytics/export/breakdown_region", headers=auth(factory, ran, "data_analyst"))
+    r = client.get(
+        f"{API}/analytics/export?table=breakdown_region", headers=auth(factory, ran, "data_analyst")
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
     assert r.headers["content-disposition"] == 'attachment; filename="breakdown_region.csv"'
@@ -141,15 +146,19 @@ def test_csv_export_is_formula_safe_and_audited(
     assert ("export", {"table": "breakdown_region", "rows": 3}) in [(e[0], e[1]) for e in events]
     # Per-customer rows are not an API table.
     h = auth(factory, ran, "data_analyst")
-    assert client.get(f"{API}/analytics/export/rfm_customers", headers=h).status_code == 404
+    assert client.get(f"{API}/analytics/export?table=rfm_customers", headers=h).status_code == 422
 
 
-def test_no_results_yet_is_404(
+def test_no_results_yet_is_an_empty_table(
     client: TestClient, factory: Factory, world: dict[str, int], store_path: Path
 ) -> None:
-    r = client.get(f"{API}/analytics/rfm/segments", headers=auth(factory, world, "data_analyst"))
-    assert r.status_code == 404
-    assert "rapport analytics run" in r.json()["detail"]
+    h = auth(factory, world, "data_analyst")
+    r = client.get(f"{API}/analytics/rfm/segments", headers=h)
+    assert r.status_code == 200
+    assert r.json() == {"name": "rfm_segments", "computed_at": None, "items": []}
+    csv_body = client.get(f"{API}/analytics/export?table=cohorts", headers=h)
+    assert csv_body.status_code == 200
+    assert csv_body.content == "\ufeff\r\n".encode()
 
 
 def test_customer_scores_for_readers_in_scope(

@@ -69,24 +69,24 @@ def rfm_grid(request: Request, recs: Recs) -> Response:
 
 
 @router.get(
-    "/analytics/breakdowns/{by}",
+    "/analytics/breakdowns",
     response_model=AnalyticsTable,
     summary="Customers by gender, age band, region, preferred channel or lifecycle stage",
     operation_id="analytics_breakdown",
     responses=_ERRORS,
 )
-def breakdown(by: Breakdown, request: Request, recs: Recs) -> Response:
+def breakdown(by: Annotated[Breakdown, Query()], request: Request, recs: Recs) -> Response:
     return _table(request, recs, f"breakdown_{by}")
 
 
 @router.get(
-    "/analytics/distributions/{of}",
+    "/analytics/distributions",
     response_model=AnalyticsTable,
     summary="Purchasers by purchase frequency, spend or recency bucket",
     operation_id="analytics_distribution",
     responses=_ERRORS,
 )
-def distribution(of: Distribution, request: Request, recs: Recs) -> Response:
+def distribution(of: Annotated[Distribution, Query()], request: Request, recs: Recs) -> Response:
     return _table(request, recs, f"distribution_{of}")
 
 
@@ -126,7 +126,7 @@ def revenue(
 
 
 @router.get(
-    "/analytics/export/{name}",
+    "/analytics/export",
     response_class=Response,
     summary="One analytics table as CSV (formula-safe; audited)",
     operation_id="analytics_export",
@@ -135,7 +135,8 @@ def revenue(
         **_ERRORS,
     },
 )
-def export(name: Annotated[str, service.TABLE_NAME_PATH], request: Request, recs: Recs) -> Response:
+def export(table: Annotated[service.TableName, Query()], request: Request, recs: Recs) -> Response:
+    name = table.value
     frame = service.read_table(recs, _path(request), name, Action.export)
     headers = {
         "Content-Disposition": f'attachment; filename="{name}.csv"',

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
-from fastapi import Path as PathParam
 from sqlalchemy import select
 
 from rapport.access.policy import Action
@@ -46,13 +46,34 @@ TABLES: dict[str, str] = {
 }
 
 
-TABLE_NAME_PATH = PathParam(pattern="^[a-z_]{1,40}$", description="Table name: " + ", ".join(TABLES))
+class TableName(StrEnum):
+    """The tables GET /analytics/export serves (the keys of TABLES)."""
+
+    rfm_segments = "rfm_segments"
+    rfm_grid = "rfm_grid"
+    breakdown_gender = "breakdown_gender"
+    breakdown_age_band = "breakdown_age_band"
+    breakdown_region = "breakdown_region"
+    breakdown_channel = "breakdown_channel"
+    breakdown_stage = "breakdown_stage"
+    distribution_frequency = "distribution_frequency"
+    distribution_monetary = "distribution_monetary"
+    distribution_recency = "distribution_recency"
+    repeat_purchase = "repeat_purchase"
+    cohorts = "cohorts"
+    revenue_monthly = "revenue_monthly"
+    revenue_weekly = "revenue_weekly"
+
+
+assert {t.value for t in TableName} == set(TABLES)
 
 
 @contextmanager
-def open_store(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_store(path: Path) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """The store read-only; None when no run has created it yet."""
     if not path.exists():
-        raise NotFound("no analytics results yet; run `rapport analytics run`")
+        yield None
+        return
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as exc:  # a run holds the file's write lock
@@ -71,13 +92,18 @@ def read_table(recs: Records, path: Path, name: str, action: Action = Action.rea
     table = TABLES.get(name)
     if table is None:
         raise NotFound(f"no analytics table {name!r}; choose from {', '.join(TABLES)}")
+    # No run yet: an empty table with no computation time (not an error: nothing failed).
+    frame, computed_at = pd.DataFrame(), None
     with open_store(path) as con:
-        found = first_row(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table])
-        if not found or not found[0]:
-            raise NotFound(f"no results for {name} yet; run `rapport analytics run`")
-        frame = con.execute(f"SELECT * FROM {table}").df()  # noqa: S608 (names from TABLES)
-        last = first_row(con, "SELECT max(finished_at) FROM job_run WHERE job = ?", [table.split("_")[1]])
-    frame.attrs["computed_at"] = last[0] if last else None
+        found = con and first_row(
+            con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        )
+        if con is not None and found and found[0]:
+            frame = con.execute(f"SELECT * FROM {table}").df()  # noqa: S608 (names from TABLES)
+            job = table.split("_")[1]
+            last = first_row(con, "SELECT max(finished_at) FROM job_run WHERE job = ?", [job])
+            computed_at = last[0] if last else None
+    frame.attrs["computed_at"] = computed_at
     if action is Action.export:
         recs.audit("export", "analytics", None, details={"table": name, "rows": len(frame)})
     return frame
