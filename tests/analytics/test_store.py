@@ -287,3 +287,14 @@ def test_store_file_persists_marks(db: Session, tmp_path: Any, world: dict[str, 
         assert st.high_water("orders") == mark
         assert st.count("customers") == 2
         assert st.sync(db).upserted["orders"] == 0
+
+
+def test_forget_in_store_file(db: Session, tmp_path: Any, world: dict[str, int]) -> None:
+    path = tmp_path / "analytics.duckdb"
+    assert store_mod.forget_in_store(path, [world["a"]]) == 0
+    assert not path.exists()  # erasure does not create a store
+    with AnalyticsStore.open(path) as st:
+        st.sync(db)
+    assert store_mod.forget_in_store(path, [world["b"]]) == 3  # customer, order, line
+    with AnalyticsStore.open(path) as st:
+        assert st.count("customers") == 1

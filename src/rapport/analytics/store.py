@@ -520,3 +520,11 @@ class AnalyticsStore:
             sql += " AND column_name = ?"
             params.append(with_column)
         return sorted(str(r[0]) for r in self.con.execute(sql, params).fetchall())
+
+
+def forget_in_store(path: Path | str, customer_ids: Iterable[int]) -> int:
+    """Erasure entry point: delete the customers from the store file, if there is one yet."""
+    if not Path(path).exists():
+        return 0
+    with AnalyticsStore.open(path) as store:
+        return store.forget(customer_ids)
