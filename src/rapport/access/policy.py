@@ -58,6 +58,7 @@ RESOURCES = (
     "api_key",
     "custom_field",
     "audit",
+    "data_subject_request",
 )
 
 _R = frozenset({Action.read})
@@ -101,6 +102,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "user": _R,
             "team": _R,
             "audit": _R,
+            # Privacy requests of the team's customers: handled (verify, assign, complete) here.
+            "data_subject_request": _RCU | {Action.assign},
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -120,6 +123,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "custom_field": _FULL,
             "user": _R,
             "team": _R,
+            "data_subject_request": _RCUX | {Action.assign},
         },
     )
     policy[Role.crm_specialist] = specialist
@@ -138,6 +142,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
     )
     sales |= _grants(Scope.all, {"product": _R, "custom_field": _R})
     sales |= _grants(Scope.team, {"user": _R, "team": _R})
+    # Front-line staff log a request the moment a customer makes it; specialists handle it.
+    sales |= _grants(Scope.team, {"data_subject_request": frozenset({Action.create})})
     policy[Role.sales_rep] = sales
 
     service = _grants(
@@ -158,6 +164,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
         product=_MARGINS,
     )
     service |= _grants(Scope.team, {"user": _R, "team": _R})
+    service |= _grants(Scope.all, {"data_subject_request": frozenset({Action.create})})
     policy[Role.service_rep] = service
 
     analyst = _grants(

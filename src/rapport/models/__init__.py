@@ -11,6 +11,7 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.privacy import DataSubjectRequest
 from rapport.models.system import AuditEvent, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
@@ -24,6 +25,7 @@ __all__ = [
     "Customer",
     "CustomerSearchTerm",
     "CustomerTag",
+    "DataSubjectRequest",
     "IdempotencyRecord",
     "Interaction",
     "Order",
