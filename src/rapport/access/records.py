@@ -87,7 +87,9 @@ class Records:
         if spec.scope_path in ("via_customer", "via_customer_any"):
             # Correlated EXISTS probes the parent by primary key: cheap per row, unlike an IN list.
             parent = CUSTOMER.table
-            owned = self._owned(parent, scope, deleted=None if spec.scope_path == "via_customer_any" else False)
+            owned = self._owned(
+                parent, scope, deleted=None if spec.scope_path == "via_customer_any" else False
+            )
             return exists(select(parent.c.id).where(parent.c.id == t.c.customer_id, owned))
         if spec.scope_path == "via_order":
             order = ORDER.table
@@ -124,7 +126,7 @@ class Records:
         else:
             live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
         if scope is Scope.all:
-            return live  # type: ignore[no-any-return]
+            return live
         mine = t.c.owner_id == self._uid
         if scope is Scope.own or p.team_id is None:
             return and_(live, mine)

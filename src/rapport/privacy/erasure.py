@@ -181,7 +181,7 @@ def erase_customer(session: Session, customer_id: int, *, actor: Principal, reas
     counts = report.counts
 
     def run(key: str, stmt: Any) -> None:
-        counts[key] = int(session.execute(stmt).rowcount)
+        counts[key] = int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
     run("contact_points", delete(table_of(ContactPoint)).where(ContactPoint.customer_id == customer_id))
     run("tags", delete(table_of(CustomerTag)).where(CustomerTag.customer_id == customer_id))
@@ -205,7 +205,9 @@ def erase_customer(session: Session, customer_id: int, *, actor: Principal, reas
     )
     o = table_of(Order)
     counts["orders_detached"] = int(
-        session.execute(select(func.count()).select_from(o).where(o.c.customer_id == customer_id)).scalar_one()
+        session.execute(
+            select(func.count()).select_from(o).where(o.c.customer_id == customer_id)
+        ).scalar_one()
     )
     d = table_of(DataSubjectRequest)
     run(
@@ -220,7 +222,9 @@ def erase_customer(session: Session, customer_id: int, *, actor: Principal, reas
                 d.c.export_body.is_not(None),
             ),
         )
-        .values(details=None, extension_reason=None, resolution=None, export_body=None, export_expires_at=None),
+        .values(
+            details=None, extension_reason=None, resolution=None, export_body=None, export_expires_at=None
+        ),
     )
     counts["idempotency_records"] = _forget_idempotency(session, customer_id, values)
     session.execute(
