@@ -170,7 +170,8 @@ def _all_values(engine: Engine) -> str:
     parts: list[str] = []
     with engine.connect() as conn:
         for table in inspect(conn).get_table_names():
-            for row in conn.execute(text(f'SELECT * FROM "{table}"')  # noqa: S608 (names from the inspector)):
+            query = text(f'SELECT * FROM "{table}"')  # noqa: S608 (names from the inspector)
+            for row in conn.execute(query):
                 for v in row:
                     parts.append(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
     return "\n".join(parts)
