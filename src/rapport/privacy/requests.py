@@ -264,7 +264,8 @@ def _execute(
     if kind is RequestKind.delete:
         report = erase_customer(session, cid, actor=actor, reason=reason)
         # The erasure cleared this case's free text with the rest; the outcome is a fixed phrase.
-        return {"resolution": f"erased: {sum(report.counts.values())} rows cleared or deleted"}
+        changed = sum(n for key, n in report.counts.items() if key != "orders_detached")
+        return {"resolution": f"erased: {changed} rows cleared or deleted besides the person's record"}
     if kind in (RequestKind.access, RequestKind.port):
         export = export_customer(session, cid, actor=actor)
         return {
