@@ -269,3 +269,29 @@ def test_secure_delete_alone_scrubs_deleted_rows_after_a_checkpoint(
     raw = _file_bytes(url)
     assert b"ScrubMe7731" not in raw
     assert b"scrub7731@example.org" not in raw
+
+
+def test_an_erasure_through_the_api_is_scrubbed_from_the_files_at_once(
+    fresh_url: Callable[[], str], engines: Callable[[str], Engine], settings: Settings
+) -> None:
+    url = fresh_url()
+    engine = engines(url)
+    if engine.dialect.name != "sqlite":
+        pytest.skip("file bytes are checked on SQLite only (PostgreSQL: see README, Erasure)")
+    with engine.begin() as conn:
+        token = Factory(conn).token(Factory(conn).user("crm_specialist"))
+    headers = {"Authorization": f"Bearer {token}"}
+    base = "/api/v1/privacy/requests"
+    with api_client(settings, engine) as client:
+        victim, tokens = _plant_through_api(client, headers, "H2D", "+8613955556666")
+        case = client.post(
+            base, json={"customer_id": victim, "kind": "delete", "channel": "email"}, headers=headers
+        ).json()
+        for status in ("verified", "in_progress", "completed"):
+            etag = client.get(f"{base}/{case['id']}", headers=headers).headers["etag"]
+            r = client.post(
+                f"{base}/{case['id']}/status", json={"status": status}, headers={**headers, "If-Match": etag}
+            )
+            assert r.status_code == 200, r.text
+    raw = _file_bytes(url)
+    assert [t for t in tokens if t.encode() in raw] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from sqlalchemy import ColumnElement
 
 from rapport.access.policy import Action
@@ -24,6 +24,7 @@ from rapport.privacy.schemas import (
     RequestRead,
     StatusChange,
 )
+from rapport.privacy.tasks import scrub_after_erasure
 
 router = APIRouter()
 _T = dsr.SPEC.table
@@ -95,11 +96,16 @@ mount(router, requests_resource)
     operation_id="change_data_subject_request_status",
     responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
-def change_status(record_id: RecordId, body: StatusChange, request: Request, recs: Recs) -> Response:
+def change_status(
+    record_id: RecordId, body: StatusChange, request: Request, recs: Recs, background: BackgroundTasks
+) -> Response:
     version = expected_version(request, record_id)
     row = dsr.transition(
         recs, record_id, dsr.RequestStatus(body.status), version=version, resolution=body.resolution
     )
+    if row["kind"] == dsr.RequestKind.delete and row["status"] == dsr.RequestStatus.completed:
+        # Runs after the response, so after the unit committed; the VACUUM waits for the daily purge.
+        background.add_task(scrub_after_erasure, request.app.state.database)
     return json_record(row)
 
 

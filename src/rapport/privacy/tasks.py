@@ -28,12 +28,23 @@ def run_purge(
     settings: Settings | None = None,
     progress: Callable[[Rule, int], None] | None = None,
 ) -> PurgeReport:
-    """One committed purge; afterwards the freed space is scrubbed (see compact_storage)."""
+    """One committed purge; afterwards the freed space is scrubbed (see compact_storage).
+
+    The scrub runs even when no rule matched: erasures completed through the API since the last
+    run (which only checkpoint) get their VACUUM here.
+    """
     with database.unit(write=True) as session:
         report = purge(session, now=now, dry_run=dry_run, settings=settings, progress=progress)
-    if not dry_run and report.total and isinstance(database.bind, Engine):
-        compact_storage(database.bind, touched_tables(report), full=vacuum)
+    if not dry_run and isinstance(database.bind, Engine):
+        tables = list(dict.fromkeys([*ERASED_TABLES, *touched_tables(report)]))
+        compact_storage(database.bind, tables, full=vacuum)
     return report
+
+
+def scrub_after_erasure(database: Database) -> None:
+    """Cheap part of the scrub, right after an API erasure committed: checkpoint, no VACUUM."""
+    if isinstance(database.bind, Engine):
+        compact_storage(database.bind, ERASED_TABLES, full=False)
 
 
 def run_erasure(
