@@ -128,10 +128,12 @@ def test_front_line_staff_open_cases_and_handlers_work_them(client: TestClient, 
     assert set(opened) == {"id", "customer_id", "kind", "status", "due_at"}
     assert opened["status"] == "received"
     # Opening for a customer out of scope looks like the customer does not exist.
-    r = client.post(
-        BASE, json={"customer_id": elsewhere, "kind": "access", "channel": "email"}, headers=rep_h
-    )
-    assert r.status_code == 404
+    body = {"customer_id": elsewhere, "kind": "access", "channel": "email"}
+    r = client.post(BASE, json=body, headers=rep_h)
+    assert r.status_code == 422
+    assert r.json()["detail"] == f"customer_id: no customer {elsewhere} that you can see"
+    body["customer_id"] = 10**9
+    assert client.post(BASE, json=body, headers=rep_h).json()["detail"].endswith("that you can see")
     # Reps open; they do not read or handle cases.
     assert client.get(f"{BASE}/{opened['id']}", headers=rep_h).status_code == 404
     assert client.get(BASE, headers=rep_h).status_code == 403

@@ -130,8 +130,10 @@ def create(
     """Open a case for a customer the caller can see; returns its id."""
     settings = settings or get_settings()
     recs.require(SPEC, Action.create)
-    # 404 for a customer out of the caller's scope, exactly like every other route.
-    recs.get(CUSTOMER, customer_id, audit_action=None)
+    # Like every other reference in a body: 422 whether the customer is missing or out of scope.
+    c = CUSTOMER.table
+    if recs.conn.execute(select(c.c.id).where(c.c.id == customer_id, recs.visible(CUSTOMER))).first() is None:
+        raise invalid_field("customer_id", f"no customer {customer_id} that you can see", "reference")
     if kind is RequestKind.withdraw_consent and not purpose:
         raise invalid_field("purpose", "withdraw_consent needs the consent purpose withdrawn", "missing")
     if kind is not RequestKind.withdraw_consent and purpose:
