@@ -295,3 +295,14 @@ def test_an_erasure_through_the_api_is_scrubbed_from_the_files_at_once(
             assert r.status_code == 200, r.text
     raw = _file_bytes(url)
     assert [t for t in tokens if t.encode() in raw] == []
+
+
+def test_an_erased_customer_cannot_be_restored(client: TestClient, factory: Factory, db: Session) -> None:
+    cid = factory.customer()
+    erase_customer(db, cid, actor=SYSTEM, reason="dsr:1")
+    version = factory.row(Customer, cid)["version"]
+    h = {**factory.auth(factory.user("admin")), "If-Match": f'"{cid}.{version}"'}
+    r = client.post(f"/api/v1/customers/{cid}/restore", headers=h)
+    assert r.status_code == 409
+    assert r.json()["detail"] == f"customer {cid} was erased; erasure cannot be undone"
+    assert factory.row(Customer, cid)["deleted_at"] is not None

@@ -32,7 +32,7 @@ from rapport.access.principal import Principal
 from rapport.access.specs import CUSTOMER, ORDER, ResourceSpec
 from rapport.audit.chain import PendingEvent
 from rapport.db import record_audit
-from rapport.errors import Forbidden, NotFound, PreconditionFailed
+from rapport.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from rapport.models.base import utcnow
 from rapport.pagination import CursorCodec, Sort, keyset
 
@@ -322,6 +322,11 @@ class Records:
         if not grant.allows(Action.delete):
             self.audit("restore", spec.name, record_id, outcome="denied")
             raise Forbidden(f"your role may not restore {spec.name.replace('_', ' ')} records")
+        if (
+            "erased_at" in t.c
+            and self.conn.execute(select(t.c.erased_at).where(t.c.id == record_id)).scalar_one() is not None
+        ):
+            raise Conflict(f"{spec.name.replace('_', ' ')} {record_id} was erased; erasure cannot be undone")
         done = self.conn.execute(
             update(t)
             .where(t.c.id == record_id, t.c.version == expected_version)
