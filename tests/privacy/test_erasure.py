@@ -48,6 +48,8 @@ def test_erasure_clears_every_place_a_person_is_stored(factory: Factory, db: Ses
     p = plant_person(factory, rep, team)
     other = factory.customer(rep, team, display_name="别人")
     other_contact = factory.contact(other, "phone", "+8613700000000")
+    mention = factory.interaction(other, rep, body="referred by ZetaQ7XQuill, a friend")
+    factory.task(other, rep, title="unrelated")
     factory.conn.execute(insert(CustomerTag).values([{"customer_id": p.customer_id, "tag": "vip"}]))
     factory.conn.execute(
         insert(CustomerSearchTerm).values([{"customer_id": p.customer_id, "term": "zetaq7xquill"}])
@@ -87,6 +89,7 @@ def test_erasure_clears_every_place_a_person_is_stored(factory: Factory, db: Ses
         "idempotency_records": 2,
     }
     assert report.already_erased is False
+    assert report.mentions_elsewhere == {"interaction": [mention]}  # left for the handler to review
     row = factory.row(Customer, p.customer_id)
     assert row["display_name"] == ERASED
     assert [row[c] for c in erasure.CLEARED_CUSTOMER_COLUMNS] == [None] * 12

@@ -92,6 +92,9 @@ class ErasureReport:
     counts: dict[str, int] = field(default_factory=dict)
     analytics: str = "not run"
     hooks: list[str] = field(default_factory=list)
+    # Other customers' interactions and tasks whose text names this person (a name or contact
+    # value): free text cannot be erased automatically, so the handler reviews these ids.
+    mentions_elsewhere: dict[str, list[int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -156,6 +159,27 @@ def _forget_idempotency(session: Session, customer_id: int, values: list[bytes])
     return len(doomed)
 
 
+def _mentions_elsewhere(session: Session, customer_id: int, values: list[bytes]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    if not values:
+        return found
+    for name, table, columns in (
+        ("interaction", table_of(Interaction), ("subject", "body")),
+        ("task", table_of(Task), ("title", "description")),
+    ):
+        likes = [table.c[col].contains(v.decode(), autoescape=True) for col in columns for v in values]
+        ids = (
+            session.execute(
+                select(table.c.id).where(table.c.customer_id != customer_id, or_(*likes)).order_by(table.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        if ids:
+            found[name] = list(ids)
+    return found
+
+
 def _forget_analytics(customer_ids: list[int]) -> str:
     # TODO(merge): rapport.analytics.store is built in the analytics-store branch; once merged,
     # import it at module level and drop this guard (forget must then always run).
@@ -178,6 +202,7 @@ def erase_customer(session: Session, customer_id: int, *, actor: Principal, reas
     now = utcnow()
     report = ErasureReport(customer_id, now, already_erased=customer.erased_at is not None)
     values = _identifying_values(session, customer)
+    report.mentions_elsewhere = _mentions_elsewhere(session, customer_id, values)
     counts = report.counts
 
     def run(key: str, stmt: Any) -> None:
@@ -251,6 +276,7 @@ def erase_customer(session: Session, customer_id: int, *, actor: Principal, reas
             "counts": dict(counts),
             "reason": reason if _REASON_CODE.fullmatch(reason) else "stated in the request case",
             "analytics": report.analytics,
+            "mentions_elsewhere": report.mentions_elsewhere,
         },
     )
     return report
