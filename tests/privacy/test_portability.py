@@ -147,3 +147,27 @@ def test_export_is_masked_like_every_other_read(factory: Factory, db: Session) -
     assert data["customer"]["city"] == "上海"
     assert {c["value"] for c in data["contact_points"]} == {None}
     assert data["interactions"][0]["body"] is None
+
+
+def test_import_refuses_malformed_exports_with_422(factory: Factory, db: Session) -> None:
+    import pytest
+
+    from rapport.errors import InvalidInput
+
+    recs = records(db, SYSTEM)
+    for bad, message in (
+        ({}, "format: expected"),
+        ({"format": FORMAT}, "does not validate: 'customer'"),
+        ({"format": FORMAT, "customer": {"display_name": "甲"}, "contact_points": [{"kind": "fax"}]}, "kind"),
+        ({"format": FORMAT, "customer": {"display_name": "甲", "gender": "robot"}}, "gender"),
+        (
+            {
+                "format": FORMAT,
+                "customer": {"display_name": "甲"},
+                "tasks": [{"title": "t", "status": "zzz"}],
+            },
+            "task status must be one of",
+        ),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            import_customer(recs, bad)

@@ -266,15 +266,16 @@ def from_csv_zip(data: bytes) -> dict[str, Any]:
 
 # -- import ---------------------------------------------------------------------------------------
 
-_NOT_INPUT = {"lifecycle_stage", "created_at", "source_id"}
+_NOT_INPUT = {"lifecycle_stage", "created_at", "source_id", "tags", "contact_points"}
+_TASK_STATES = {"open", "done", "cancelled"}
 
 
 def import_customer(recs: Records, export: dict[str, Any]) -> int:
     """Create the person of an export (JSON form) in this workspace; returns the new customer id."""
     if export.get("format") != FORMAT:
         raise InvalidInput(f"format: expected {FORMAT!r}")
-    person = {k: v for k, v in export["customer"].items() if k not in _NOT_INPUT and v is not None}
     try:
+        person = {k: v for k, v in export["customer"].items() if k not in _NOT_INPUT and v is not None}
         body = CustomerCreate(
             **person,
             lifecycle_stage=export["customer"].get("lifecycle_stage") or "lead",
@@ -292,11 +293,14 @@ def import_customer(recs: Records, export: dict[str, Any]) -> int:
         for task in export.get("tasks", []):
             fields = {k: task.get(k) for k in ("title", "description", "priority", "due_at") if task.get(k)}
             created = tasks.do_create(recs, TaskCreate(**fields), new_id)
+            if task.get("status") not in (None, *_TASK_STATES):
+                raise ValueError(f"task status must be one of {sorted(_TASK_STATES)}")
             if task.get("status") and task["status"] != "open":
                 done = {"status": task["status"], "completed_at": _instant(task.get("completed_at"))}
                 recs.update(TASK, created["id"], done, None)
-    except ValueError as exc:  # pydantic ValidationError included
-        raise InvalidInput(f"the export does not validate: {str(exc).splitlines()[0]}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ValidationError included
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        raise InvalidInput(f"the export does not validate: {' '.join(lines[:2])}") from None
     return new_id
 
 
