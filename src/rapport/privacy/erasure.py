@@ -182,7 +182,9 @@ def _mentions_elsewhere(session: Session, customer_id: int, values: list[bytes])
 
 def _forget_analytics(customer_ids: list[int]) -> str:
     # TODO(merge): rapport.analytics.store is built in the analytics-store branch; once merged,
-    # import it at module level and drop this guard (forget must then always run).
+    # import it at module level and drop this guard (forget must then always run). The store's
+    # incremental sync must also skip customers with erased_at set: the tombstone's updated_at
+    # changes on erasure, so a sync by high-water mark would otherwise bring the id back.
     try:
         from rapport.analytics import store  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
