@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
@@ -171,3 +172,22 @@ def test_import_refuses_malformed_exports_with_422(factory: Factory, db: Session
     ):
         with pytest.raises(InvalidInput, match=message):
             import_customer(recs, bad)
+
+
+def test_an_export_downloaded_from_a_case_imports_through_the_api(
+    client: TestClient, factory: Factory, db: Session
+) -> None:
+    cid = _person(factory)
+    first = export_customer(db, cid, actor=SYSTEM)
+    erase_customer(db, cid, actor=SYSTEM, reason="dsr:1")
+    team = factory.team()
+    h = factory.auth(factory.user("crm_specialist", team))
+    r = client.post("/api/v1/privacy/imports", json=first, headers={**h, "Idempotency-Key": "imp-1"})
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert (new["display_name"], new["tags"], new["team_id"]) == ("王小明", ["vip"], team)
+    assert _comparable(export_customer(db, new["id"], actor=SYSTEM)) == _comparable(first)
+    bad = client.post("/api/v1/privacy/imports", json={**first, "owner_id": 1}, headers=h)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "owner_id"
+    rep = factory.auth(factory.user("data_analyst", team))
+    assert client.post("/api/v1/privacy/imports", json=first, headers=rep).status_code == 403

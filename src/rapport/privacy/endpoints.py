@@ -11,12 +11,15 @@ from sqlalchemy import ColumnElement
 from rapport.access.policy import Action
 from rapport.access.records import Records, Row
 from rapport.crud import RecordId, Resource, equal_filters, mount, problem_responses
-from rapport.deps import Recs
-from rapport.http import JSON, expected_version, json_record
+from rapport.customers.schemas import CustomerRead
+from rapport.customers.service import customers
+from rapport.deps import CurrentPrincipal, DbSession, Recs
+from rapport.http import JSON, expected_version, idempotent, json_record
 from rapport.models.base import utcnow
 from rapport.privacy import requests as dsr
-from rapport.privacy.portability import to_csv_zip
+from rapport.privacy.portability import import_customer, to_csv_zip
 from rapport.privacy.schemas import (
+    CustomerExportIn,
     Extension,
     RequestAssignment,
     RequestCreate,
@@ -161,3 +164,22 @@ async def export(
         return Response(to_csv_zip(data), media_type="application/zip", headers=headers)
     headers["Content-Disposition"] = f'attachment; filename="request-{record_id}.json"'
     return JSON(data, headers=headers)
+
+
+@router.post(
+    "/privacy/imports",
+    status_code=201,
+    response_model=CustomerRead,
+    tags=["privacy requests"],
+    summary="Create a customer from a rapport.customer-export/1 document (portability, receiving side)",
+    operation_id="import_customer_export",
+    responses=problem_responses(401, 403, 409, 413, 422),
+)
+def import_export(
+    body: CustomerExportIn, request: Request, recs: Recs, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    def produce() -> Response:
+        new_id = import_customer(recs, body.model_dump())
+        return json_record(customers.get_after_write(recs, new_id), 201)
+
+    return idempotent(db, request, principal, body, produce)

@@ -146,7 +146,9 @@ def _mentions(body: bytes | None, path: str, customer_id: int, values: list[byte
         return False
     if data.get("customer_id") == customer_id:
         return True
-    return bool(path.rstrip("/").endswith("/customers") and data.get("id") == customer_id)
+    # A customer record as returned by a create or an import: its id is the person's.
+    is_customer = path.rstrip("/").endswith(("/customers", "/privacy/imports")) or "display_name" in data
+    return bool(is_customer and data.get("id") == customer_id)
 
 
 def _forget_idempotency(session: Session, customer_id: int, values: list[bytes]) -> int:

@@ -304,5 +304,10 @@ def import_customer(recs: Records, export: dict[str, Any]) -> int:
     return new_id
 
 
-def _instant(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
+def _instant(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        raise ValueError("completed_at needs a time zone")
+    return parsed

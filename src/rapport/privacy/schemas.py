@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -69,3 +69,18 @@ class RequestRead(Output):
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     version: int | None = None
+
+
+class CustomerExportIn(Input):
+    """A rapport.customer-export/1 document (see rapport.privacy.portability) to import."""
+
+    format: Literal["rapport.customer-export/1"]
+    exported_at: str | None = None
+    customer: dict[str, Any]
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    contact_points: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
+    interactions: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    tasks: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    orders: list[dict[str, Any]] = Field(
+        default_factory=list, description="Carried for the person; not imported"
+    )
