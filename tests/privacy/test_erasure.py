@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -309,3 +310,61 @@ def test_an_erased_customer_cannot_be_restored(client: TestClient, factory: Fact
     assert r.status_code == 409
     assert r.json()["detail"] == f"customer {cid} was erased; erasure cannot be undone"
     assert factory.row(Customer, cid)["deleted_at"] is not None
+
+
+def _pg_relation_bytes(engine: Engine) -> bytes:
+    """The on-disk files of this schema's tables, their TOAST tables and every index."""
+    with engine.connect() as conn:
+        datadir = Path(conn.execute(text("SHOW data_directory")).scalar_one())
+        conn.execute(text("CHECKPOINT"))  # write dirty shared buffers to the files
+        paths = (
+            conn.execute(
+                text(
+                    "WITH t AS (SELECT c.oid, c.reltoastrelid FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = current_schema() AND c.relkind = 'r'), "
+                    "rels AS (SELECT oid FROM t UNION SELECT reltoastrelid FROM t WHERE reltoastrelid <> 0), "
+                    "idx AS (SELECT indexrelid AS oid FROM pg_index "
+                    "WHERE indrelid IN (SELECT oid FROM rels)) "
+                    "SELECT pg_relation_filepath(oid) FROM (SELECT oid FROM rels UNION SELECT oid FROM idx) x"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    data = b""
+    for rel in paths:
+        base = datadir / rel
+        for f in [base, *sorted(base.parent.glob(base.name + ".[0-9]*"))]:
+            if f.exists():
+                data += f.read_bytes()
+    return data
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["vacuum-full", "plain-vacuum"])
+def test_postgresql_files_after_erasure(
+    fresh_url: Callable[[], str], engines: Callable[[str], Engine], settings: Settings, full: bool
+) -> None:
+    url = fresh_url()
+    engine = engines(url)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with engine.connect() as conn:
+        datadir = Path(conn.execute(text("SHOW data_directory")).scalar_one())
+    if not os.access(datadir, os.R_OK):
+        pytest.skip("the server's data directory is not readable from here")
+    with engine.begin() as conn:
+        token = Factory(conn).token(Factory(conn).user("admin"))
+    with api_client(settings, engine) as client:
+        victim, tokens = _plant_through_api(
+            client, {"Authorization": f"Bearer {token}"}, "P5G", "+8613977778888"
+        )
+    assert all(t.encode() in _pg_relation_bytes(engine) for t in tokens)
+    run_erasure(Database(engine), victim, actor=SYSTEM, reason="dsr:1", vacuum=full)
+    left = [t for t in tokens if t.encode() in _pg_relation_bytes(engine)]
+    if full:
+        assert left == []
+    else:
+        # Plain VACUUM frees dead tuples for reuse but does not overwrite them: only VACUUM FULL
+        # (a rewrite into new files) takes the bytes out of the relation files.
+        assert left != []
