@@ -96,7 +96,8 @@ class Factory:
             "attributes": {},
             **kw,
         }
-        return self._insert(Customer, owner_id=owner_id, team_id=team_id, **values, **_stamp())
+        # created_at / updated_at may be given, e.g. to arrange retention cases.
+        return self._insert(Customer, owner_id=owner_id, team_id=team_id, **{**_stamp(), **values})
 
     def organisation(self, owner_id: int | None = None, team_id: int | None = None, **kw: Any) -> int:
         values = {

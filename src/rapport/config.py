@@ -33,6 +33,26 @@ class Settings(BaseSettings):
         default=None,
         description="DuckDB file of the analytics store; defaults to analytics.duckdb in the data directory.",
     )
+    # -- privacy: data-subject requests and retention (rapport.privacy) ----------------------------
+    dsr_jurisdiction: str = Field(
+        default="PIPL", description="Law whose deadlines new data-subject requests get: PIPL or GDPR."
+    )
+    dsr_deadline_days_pipl: int = Field(default=15, ge=1, description="PIPL: answer within 15 days.")
+    dsr_deadline_months_gdpr: int = Field(default=1, ge=1, description="GDPR art. 12(3): one month.")
+    dsr_extension_days_pipl: int = Field(default=15, ge=1, description="One extension, with a reason.")
+    dsr_extension_months_gdpr: int = Field(default=2, ge=1, description="GDPR: up to two more months.")
+    dsr_export_days: int = Field(default=30, ge=1, description="Keep a produced export this many days.")
+    dsr_case_years: int = Field(default=3, ge=1, description="Keep closed cases (free text purged).")
+    retention_inactive_customer_years: int = Field(
+        default=3, ge=1, description="Anonymise customers with no activity for this many years."
+    )
+    retention_interaction_months: int = Field(
+        default=24, ge=1, description="Delete interaction subjects and bodies older than this."
+    )
+    retention_chat_months: int = Field(
+        default=6, ge=1, description="Delete chat transcripts (interactions of kind chat) older than this."
+    )
+    retention_token_days: int = Field(default=30, ge=1, description="Keep expired or revoked tokens.")
     tune_gc: bool = Field(
         default=True,
         description="Freeze start-up objects and collect garbage less often (p99 latency 120 -> 40 ms).",

@@ -348,7 +348,8 @@ def mount(router: APIRouter, res: Resource) -> None:
             tags=tags,
             summary=f"Undo the deletion of a {name} (If-Match: the ETag the DELETE returned)",
             operation_id=f"restore_{spec.name}",
-            responses=problem_responses(401, 403, 404, 412, 422, 428),
+            # 409: an erased customer (rapport.privacy.erasure) is a tombstone, never restored.
+            responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
         )
 
 

@@ -13,7 +13,7 @@ import fcntl
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from typing import Any
 
@@ -50,6 +50,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Deleted or overwritten content is zeroed in the file, not left in free space: erasure
+        # must reach the bytes on disk (bench/secure_delete.py measures the cost).
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -57,6 +60,37 @@ def _configure_sqlite(engine: Engine) -> None:
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
         if mode != "NONE":
             conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def compact_storage(engine: Engine, tables: Iterable[str] = (), *, full: bool = False) -> dict[str, Any]:
+    """Make deleted rows unrecoverable from the database files, after the deleting unit committed.
+
+    SQLite: ``secure_delete`` (set on every connection) zeroes deleted cells and freed pages;
+    a TRUNCATE checkpoint copies the WAL into the file and empties it (old page images in the
+    WAL would otherwise keep erased values); VACUUM then rebuilds every b-tree, which drops copies
+    of erased keys that interior index pages may still hold. PostgreSQL: VACUUM removes dead
+    tuples of ``tables`` (FULL rewrites them into new files); see README "Erasure" for what
+    remains outside the database's reach (WAL archives, backups, file-system free blocks).
+    """
+    done: dict[str, Any] = {}
+    names = list(tables)
+    # Neither VACUUM nor a checkpoint may run inside a transaction.
+    options: dict[str, Any] = (
+        {_BEGIN_OPTION: "NONE"} if is_sqlite(engine) else {"isolation_level": "AUTOCOMMIT"}
+    )
+    with engine.connect().execution_options(**options) as conn:
+        if is_sqlite(engine):
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            if full:
+                conn.exec_driver_sql("VACUUM")
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            done["sqlite"] = "checkpoint+vacuum" if full else "checkpoint"
+        else:
+            verb = "VACUUM (FULL, ANALYZE)" if full else "VACUUM (ANALYZE)"
+            for name in names:
+                conn.exec_driver_sql(f'{verb} "{name}"')
+            done["postgresql"] = f"{verb} on {len(names)} tables"
+    return done
 
 
 def refresh_statistics(engine: Engine, *, only_if_missing: bool = False) -> bool:

@@ -38,6 +38,7 @@ PERSONAL_TABLES = (
     "api_key",
     "audit_event",
     "idempotency_record",
+    "data_subject_request",
 )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import insert
 
-from rapport.models import ApiKey, CustomField
+from rapport.models import ApiKey, CustomField, DataSubjectRequest
 from rapport.models.base import utcnow
 from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
 from tests.factories import Factory
@@ -64,6 +64,28 @@ def custom_field(factory: Factory) -> int:
     )
 
 
+def privacy_request(factory: Factory, customer_id: int) -> int:
+    now = utcnow()
+    return int(
+        factory.conn.execute(
+            insert(DataSubjectRequest)
+            .values(
+                customer_id=customer_id,
+                kind="access",
+                status="received",
+                jurisdiction="PIPL",
+                channel="email",
+                received_at=now,
+                due_at=now,
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            .returning(DataSubjectRequest.id)
+        ).scalar_one()
+    )
+
+
 def build_side(factory: Factory, product: int, field: int) -> Side:
     team = factory.team()
     rep = factory.user("sales_rep", team)
@@ -80,6 +102,7 @@ def build_side(factory: Factory, product: int, field: int) -> Side:
         "users": rep,
         "teams": team,
         "api-keys": api_key(factory, rep, ["customer:read"]),
+        "requests": privacy_request(factory, customer),  # /privacy/requests
         # Global catalogues: the same row on both sides.
         "products": product,
         "custom-fields": field,

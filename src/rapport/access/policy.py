@@ -60,6 +60,7 @@ RESOURCES = (
     "audit",
     # Aggregate customer analytics (RFM, cohorts, revenue) and the scores jobs write back.
     "analytics",
+    "data_subject_request",
 )
 
 _R = frozenset({Action.read})
@@ -104,6 +105,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "user": _R,
             "team": _R,
             "audit": _R,
+            # Privacy requests of the team's customers: handled (verify, assign, complete) here.
+            "data_subject_request": _RCU | {Action.assign},
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -127,6 +130,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "user": _R,
             "team": _R,
             "analytics": _RX,
+            "data_subject_request": _RCUX | {Action.assign},
         },
     )
     policy[Role.crm_specialist] = specialist
@@ -145,6 +149,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
     )
     sales |= _grants(Scope.all, {"product": _R, "custom_field": _R})
     sales |= _grants(Scope.team, {"user": _R, "team": _R})
+    # Front-line staff log a request the moment a customer makes it; specialists handle it.
+    sales |= _grants(Scope.team, {"data_subject_request": frozenset({Action.create})})
     policy[Role.sales_rep] = sales
 
     service = _grants(
@@ -165,6 +171,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
         product=_MARGINS,
     )
     service |= _grants(Scope.team, {"user": _R, "team": _R})
+    service |= _grants(Scope.all, {"data_subject_request": frozenset({Action.create})})
     policy[Role.service_rep] = service
 
     analyst = _grants(

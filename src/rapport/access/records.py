@@ -32,7 +32,7 @@ from rapport.access.principal import Principal
 from rapport.access.specs import CUSTOMER, ORDER, ResourceSpec
 from rapport.audit.chain import PendingEvent
 from rapport.db import record_audit
-from rapport.errors import Forbidden, NotFound, PreconditionFailed
+from rapport.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from rapport.models.base import utcnow
 from rapport.pagination import CursorCodec, Sort, keyset
 
@@ -84,12 +84,13 @@ class Records:
         t, scope = spec.table, grant.scope
         if spec.scope_path == "owned":
             return self._owned(t, scope)
-        if spec.scope_path == "via_customer":
+        if spec.scope_path in ("via_customer", "via_customer_any"):
             # Correlated EXISTS probes the parent by primary key: cheap per row, unlike an IN list.
             parent = CUSTOMER.table
-            return exists(
-                select(parent.c.id).where(parent.c.id == t.c.customer_id, self._owned(parent, scope))
+            owned = self._owned(
+                parent, scope, deleted=None if spec.scope_path == "via_customer_any" else False
             )
+            return exists(select(parent.c.id).where(parent.c.id == t.c.customer_id, owned))
         if spec.scope_path == "via_order":
             order = ORDER.table
             return exists(select(order.c.id).where(order.c.id == t.c.order_id, self.visible(ORDER, grant)))
@@ -117,11 +118,15 @@ class Records:
     def _params(self, **extra: Any) -> dict[str, Any]:
         return {"_uid": self.principal.user_id, "_tid": self.principal.team_id, **extra}
 
-    def _owned(self, t: Any, scope: Scope, *, deleted: bool = False) -> ColumnElement[bool]:
+    def _owned(self, t: Any, scope: Scope, *, deleted: bool | None = False) -> ColumnElement[bool]:
+        """``deleted``: False live rows only, True deleted rows only, None both."""
         p = self.principal
-        live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
+        if deleted is None:
+            live: ColumnElement[bool] = true()
+        else:
+            live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
         if scope is Scope.all:
-            return live  # type: ignore[no-any-return]
+            return live
         mine = t.c.owner_id == self._uid
         if scope is Scope.own or p.team_id is None:
             return and_(live, mine)
@@ -317,6 +322,11 @@ class Records:
         if not grant.allows(Action.delete):
             self.audit("restore", spec.name, record_id, outcome="denied")
             raise Forbidden(f"your role may not restore {spec.name.replace('_', ' ')} records")
+        if (
+            "erased_at" in t.c
+            and self.conn.execute(select(t.c.erased_at).where(t.c.id == record_id)).scalar_one() is not None
+        ):
+            raise Conflict(f"{spec.name.replace('_', ' ')} {record_id} was erased; erasure cannot be undone")
         done = self.conn.execute(
             update(t)
             .where(t.c.id == record_id, t.c.version == expected_version)

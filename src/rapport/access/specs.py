@@ -10,7 +10,9 @@ from sqlalchemy import Table
 from rapport import models as m
 from rapport.models.base import table_of
 
-ScopePath = Literal["owned", "via_customer", "via_order", "user", "team", "global"]
+# "via_customer_any": like via_customer, but erased or deleted customers still count (privacy cases
+# outlive the person they are about).
+ScopePath = Literal["owned", "via_customer", "via_customer_any", "via_order", "user", "team", "global"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,17 @@ CUSTOM_FIELD = ResourceSpec(
     "custom_field", _t(m.CustomField), "global", _cols(_t(m.CustomField)), path="custom-fields"
 )
 
+DATA_SUBJECT_REQUEST = ResourceSpec(
+    "data_subject_request",
+    _t(m.DataSubjectRequest),
+    "via_customer_any",
+    _cols(_t(m.DataSubjectRequest), "export_body"),
+    personal=True,
+    sortable=("id", "due_at", "received_at"),
+    path="privacy/requests",
+    hidden_always=frozenset({"export_body"}),
+)
+
 ALL_SPECS = (
     CUSTOMER,
     ORGANISATION,
@@ -127,4 +140,5 @@ ALL_SPECS = (
     USER,
     TEAM,
     CUSTOM_FIELD,
+    DATA_SUBJECT_REQUEST,
 )

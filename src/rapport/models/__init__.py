@@ -12,6 +12,7 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.privacy import DataSubjectRequest
 from rapport.models.system import AuditEvent, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
@@ -26,6 +27,7 @@ __all__ = [
     "CustomerScore",
     "CustomerSearchTerm",
     "CustomerTag",
+    "DataSubjectRequest",
     "IdempotencyRecord",
     "Interaction",
     "Order",

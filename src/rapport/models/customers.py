@@ -134,6 +134,12 @@ class Customer(Tracked, Base):
             note="soft-delete mark; erasure must purge, not only mark",
         )
     )
+    erased_at: Mapped[dt.datetime | None] = mapped_column(
+        info=not_personal(
+            "when the person's data was erased or anonymised; the row is then a tombstone that keeps "
+            "orders countable without saying whose they were"
+        )
+    )
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="people", lazy="raise")
     contact_points: Mapped[list[ContactPoint]] = relationship(back_populates="customer", lazy="raise")

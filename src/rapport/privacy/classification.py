@@ -92,9 +92,10 @@ class Retention(StrEnum):
     security_log = "security_log"
     idempotency_window = "idempotency_window"
     derived = "derived"
+    dsr_case = "dsr_case"
 
 
-# Hints for the retention work, not yet enforced by any job.
+# What the retention rules of rapport.privacy.retention enforce (see `rapport privacy purge`).
 RETENTION_MEANING: Mapping[Retention, str] = {
     Retention.relationship: "while the customer relationship lasts; erase or anonymise on request "
     "or after a period of inactivity",
@@ -106,6 +107,8 @@ RETENTION_MEANING: Mapping[Retention, str] = {
     Retention.security_log: "at least six months (PRC Cybersecurity Law art. 21); append-only",
     Retention.idempotency_window: "24 hours, the idempotency replay window",
     Retention.derived: "follows the record it is derived from; rebuilt, never kept on its own",
+    Retention.dsr_case: "the case is kept as proof the request was answered (3 years by default); its "
+    "free text goes when the person is erased, a produced export when it expires",
 }
 
 
@@ -231,6 +234,12 @@ TABLES: Mapping[str, TableDecl] = {
         "replayable responses of creates, which echo the created person's record",
         ("customer", "staff"),
         Retention.idempotency_window,
+    ),
+    "data_subject_request": TableDecl(
+        True,
+        "requests people made to see, copy, correct, delete or restrict their data",
+        ("customer", "staff"),
+        Retention.dsr_case,
     ),
     "organisation": TableDecl(
         False,
