@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from rapport.access.policy import Role
 from rapport.access.principal import SYSTEM, Principal
+from rapport.analytics.store import AnalyticsStore
 from rapport.audit.chain import verify_chain
 from rapport.cli.main import app as cli
 from rapport.config import Settings
@@ -43,7 +44,7 @@ def _principal(role: str, user_id: int, team_id: int | None) -> Principal:
     return Principal(user_id=user_id, username=f"u{user_id}", role=Role(role), team_id=team_id)
 
 
-def test_erasure_clears_every_place_a_person_is_stored(factory: Factory, db: Session) -> None:
+def test_erasure_clears_every_place_a_person_is_stored(factory: Factory, db: Session, tmp_path: Path) -> None:
     team = factory.team()
     rep = factory.user("sales_rep", team)
     p = plant_person(factory, rep, team)
@@ -77,7 +78,12 @@ def test_erasure_clears_every_place_a_person_is_stored(factory: Factory, db: Ses
             )
         )
 
-    report = erase_customer(db, p.customer_id, actor=SYSTEM, reason="dsr:1")
+    store_path = tmp_path / "analytics.duckdb"
+    with AnalyticsStore.open(store_path) as store:
+        store.sync(db)
+        assert store.count("customers") == 2
+
+    report = erase_customer(db, p.customer_id, actor=SYSTEM, reason="dsr:1", analytics_path=store_path)
 
     assert report.counts == {
         "contact_points": 2,
@@ -108,7 +114,13 @@ def test_erasure_clears_every_place_a_person_is_stored(factory: Factory, db: Ses
     order = factory.row(Order, p.order_id)
     assert (order["customer_id"], order["total_amount"]) == (p.customer_id, 100)
     assert conn.execute(select(IdempotencyRecord.key)).scalars().all() == ["k2"]
-    assert report.analytics == "analytics store not installed"  # TODO(merge): "forgotten"
+    # the customer row, their order (it has no lines), interaction and task left the store
+    assert report.analytics == "forgotten: 4 rows"
+    with AnalyticsStore.open(store_path) as store:
+        assert [r[0] for r in store.con.execute("SELECT customer_id FROM customers").fetchall()] == [other]
+        assert store.con.execute(
+            "SELECT count(*) FROM orders WHERE customer_id = ?", [p.customer_id]
+        ).fetchone() == (0,)
 
 
 def test_erasure_is_audited_with_ids_and_counts_only(factory: Factory, db: Session) -> None:

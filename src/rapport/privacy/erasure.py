@@ -31,8 +31,10 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -41,6 +43,8 @@ from rapport.access.policy import Action, Scope
 from rapport.access.principal import Principal
 from rapport.access.records import Records
 from rapport.access.specs import CUSTOMER
+from rapport.analytics.store import forget_in_store
+from rapport.config import get_settings
 from rapport.errors import Forbidden, NotFound
 from rapport.models import (
     ContactPoint,
@@ -182,20 +186,20 @@ def _mentions_elsewhere(session: Session, customer_id: int, values: list[bytes])
     return found
 
 
-def _forget_analytics(customer_ids: list[int]) -> str:
-    # TODO(merge): rapport.analytics.store is built in the analytics-store branch; once merged,
-    # import it at module level and drop this guard (forget must then always run). The store's
-    # incremental sync must also skip customers with erased_at set: the tombstone's updated_at
-    # changes on erasure, so a sync by high-water mark would otherwise bring the id back.
+def _forget_analytics(customer_ids: list[int], path: Path | None) -> str:
+    # The store is a derived copy: its next sync drops customers marked deleted, which erasure
+    # does, so a store that is busy in another process is cleaned then rather than failing here.
+    store_path = path or get_settings().resolved_analytics_path
     try:
-        from rapport.analytics import store  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return "analytics store not installed"
-    store.forget(customer_ids)
-    return "forgotten"
+        removed = forget_in_store(store_path, customer_ids)
+    except duckdb.Error:
+        return "analytics store busy: removed at its next sync"
+    return f"forgotten: {removed} rows"
 
 
-def erase_customer(session: Session, customer_id: int, *, actor: Principal, reason: str) -> ErasureReport:
+def erase_customer(
+    session: Session, customer_id: int, *, actor: Principal, reason: str, analytics_path: Path | None = None
+) -> ErasureReport:
     """Erase one person in the caller's unit (flushes, never commits); idempotent."""
     recs = records(session, actor)
     c = table_of(Customer)
@@ -269,7 +273,7 @@ def erase_customer(session: Session, customer_id: int, *, actor: Principal, reas
             **dict.fromkeys(CLEARED_CUSTOMER_COLUMNS),
         )
     )
-    report.analytics = _forget_analytics([customer_id])
+    report.analytics = _forget_analytics([customer_id], analytics_path)
     report.hooks = [hook(session, customer_id) for hook in ERASURE_HOOKS]
     recs.audit(
         "erase",
