@@ -29,6 +29,11 @@ _SERVED: dict[str, tuple[str, frozenset[str]]] = {
     spec.table.name: (spec.name, frozenset(spec.read_columns) - spec.hidden_always) for spec in ALL_SPECS
 }
 _SERVED["audit_event"] = ("audit", frozenset(AuditEventRead.model_fields))
+# GET /customers/{id}/scores: a customer's scores, to roles that may read analytics (and the customer).
+_SERVED["customer_score"] = (
+    "analytics",
+    frozenset({"customer_id", "kind", "value", "label", "details", "model_version", "computed_at"}),
+)
 
 # How the personal tables without a policy resource reach anyone, if at all.
 _OTHER_EXPOSURE: Mapping[str, str] = {
