@@ -58,6 +58,12 @@ RESOURCES = (
     "api_key",
     "custom_field",
     "audit",
+    # Privacy (issue 3): consent ledger and restriction (create = record or withdraw a consent,
+    # update = restrict processing), the data-sharing register (export = provide data to a partner)
+    # and privacy complaints.
+    "consent",
+    "sharing_agreement",
+    "privacy_complaint",
 )
 
 _R = frozenset({Action.read})
@@ -74,6 +80,7 @@ _CONTACT_VALUES = frozenset({"value", "value_normalized", "postal_code", "distri
 # Custom attributes are administrator-defined; a text field can hold an ID number or a nickname.
 _CUSTOM_VALUES = frozenset({"attributes"})
 _FREE_TEXT = frozenset({"subject", "body", "description"})
+_CONSENT_TEXT = frozenset({"evidence", "reason"})
 _MARGINS = frozenset({"cost_amount", "margin_amount", "unit_cost"})
 
 
@@ -101,6 +108,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "user": _R,
             "team": _R,
             "audit": _R,
+            "consent": _RCU,
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -120,6 +128,10 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "custom_field": _FULL,
             "user": _R,
             "team": _R,
+            "consent": _RCU,
+            # The privacy office: reads the register and provides data under it; handles complaints.
+            "sharing_agreement": _RX,
+            "privacy_complaint": _RCU,
         },
     )
     policy[Role.crm_specialist] = specialist
@@ -134,6 +146,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "order_line": _R,
             "interaction": _RCU,
             "task": _RCU | {Action.delete},
+            "consent": _RC,
         },
     )
     sales |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -152,6 +165,9 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "task": _RCU,
             "product": _R,
             "custom_field": _R,
+            "consent": _RC,
+            # Service takes complaints in; the privacy office acknowledges and resolves them.
+            "privacy_complaint": _RC,
         },
         order=_MARGINS,
         order_line=_MARGINS,
@@ -181,6 +197,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
         interaction=_FREE_TEXT,
         task=_FREE_TEXT,
     )
+    # Analysts need consent state (profiling_allowed), never the staff-typed evidence.
+    analyst |= _grants(Scope.all, {"consent": _R}, consent=_CONSENT_TEXT)
     # Pseudonymised means no names anywhere, colleagues' included: ids are enough for analysis.
     analyst |= _grants(
         Scope.team, {"user": _R, "team": _R}, user=frozenset({"email", "display_name", "username"})

@@ -11,6 +11,17 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.privacy import (
+    ConsentEvent,
+    ConsentState,
+    PortalChallenge,
+    PortalSession,
+    PrivacyComplaint,
+    ProcessingRestriction,
+    ProvisionLog,
+    SharingAgreement,
+    SharingPartner,
+)
 from rapport.models.system import AuditEvent, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
@@ -19,6 +30,8 @@ __all__ = [
     "AuditEvent",
     "AuthToken",
     "Base",
+    "ConsentEvent",
+    "ConsentState",
     "ContactPoint",
     "CustomField",
     "Customer",
@@ -29,7 +42,14 @@ __all__ = [
     "Order",
     "OrderLine",
     "Organisation",
+    "PortalChallenge",
+    "PortalSession",
+    "PrivacyComplaint",
+    "ProcessingRestriction",
     "Product",
+    "ProvisionLog",
+    "SharingAgreement",
+    "SharingPartner",
     "Task",
     "Team",
     "User",
