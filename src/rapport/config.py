@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     default_phone_region: str = Field(default="CN", description="Region for numbers typed without +.")
     page_size_max: int = 200
     demo_password: str | None = None
+    complaint_acknowledge_days: int = Field(default=3, description="Privacy complaints: days to acknowledge.")
+    complaint_resolve_days: int = Field(default=15, description="Privacy complaints: days to resolve.")
+    portal_code_minutes: int = Field(default=10, description="Privacy portal: one-time code lifetime.")
+    portal_code_attempts: int = Field(default=5, description="Privacy portal: wrong codes before it dies.")
+    portal_session_minutes: int = Field(default=15, description="Privacy portal: session token lifetime.")
+    portal_codes_per_address: int = Field(default=3, description="Codes per address per rate window.")
+    portal_codes_per_ip: int = Field(default=20, description="Codes per client address per rate window.")
+    portal_rate_window_seconds: int = 900
     tune_gc: bool = Field(
         default=True,
         description="Freeze start-up objects and collect garbage less often (p99 latency 120 -> 40 ms).",

@@ -37,6 +37,13 @@ PERSONAL_TABLES = (
     "api_key",
     "audit_event",
     "idempotency_record",
+    "consent_event",
+    "consent_state",
+    "processing_restriction",
+    "provision_log",
+    "privacy_complaint",
+    "portal_challenge",
+    "portal_session",
 )
 
 

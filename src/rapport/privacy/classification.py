@@ -256,10 +256,6 @@ TABLES: Mapping[str, TableDecl] = {
     "portal_session": TableDecl(
         True, "a person's short-lived privacy-portal sessions", _CUSTOMER, Retention.token_lifetime
     ),
-    "sharing_partner": TableDecl(False, "organisations data may be provided to: names and countries"),
-    "sharing_agreement": TableDecl(
-        False, "data-sharing agreements with organisations; no person's data, only categories and dates"
-    ),
     "organisation": TableDecl(
         False,
         "a legal entity's account (name, website, industry, location); the people at it are customer "
@@ -270,6 +266,10 @@ TABLES: Mapping[str, TableDecl] = {
     "team": TableDecl(False, "names of sales or service teams, not of people"),
     "custom_field": TableDecl(
         False, "definitions of custom attributes; the values live in customer.attributes"
+    ),
+    "sharing_partner": TableDecl(False, "organisations data may be provided to: names and countries"),
+    "sharing_agreement": TableDecl(
+        False, "data-sharing agreements with organisations; no person's data, only categories and dates"
     ),
 }
 
