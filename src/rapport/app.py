@@ -17,7 +17,7 @@ from rapport.middleware import RequestContextMiddleware
 from rapport.pagination import CursorCodec
 from rapport.privacy.outbox import DevOutbox, Notifier
 from rapport.privacy.portal_endpoints import NoStoreMiddleware
-from rapport.privacy.portal_endpoints import page_router as privacy_page_router
+from rapport.privacy.portal_endpoints import privacy_page
 from rapport.security.ratelimit import LoginThrottle
 
 
@@ -58,7 +58,8 @@ def create_app(
     app.add_middleware(NoStoreMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(api_router)
-    app.include_router(privacy_page_router)
+    # PUBLIC: the customers' privacy page (no staff credentials; see privacy/portal_endpoints.py).
+    app.add_api_route("/privacy", privacy_page, methods=["GET"], include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

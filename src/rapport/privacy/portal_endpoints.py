@@ -46,7 +46,6 @@ PORTAL_PUBLIC = {
 NO_STORE_PREFIXES = ("/privacy", f"/api/v1{PREFIX}")
 
 router = APIRouter(prefix=PREFIX, tags=["privacy-portal (customers)"])
-page_router = APIRouter()
 
 _bearer = HTTPBearer(auto_error=False, description="Privacy-session token from POST /privacy-portal/sessions")
 
@@ -213,7 +212,6 @@ def page_language(request: Request) -> str:
     return "en" if accept.startswith("en") else "zh-CN"
 
 
-@page_router.get("/privacy", include_in_schema=False, response_class=HTMLResponse)
 def privacy_page(request: Request) -> Response:
     """PUBLIC: the customer privacy page (server-rendered; calls the JSON API above)."""
     lang = page_language(request)
