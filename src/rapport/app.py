@@ -16,8 +16,7 @@ from rapport.errors import install_error_handlers
 from rapport.middleware import RequestContextMiddleware
 from rapport.pagination import CursorCodec
 from rapport.privacy.outbox import DevOutbox, Notifier
-from rapport.privacy.portal_endpoints import NoStoreMiddleware
-from rapport.privacy.portal_endpoints import privacy_page
+from rapport.privacy.portal_endpoints import NoStoreMiddleware, privacy_page
 from rapport.security.ratelimit import LoginThrottle
 
 
