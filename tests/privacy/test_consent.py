@@ -284,7 +284,7 @@ def test_restriction_api_and_customer_360(client: TestClient, factory: Factory) 
     assert view["consents"]["restricted"] is True
     assert view["consents"]["restriction_reason"] == "disputed"
     assert [(c["purpose"], c["granted"]) for c in view["consents"]["current"]] == [("marketing_wechat", True)]
-    # Sales reps without... every role that reads the customer and consents sees the section.
+    # Analysts see the flag (profiling must stop) but not the staff-typed reason.
     analyst = factory.user("data_analyst")
     view = client.get(f"/api/v1/customers/{cid}/360", headers=factory.auth(analyst)).json()
     assert view["consents"]["restricted"] is True and "restriction_reason" not in view["consents"]
@@ -304,3 +304,21 @@ def test_partner_purpose_api_needs_a_real_partner(client: TestClient, factory: F
         headers=h,
     )
     assert r.status_code == 422 and "no sharing partner" in r.json()["detail"]
+
+
+def test_consent_text_fields_refuse_control_characters_and_blanks(
+    client: TestClient, factory: Factory
+) -> None:
+    h = factory.auth(factory.user("admin"))
+    cid = factory.customer()
+    for evidence in ("form\x00#1", "   "):
+        r = client.post(
+            f"/api/v1/customers/{cid}/consents",
+            json={"purpose": "profiling", "granted": True, "source": "web_form", "evidence": evidence},
+            headers=h,
+        )
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "evidence", r.text
+    r = client.post(
+        f"/api/v1/customers/{cid}/restriction", json={"restricted": True, "reason": " "}, headers=h
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"

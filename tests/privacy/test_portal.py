@@ -242,3 +242,9 @@ def test_privacy_page_in_two_languages(client: TestClient) -> None:
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
     nonce = csp.split("'nonce-")[1].split("'")[0]
     assert f'<script nonce="{nonce}">' in zh.text
+
+
+def test_rate_limit_per_client_address(client: TestClient) -> None:
+    # Twenty different addresses from one client, then the client itself is slowed down.
+    codes = [start(client, f"probe{i}@example.com").status_code for i in range(21)]
+    assert codes == [202] * 20 + [429]

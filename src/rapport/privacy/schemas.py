@@ -5,19 +5,43 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from rapport.privacy.classification import Category
 from rapport.privacy.classification import Purpose as ProcessingPurpose
 from rapport.privacy.consent import Purpose
 from rapport.schemas import Input, Instant, ListParams, Output, Patch, RefId
-from rapport.text import Line, LongText, ShortLine
+from rapport.text import Line, ShortLine, clean_text
 
 ConsentSource = Literal["web_form", "paper_form", "phone", "email", "in_person", "privacy_portal", "import"]
 LegalBasis = Literal["consent", "contract", "legal_obligation", "vital_interest", "public_interest"]
 TransferMechanism = Literal["standard_contract", "certification", "security_assessment"]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Evidence = Annotated[str, StringConstraints(max_length=2000)]
+
+
+def _multi(value: str) -> str:
+    return clean_text(value, multiline=True)
+
+
+def _filled(value: str) -> str:
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+# Multi-line text: control characters refused (PostgreSQL cannot store NUL), not blank when trimmed.
+Evidence = Annotated[
+    str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_multi), AfterValidator(_filled)
+]
+Reason = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_multi), AfterValidator(_filled)
+]
+Narrative = Annotated[
+    str, StringConstraints(min_length=1, max_length=10_000), AfterValidator(_multi), AfterValidator(_filled)
+]
+Details = Annotated[
+    str, StringConstraints(min_length=1, max_length=4000), AfterValidator(_multi), AfterValidator(_filled)
+]
 
 
 # -- consent -----------------------------------------------------------------------------------
@@ -44,7 +68,7 @@ class WithdrawIn(Input):
 
 class RestrictionIn(Input):
     restricted: bool
-    reason: Annotated[Line, StringConstraints(min_length=1)]
+    reason: Reason
 
 
 class ConsentEventRead(Output):
@@ -124,7 +148,7 @@ class AgreementCreate(Input):
         default=None, description="Required when cross_border (PIPL art. 38)"
     )
     destination_country: Country | None = None
-    impact_assessment_ref: Annotated[ShortLine, StringConstraints(min_length=1)] = Field(
+    impact_assessment_ref: Annotated[ShortLine, AfterValidator(_filled)] = Field(
         description="Reference of the personal information protection impact assessment (PIPL art. 55)"
     )
 
@@ -183,11 +207,11 @@ ComplaintChannel = Literal["email", "phone", "letter", "in_person", "privacy_por
 class ComplaintCreate(Input):
     customer_id: RefId | None = None
     channel: ComplaintChannel
-    summary: Annotated[LongText, StringConstraints(min_length=1)]
+    summary: Narrative
 
 
 class ResolveIn(Input):
-    resolution: Annotated[LongText, StringConstraints(min_length=1)]
+    resolution: Narrative
 
 
 class ComplaintRead(Output):
@@ -260,7 +284,7 @@ RequestKind = Literal["access", "correct", "delete", "port", "restrict"]
 
 class PortalRequestIn(Input):
     kind: RequestKind
-    details: Annotated[LongText, StringConstraints(max_length=4000)] | None = None
+    details: Details | None = None
 
 
 class PortalRequestOut(Output):
