@@ -13,7 +13,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, exists, false, func, select, update
+from sqlalchemy import Select, bindparam, exists, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -47,6 +47,19 @@ SEPARATE_CONSENT = frozenset(
 EVENTS = table_of(ConsentEvent)
 STATE = table_of(ConsentState)
 RESTRICTION = table_of(ProcessingRestriction)
+
+
+# One round trip, core statement built once: the current decision and the restriction flag.
+_CURRENT = select(
+    select(STATE.c.granted)
+    .where(
+        STATE.c.customer_id == bindparam("cid"),
+        STATE.c.purpose == bindparam("purpose"),
+        STATE.c.partner_key == bindparam("key"),
+    )
+    .scalar_subquery(),
+    select(RESTRICTION.c.restricted).where(RESTRICTION.c.customer_id == bindparam("cid")).scalar_subquery(),
+)
 
 
 def _purpose(purpose: Any) -> Purpose:
@@ -99,20 +112,17 @@ def may_use(
     key = partner_id if purpose in PARTNER_PURPOSES and partner_id is not None else 0
     if purpose not in PARTNER_PURPOSES and partner_id is not None:
         return False
+    conn = session.connection()
+    if at is None:
+        granted, restricted = conn.execute(
+            _CURRENT, {"cid": customer_id, "purpose": purpose.value, "key": key}
+        ).one()
+        return bool(granted) and not restricted
     if is_restricted(session, customer_id):
         return False
-    if at is None:
-        granted = session.execute(
-            select(STATE.c.granted).where(
-                STATE.c.customer_id == customer_id,
-                STATE.c.purpose == purpose.value,
-                STATE.c.partner_key == key,
-            )
-        ).scalar_one_or_none()
-        return bool(granted)
     e = EVENTS
     partner_match = e.c.partner_id.is_(None) if key == 0 else e.c.partner_id == key
-    granted = session.execute(
+    granted = conn.execute(
         select(e.c.granted)
         .where(e.c.customer_id == customer_id, e.c.purpose == purpose.value, partner_match, e.c.at <= at)
         .order_by(e.c.id.desc())
