@@ -385,6 +385,8 @@ def file_request(session: Session, subject: Subject, kind: str, details: str | N
     p = subject.principal
     opener = _open_request()
     if opener is not None:
+        # TODO(merge): assumes RequestKind's values are access/correct/delete/port/restrict as in the
+        # brief; map them here if dsr-retention named them otherwise.
         request_kind = importlib.import_module("rapport.privacy.requests").RequestKind
         case = opener(
             session,
