@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 from decimal import Decimal
 from functools import lru_cache
@@ -12,13 +13,19 @@ from sqlalchemy import Connection, insert, select
 
 from rapport.models import (
     AuthToken,
+    ConsentEvent,
+    ConsentState,
     ContactPoint,
     Customer,
     Interaction,
     Order,
     OrderLine,
     Organisation,
+    PortalSession,
+    PrivacyComplaint,
     Product,
+    SharingAgreement,
+    SharingPartner,
     Task,
     Team,
     User,
@@ -185,6 +192,75 @@ class Factory:
             **kw,
         }
         return self._insert(Task, customer_id=customer_id, assignee_id=assignee_id, **values, **_stamp())
+
+    def consent(self, customer_id: int, purpose: str = "profiling", *, granted: bool = True) -> int:
+        """One ledger entry and the current state it yields (no partner purposes)."""
+        at = utcnow()
+        event = self._insert(
+            ConsentEvent,
+            customer_id=customer_id,
+            purpose=purpose,
+            granted=granted,
+            source="web_form",
+            at=at,
+            actor_kind="staff",
+        )
+        self.conn.execute(
+            insert(ConsentState).values(
+                customer_id=customer_id,
+                purpose=purpose,
+                partner_key=0,
+                granted=granted,
+                event_id=event,
+                at=at,
+            )
+        )
+        return event
+
+    def partner(self, name: str | None = None, country: str = "CN") -> int:
+        return self._insert(SharingPartner, name=name or f"伙伴{next(_seq)}", country=country, **_stamp())
+
+    def agreement(self, partner_id: int, **kw: Any) -> int:
+        now = utcnow()
+        values = {
+            "title": f"Agreement {next(_seq)}",
+            "purposes": ["marketing", "service"],
+            "data_categories": ["identity", "contact", "demographic", "reference"],
+            "legal_basis": "consent",
+            "valid_from": now - dt.timedelta(days=30),
+            "valid_until": now + dt.timedelta(days=335),
+            "cross_border": False,
+            "impact_assessment_ref": "PIA-2026-001",
+            **kw,
+        }
+        return self._insert(SharingAgreement, partner_id=partner_id, **values, **_stamp())
+
+    def complaint(self, customer_id: int | None = None, **kw: Any) -> int:
+        now = utcnow()
+        values = {
+            "channel": "email",
+            "summary": "收到未经同意的营销短信",
+            "status": "received",
+            "received_at": now,
+            "acknowledge_due_at": now + dt.timedelta(days=3),
+            "resolve_due_at": now + dt.timedelta(days=15),
+            **kw,
+        }
+        return self._insert(PrivacyComplaint, customer_id=customer_id, **values, **_stamp())
+
+    def portal_token(self, customer_id: int, ttl: dt.timedelta = dt.timedelta(minutes=15)) -> str:
+        """A privacy-portal session token, as if the customer had proved their address."""
+        token = "rps_" + new_secret("")
+        now = utcnow()
+        self.conn.execute(
+            insert(PortalSession).values(
+                token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                customer_id=customer_id,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+        )
+        return token
 
     def scalar(self, stmt: Any) -> Any:
         return self.conn.execute(stmt).scalar()

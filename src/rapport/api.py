@@ -12,6 +12,8 @@ from rapport.customers.endpoints import router as customers_router
 from rapport.orders.endpoints import router as orders_router
 from rapport.organisations.endpoints import router as organisations_router
 from rapport.privacy.endpoints import router as privacy_router
+from rapport.privacy.portal_endpoints import router as portal_router
+from rapport.privacy.request_endpoints import router as privacy_requests_router
 from rapport.products.endpoints import router as products_router
 from rapport.users.endpoints import router as users_router
 
@@ -26,6 +28,8 @@ for r in (
     users_router,
     audit_router,
     analytics_router,
+    privacy_requests_router,
     privacy_router,
+    portal_router,
 ):
     api_router.include_router(r)

@@ -15,6 +15,8 @@ from rapport.db import Database, make_engine
 from rapport.errors import install_error_handlers
 from rapport.middleware import RequestContextMiddleware
 from rapport.pagination import CursorCodec
+from rapport.privacy.outbox import DevOutbox, Notifier
+from rapport.privacy.portal_endpoints import NoStoreMiddleware, privacy_page
 from rapport.security.ratelimit import LoginThrottle
 
 
@@ -30,7 +32,9 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, gen1, gen2)
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, database: Database | None = None, notifier: Notifier | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     if database is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -47,9 +51,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.cursors = CursorCodec(settings.resolved_secret_key())
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+    # Messages to customers (privacy-portal codes); the development outbox only stores and logs.
+    app.state.notifier = notifier or DevOutbox()
     install_error_handlers(app)
+    app.add_middleware(NoStoreMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(api_router)
+    # PUBLIC: the customers' privacy page (no staff credentials; see privacy/portal_endpoints.py).
+    app.add_api_route("/privacy", privacy_page, methods=["GET"], include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
         default=6, ge=1, description="Delete chat transcripts (interactions of kind chat) older than this."
     )
     retention_token_days: int = Field(default=30, ge=1, description="Keep expired or revoked tokens.")
+    complaint_acknowledge_days: int = Field(default=3, description="Privacy complaints: days to acknowledge.")
+    complaint_resolve_days: int = Field(default=15, description="Privacy complaints: days to resolve.")
+    portal_code_minutes: int = Field(default=10, description="Privacy portal: one-time code lifetime.")
+    portal_code_attempts: int = Field(default=5, description="Privacy portal: wrong codes before it dies.")
+    portal_session_minutes: int = Field(default=15, description="Privacy portal: session token lifetime.")
+    portal_codes_per_address: int = Field(default=3, description="Codes per address per rate window.")
+    portal_codes_per_ip: int = Field(default=20, description="Codes per client address per rate window.")
+    portal_rate_window_seconds: int = 900
     tune_gc: bool = Field(
         default=True,
         description="Freeze start-up objects and collect garbage less often (p99 latency 120 -> 40 ms).",

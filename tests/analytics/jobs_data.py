@@ -34,6 +34,8 @@ def build(factory: Factory, team_a: int | None = None, team_b: int | None = None
     factory.conn.execute(
         update(Customer).where(Customer.id.in_([a, b, c, d])).values(created_at=day(2024, 12, 1))
     )
+    for cid in (a, b, c, d):
+        factory.consent(cid, "profiling")
     factory.order(a, total=Decimal("100.00"), ordered_at=day(2025, 6, 1))
     factory.order(a, total=Decimal("300.00"), ordered_at=day(2025, 6, 20))
     factory.order(b, total=Decimal("50.00"), ordered_at=day(2025, 1, 10), status="paid")

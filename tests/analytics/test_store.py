@@ -49,6 +49,8 @@ def world(factory: Factory) -> dict[str, int]:
         attributes={"vip_note": "身份证 110101198807090011"},
     )
     b = factory.customer(owner_id=owner, team_id=team, display_name="李娜", gender="female")
+    factory.consent(a, "profiling")
+    factory.consent(b, "profiling")
     factory.contact(a, value="+8613800138000")
     product = factory.product(category="tea")
     o1 = factory.order(a, total=Decimal("120.50"), ordered_at=dt.datetime(2025, 3, 1, 8, tzinfo=dt.UTC))

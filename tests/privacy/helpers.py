@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,29 +52,3 @@ def audit_rows(conn: Connection, action: str | None = None) -> list[dict[str, An
     if action:
         stmt = stmt.where(AuditEvent.action == action)
     return [dict(r) for r in conn.execute(stmt).mappings()]
-
-
-class FakeConsent(types.ModuleType):
-    """Stands in for rapport.privacy.consent (consent-sharing branch) and records the calls."""
-
-    def __init__(self) -> None:
-        super().__init__("rapport.privacy.consent")
-        self.calls: list[tuple[str, int, dict[str, Any]]] = []
-
-        class Purpose(str):
-            pass
-
-        self.Purpose = Purpose
-
-    def set_restriction(self, session: Any, customer_id: int, **kw: Any) -> None:
-        self.calls.append(("set_restriction", customer_id, {k: v for k, v in kw.items() if k != "actor"}))
-
-    def withdraw(self, session: Any, customer_id: int, purpose: Any, **kw: Any) -> None:
-        kw = {k: v for k, v in kw.items() if k != "actor"}
-        self.calls.append(("withdraw", customer_id, {"purpose": str(purpose), **kw}))
-
-
-def install_fake_consent(monkeypatch: Any) -> FakeConsent:
-    fake = FakeConsent()
-    monkeypatch.setitem(sys.modules, "rapport.privacy.consent", fake)
-    return fake

@@ -39,6 +39,13 @@ PERSONAL_TABLES = (
     "audit_event",
     "idempotency_record",
     "data_subject_request",
+    "consent_event",
+    "consent_state",
+    "processing_restriction",
+    "provision_log",
+    "privacy_complaint",
+    "portal_challenge",
+    "portal_session",
 )
 
 

@@ -14,8 +14,10 @@ from rapport.access.principal import SYSTEM
 from rapport.config import Settings
 from rapport.errors import Conflict
 from rapport.models import Customer, DataSubjectRequest
+from rapport.privacy import consent
 from rapport.privacy import requests as dsr
 from rapport.privacy.common import records
+from rapport.privacy.consent import Purpose
 from rapport.privacy.requests import (
     Jurisdiction,
     RequestKind,
@@ -25,7 +27,7 @@ from rapport.privacy.requests import (
     extended_due,
 )
 from tests.factories import Factory
-from tests.privacy.helpers import install_fake_consent, plant_person
+from tests.privacy.helpers import plant_person
 
 T0 = dt.datetime(2026, 1, 31, 9, 0, tzinfo=dt.UTC)
 BASE = "/api/v1/privacy/requests"
@@ -227,39 +229,32 @@ def dsr_sections() -> list[str]:
     return ["customer", "tags", "contact_points", "interactions", "tasks", "orders", "order_lines"]
 
 
-def test_restrict_and_withdraw_call_the_consent_module(
-    client: TestClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+def test_restrict_and_withdraw_act_through_the_consent_ledger(
+    client: TestClient, factory: Factory, db: Session
 ) -> None:
     team = factory.team()
     cid = factory.customer(None, team)
     h = factory.auth(factory.user("admin"))
-    fake = install_fake_consent(monkeypatch)
-    restrict = _case(client, h, cid, "restrict")
+    factory.consent(cid, "marketing_sms")
+    assert consent.may_use(db, cid, Purpose.marketing_sms) is True
     withdraw = _case(client, h, cid, "withdraw_consent", purpose="marketing_sms")
-    _complete(client, h, restrict["id"])
     _complete(client, h, withdraw["id"])
-    assert fake.calls == [
-        ("set_restriction", cid, {"restricted": True, "reason": f"dsr:{restrict['id']}"}),
-        ("withdraw", cid, {"purpose": "marketing_sms", "source": "dsr", "evidence": f"dsr:{withdraw['id']}"}),
-    ]
+    db.expire_all()
+    assert consent.may_use(db, cid, Purpose.marketing_sms) is False
+    (last,) = consent.history(db, cid)[:1]
+    assert (last["purpose"], last["granted"], last["source"], last["evidence"]) == (
+        "marketing_sms",
+        False,
+        "dsr",
+        f"dsr:{withdraw['id']}",
+    )
+    factory.consent(cid, "profiling")
+    restrict = _case(client, h, cid, "restrict")
+    _complete(client, h, restrict["id"])
+    assert consent.is_restricted(db, cid) is True
+    assert consent.may_use(db, cid, Purpose.profiling) is False
     r = client.post(BASE, json={"customer_id": cid, "kind": "withdraw_consent", "channel": "x"}, headers=h)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "purpose"
-
-
-def test_restrict_cannot_complete_without_the_consent_module(
-    client: TestClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "rapport.privacy.consent", None)  # import raises ImportError
-    cid = factory.customer()
-    h = factory.auth(factory.user("admin"))
-    case = _case(client, h, cid, "restrict")
-    for status in ("verified", "in_progress"):
-        assert _move(client, h, case["id"], status)[0] == 200
-    code, body = _move(client, h, case["id"], "completed")
-    assert code == 409 and "consent module" in body["detail"]
-    assert client.get(f"{BASE}/{case['id']}", headers=h).json()["status"] == "in_progress"
 
 
 def test_overdue_endpoint_lists_only_late_open_cases(

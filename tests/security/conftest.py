@@ -86,7 +86,7 @@ def privacy_request(factory: Factory, customer_id: int) -> int:
     )
 
 
-def build_side(factory: Factory, product: int, field: int) -> Side:
+def build_side(factory: Factory, product: int, field: int, agreement: int, complaint: int) -> Side:
     team = factory.team()
     rep = factory.user("sales_rep", team)
     customer = factory.customer(owner_id=rep, team_id=team, display_name="北方客户")
@@ -106,6 +106,8 @@ def build_side(factory: Factory, product: int, field: int) -> Side:
         # Global catalogues: the same row on both sides.
         "products": product,
         "custom-fields": field,
+        "agreements": agreement,
+        "privacy-complaints": complaint,
     }
     return Side(team, rep, records)
 
@@ -120,6 +122,10 @@ class World:
 @pytest.fixture
 def world(factory: Factory) -> World:
     product, field = factory.product(), custom_field(factory)
+    agreement = factory.agreement(factory.partner())
+    complaint = factory.complaint()
     return World(
-        north=build_side(factory, product, field), east=build_side(factory, product, field), product=product
+        north=build_side(factory, product, field, agreement, complaint),
+        east=build_side(factory, product, field, agreement, complaint),
+        product=product,
     )

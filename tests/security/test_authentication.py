@@ -7,10 +7,11 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from rapport.auth.endpoints import PUBLIC
+from rapport.privacy.portal_endpoints import PORTAL_PUBLIC
 from tests.security.walk import Examples, operations, request, required_query
 
 # Routes outside the OpenAPI document that anyone may call; a hidden route not listed here fails.
-UNDOCUMENTED_PUBLIC = {"/healthz"}
+UNDOCUMENTED_PUBLIC = {"/healthz", "/privacy"}
 
 
 def test_every_api_route_is_in_the_openapi_document(app: FastAPI) -> None:
@@ -30,13 +31,19 @@ def test_public_set_names_only_existing_routes(app: FastAPI) -> None:
     documented = {(op.method, op.path) for op in operations(app)}
     assert set(PUBLIC) <= documented
     assert {("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/refresh")} == PUBLIC
+    # Customers prove who they are with a one-time code; these two routes are how they start.
+    assert set(PORTAL_PUBLIC) <= documented
+    assert {
+        ("POST", "/api/v1/privacy-portal/challenges"),
+        ("POST", "/api/v1/privacy-portal/sessions"),
+    } == PORTAL_PUBLIC
 
 
 def test_every_non_public_operation_answers_401_problem(app: FastAPI, client: TestClient) -> None:
     examples = Examples(app)
     walked = []
     for op in operations(app):
-        if (op.method, op.path) in PUBLIC:
+        if (op.method, op.path) in PUBLIC | PORTAL_PUBLIC:
             continue
         _, schema = op.content()
         body, query = examples.body(schema), required_query(examples, op)

@@ -44,6 +44,10 @@ RECORD_KINDS: dict[str, type] = {
 # Global catalogues: every role that may read them reads all of them (Scope.all in the policy),
 # so there is no "other team's" product or custom field to probe.
 GLOBAL_CATALOGUES = {"products", "custom-fields"}
+# The privacy office's registers: every role granted them holds Scope.all (see policy.py), so,
+# like the catalogues, there is no "other team's" agreement or complaint to probe. Complaints name
+# a customer, who must be visible to whoever files the complaint.
+GLOBAL_CATALOGUES |= {"agreements", "privacy-complaints"}
 
 
 def record_model(op: Operation) -> type | None:

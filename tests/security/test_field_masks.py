@@ -51,6 +51,8 @@ def test_analyst_lists_contain_no_names_phones_or_emails(
     for op in operations(app):
         if op.method != "GET" or "{" in op.path:
             continue
+        if op.path.startswith("/api/v1/privacy-portal"):
+            continue  # the customers' own portal: staff tokens are not accepted there (401)
         r = request(client, op, headers=h, query=required_query(examples, op))
         if r.status_code == 403:
             continue  # the analyst may not list this resource at all

@@ -61,6 +61,12 @@ RESOURCES = (
     # Aggregate customer analytics (RFM, cohorts, revenue) and the scores jobs write back.
     "analytics",
     "data_subject_request",
+    # Privacy (issue 3): consent ledger and restriction (create = record or withdraw a consent,
+    # update = restrict processing), the data-sharing register (export = provide data to a partner)
+    # and privacy complaints.
+    "consent",
+    "sharing_agreement",
+    "privacy_complaint",
 )
 
 _R = frozenset({Action.read})
@@ -77,6 +83,7 @@ _CONTACT_VALUES = frozenset({"value", "value_normalized", "postal_code", "distri
 # Custom attributes are administrator-defined; a text field can hold an ID number or a nickname.
 _CUSTOM_VALUES = frozenset({"attributes"})
 _FREE_TEXT = frozenset({"subject", "body", "description"})
+_CONSENT_TEXT = frozenset({"evidence", "reason"})
 _MARGINS = frozenset({"cost_amount", "margin_amount", "unit_cost"})
 
 
@@ -107,6 +114,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "audit": _R,
             # Privacy requests of the team's customers: handled (verify, assign, complete) here.
             "data_subject_request": _RCU | {Action.assign},
+            "consent": _RCU,
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -131,6 +139,10 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "team": _R,
             "analytics": _RX,
             "data_subject_request": _RCUX | {Action.assign},
+            "consent": _RCU,
+            # The privacy office: reads the register and provides data under it; handles complaints.
+            "sharing_agreement": _RX,
+            "privacy_complaint": _RCU,
         },
     )
     policy[Role.crm_specialist] = specialist
@@ -145,6 +157,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "order_line": _R,
             "interaction": _RCU,
             "task": _RCU | {Action.delete},
+            "consent": _RC,
         },
     )
     sales |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -165,6 +178,9 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "task": _RCU,
             "product": _R,
             "custom_field": _R,
+            "consent": _RC,
+            # Service takes complaints in; the privacy office acknowledges and resolves them.
+            "privacy_complaint": _RC,
         },
         order=_MARGINS,
         order_line=_MARGINS,
@@ -196,6 +212,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
         interaction=_FREE_TEXT,
         task=_FREE_TEXT,
     )
+    # Analysts need consent state (profiling_allowed), never the staff-typed evidence.
+    analyst |= _grants(Scope.all, {"consent": _R}, consent=_CONSENT_TEXT)
     # Pseudonymised means no names anywhere, colleagues' included: ids are enough for analysis.
     analyst |= _grants(
         Scope.team, {"user": _R, "team": _R}, user=frozenset({"email", "display_name", "username"})

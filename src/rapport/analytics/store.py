@@ -42,6 +42,7 @@ from rapport.access.records import Records
 from rapport.access.specs import CUSTOMER, INTERACTION, ORDER, ORDER_LINE, PRODUCT, TASK, ResourceSpec
 from rapport.errors import Forbidden
 from rapport.pagination import CursorCodec
+from rapport.privacy.consent import Purpose, allowed_customer_ids
 
 # Orders that count as purchases (see OrderStatus in rapport.orders.schemas): not pending,
 # cancelled or refunded.
@@ -204,12 +205,7 @@ def profiling_allowed_ids(session: Session) -> Select[Any]:
     The one place the store decides ``customers.profiling_allowed``; it is recomputed for every
     customer on every sync because consent can change without the customer row changing.
     """
-    # TODO(merge): rapport.privacy.consent (consent-sharing branch) provides the real answer.
-    # Replace the line below with:
-    #     from rapport.privacy.consent import Purpose, allowed_customer_ids
-    #     return allowed_customer_ids(session, Purpose.profiling)
-    # Until then every live customer counts as allowed (default True).
-    return select(CUSTOMER.table.c.id.label("id")).where(CUSTOMER.table.c.deleted_at.is_(None))
+    return allowed_customer_ids(session, Purpose.profiling)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from rapport.contacts.schemas import ContactPointIn, ContactPointRead
+from rapport.privacy.schemas import ConsentSummary
 from rapport.schemas import Input, ListParams, Output, Patch
 from rapport.text import Code, Line, Name, SearchText, ShortLine, Tag, clean_text
 
@@ -150,3 +151,7 @@ class Customer360(Output):
     order_summary: OrderSummary | None = None
     open_tasks: list[dict[str, Any]] = Field(default_factory=list)
     timeline: list[TimelineEntry]
+    consents: ConsentSummary | None = Field(
+        default=None,
+        description="Current consent per purpose and the restriction flag (roles with consent read)",
+    )

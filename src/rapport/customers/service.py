@@ -38,6 +38,7 @@ from rapport.customers.schemas import (
 from rapport.customers.search import looks_like_phone, query_term
 from rapport.errors import Forbidden, InvalidInput
 from rapport.models import CustomField
+from rapport.privacy import consent
 from rapport.text import normalise_email, normalise_phone
 
 
@@ -289,6 +290,9 @@ class Customers(Resource):
                         "detail": {"status": row["status"], "assignee_id": row["assignee_id"]},
                     }
                 )
+        consents = None
+        if p.can("consent", Action.read):
+            consents = consent.summary(session, customer_id, p.grant("consent").hidden)
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         timeline.sort(key=lambda e: (e["at"] or epoch, e["id"]), reverse=True)
         return {
@@ -297,6 +301,7 @@ class Customers(Resource):
             "order_summary": summary,
             "open_tasks": tasks,
             "timeline": timeline[:timeline_limit],
+            "consents": consents,
         }
 
     def reassign(

@@ -12,7 +12,18 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
-from rapport.models.privacy import DataSubjectRequest
+from rapport.models.privacy import (
+    ConsentEvent,
+    ConsentState,
+    DataSubjectRequest,
+    PortalChallenge,
+    PortalSession,
+    PrivacyComplaint,
+    ProcessingRestriction,
+    ProvisionLog,
+    SharingAgreement,
+    SharingPartner,
+)
 from rapport.models.system import AuditEvent, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
@@ -21,6 +32,8 @@ __all__ = [
     "AuditEvent",
     "AuthToken",
     "Base",
+    "ConsentEvent",
+    "ConsentState",
     "ContactPoint",
     "CustomField",
     "Customer",
@@ -33,7 +46,14 @@ __all__ = [
     "Order",
     "OrderLine",
     "Organisation",
+    "PortalChallenge",
+    "PortalSession",
+    "PrivacyComplaint",
+    "ProcessingRestriction",
     "Product",
+    "ProvisionLog",
+    "SharingAgreement",
+    "SharingPartner",
     "Task",
     "Team",
     "User",

@@ -241,6 +241,36 @@ TABLES: Mapping[str, TableDecl] = {
         ("customer", "staff"),
         Retention.dsr_case,
     ),
+    "consent_event": TableDecl(
+        True,
+        "append-only ledger of each consent given or withdrawn, per purpose",
+        _CUSTOMER,
+        Retention.security_log,
+    ),
+    "consent_state": TableDecl(
+        True, "current consent per purpose, derived from the ledger", _CUSTOMER, Retention.derived
+    ),
+    "processing_restriction": TableDecl(
+        True, "whether a person restricted the processing of their data", _CUSTOMER, Retention.relationship
+    ),
+    "provision_log": TableDecl(
+        True,
+        "append-only log of provisions of personal data to partners",
+        ("customer", "staff"),
+        Retention.security_log,
+    ),
+    "privacy_complaint": TableDecl(
+        True, "complaints about how a person's data is handled", ("customer", "staff"), Retention.relationship
+    ),
+    "portal_challenge": TableDecl(
+        True,
+        "one-time codes (digests) sent to a person proving control of an address",
+        _CUSTOMER,
+        Retention.token_lifetime,
+    ),
+    "portal_session": TableDecl(
+        True, "a person's short-lived privacy-portal sessions", _CUSTOMER, Retention.token_lifetime
+    ),
     "organisation": TableDecl(
         False,
         "a legal entity's account (name, website, industry, location); the people at it are customer "
@@ -251,6 +281,10 @@ TABLES: Mapping[str, TableDecl] = {
     "team": TableDecl(False, "names of sales or service teams, not of people"),
     "custom_field": TableDecl(
         False, "definitions of custom attributes; the values live in customer.attributes"
+    ),
+    "sharing_partner": TableDecl(False, "organisations data may be provided to: names and countries"),
+    "sharing_agreement": TableDecl(
+        False, "data-sharing agreements with organisations; no person's data, only categories and dates"
     ),
 }
 

@@ -42,6 +42,14 @@ _OTHER_EXPOSURE: Mapping[str, str] = {
     "auth_token": "never returned; the database holds digests only",
     "api_key": "each staff member lists their own keys; the digest is never returned",
     "idempotency_record": "replayed only to the principal that sent the original request",
+    "consent_event": "consent history of a customer, to roles with consent read who may read the customer, "
+    "and to the customer in the privacy portal; evidence hidden from analysts",
+    "consent_state": "current consent on the customer 360 and in the privacy portal",
+    "processing_restriction": "the flag on the 360; the reason to roles with consent read, not analysts",
+    "provision_log": "never returned by the API; the audit chain and the database keep it",
+    "privacy_complaint": "the privacy office (admins, CRM specialists) and service reps who take them in",
+    "portal_challenge": "never returned; the database holds digests of codes and addresses only",
+    "portal_session": "never returned; the database holds digests only",
 }
 
 

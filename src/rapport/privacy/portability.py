@@ -14,8 +14,8 @@ Format ``rapport.customer-export/1`` (JSON, UTF-8)::
 
 Amounts are decimal strings, instants RFC 3339 in UTC. The CSV form is a ZIP holding one file per
 section (``customer.csv``, ``tags.csv``, ``contact_points.csv``, ``interactions.csv``,
-``tasks.csv``, ``orders.csv``, ``order_lines.csv`` linked by ``order_number``); nested values
-(attributes) are JSON text and a cell starting with a spreadsheet formula character is prefixed
+``tasks.csv``, ``orders.csv``, ``order_lines.csv`` linked by ``order_number``, ``consents.csv``);
+nested values (attributes) are JSON text and a cell starting with a spreadsheet formula character is prefixed
 with an apostrophe, which the importer removes again.
 
 :func:`import_customer` reads either form back: the customer, tags, contact points, interactions
@@ -48,6 +48,7 @@ from rapport.customers.schemas import CustomerCreate
 from rapport.customers.service import customers
 from rapport.errors import InvalidInput
 from rapport.models.base import utcnow
+from rapport.privacy import consent
 from rapport.privacy.common import records
 
 FORMAT = "rapport.customer-export/1"
@@ -94,6 +95,7 @@ ORDER_FIELDS = (
     "completed_at",
 )
 LINE_FIELDS = ("product_id", "quantity", "unit_price", "discount_amount", "line_total")
+CONSENT_FIELDS = ("purpose", "partner_id", "granted", "source", "evidence", "at")
 
 
 def _plain(value: Any) -> Any:
@@ -144,7 +146,9 @@ def export_customer(session: Session, customer_id: int, *, actor: Principal) -> 
     for o in order_rows:
         orders.append({**_pick(o, ORDER_FIELDS), "lines": lines_by_order.get(o["id"], [])})
     out["orders"] = orders
-    # TODO(merge): add the consent history from rapport.privacy.consent (consent-sharing branch).
+    # Consents were given to this controller: they travel as a record of the person's choices and
+    # are not re-granted by an import.
+    out["consents"] = [_pick(r, CONSENT_FIELDS) for r in consent.history(session, customer_id)]
     return out
 
 
@@ -204,6 +208,7 @@ def to_csv_zip(export: dict[str, Any]) -> bytes:
         "tasks": _csv(TASK_FIELDS, export["tasks"]),
         "orders": _csv(ORDER_FIELDS, export["orders"]),
         "order_lines": _csv(("order_number", *LINE_FIELDS), lines),
+        "consents": _csv(CONSENT_FIELDS, export.get("consents", [])),
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -213,7 +218,7 @@ def to_csv_zip(export: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-_BOOLS = {"is_primary", "is_verified"}
+_BOOLS = {"is_primary", "is_verified", "granted"}
 
 
 def _read(zf: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:
@@ -261,6 +266,11 @@ def from_csv_zip(data: bytes) -> dict[str, Any]:
             "interactions": _read(zf, "interactions"),
             "tasks": _read(zf, "tasks"),
             "orders": orders,
+            # Archives written before consents travelled have no consents.csv.
+            "consents": [
+                {**r, "partner_id": int(r["partner_id"]) if r["partner_id"] else None}
+                for r in (_read(zf, "consents") if "consents.csv" in zf.namelist() else [])
+            ],
         }
 
 

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import importlib
 from collections.abc import Callable
 from enum import StrEnum
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -44,6 +42,7 @@ from rapport.errors import Conflict, InvalidInput, NotFound, PreconditionFailed,
 from rapport.http import dumps
 from rapport.models import DataSubjectRequest
 from rapport.models.base import utcnow
+from rapport.privacy import consent
 from rapport.privacy.common import records
 from rapport.privacy.erasure import erase_customer
 from rapport.privacy.portability import export_customer
@@ -276,10 +275,9 @@ def _execute(
             "resolution": resolution or "export produced",
         }
     if kind is RequestKind.restrict:
-        _consent().set_restriction(session, cid, restricted=True, reason=reason, actor=actor)
+        consent.set_restriction(session, cid, restricted=True, reason=reason, actor=actor)
         return {"resolution": resolution or "processing restricted"}
     if kind is RequestKind.withdraw_consent:
-        consent = _consent()
         consent.withdraw(
             session, cid, consent.Purpose(row["purpose"]), source="dsr", evidence=reason, actor=actor
         )
@@ -287,15 +285,6 @@ def _execute(
     if not resolution or not resolution.strip():
         raise invalid_field("resolution", "say what was corrected", "missing")
     return {"resolution": resolution}
-
-
-def _consent() -> ModuleType:
-    # TODO(merge): rapport.privacy.consent is built in the consent-sharing branch; import it at
-    # module level once merged. Until then a restrict or withdraw case cannot complete (409).
-    try:
-        return importlib.import_module("rapport.privacy.consent")
-    except ImportError:
-        raise Conflict("the consent module is not installed; this request cannot be carried out") from None
 
 
 def extend(
