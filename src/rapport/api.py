@@ -7,6 +7,8 @@ from fastapi import APIRouter
 from rapport.activities.endpoints import router as activities_router
 from rapport.audit.endpoints import router as audit_router
 from rapport.auth.endpoints import router as auth_router
+from rapport.auth.mfa_endpoints import router as mfa_router
+from rapport.auth.oidc_endpoints import router as oidc_router
 from rapport.customers.endpoints import router as customers_router
 from rapport.orders.endpoints import router as orders_router
 from rapport.organisations.endpoints import router as organisations_router
@@ -16,6 +18,8 @@ from rapport.users.endpoints import router as users_router
 api_router = APIRouter(prefix="/api/v1")
 for r in (
     auth_router,
+    mfa_router,
+    oidc_router,
     customers_router,
     organisations_router,
     products_router,

@@ -11,6 +11,14 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.security import (
+    OidcIdentity,
+    RecoveryCode,
+    RoleMfaRequirement,
+    UserTotp,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from rapport.models.system import AuditEvent, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
@@ -26,11 +34,17 @@ __all__ = [
     "CustomerTag",
     "IdempotencyRecord",
     "Interaction",
+    "OidcIdentity",
     "Order",
     "OrderLine",
     "Organisation",
     "Product",
+    "RecoveryCode",
+    "RoleMfaRequirement",
     "Task",
     "Team",
     "User",
+    "UserTotp",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]
