@@ -14,6 +14,7 @@ from rapport.orders.endpoints import router as orders_router
 from rapport.organisations.endpoints import router as organisations_router
 from rapport.products.endpoints import router as products_router
 from rapport.users.endpoints import router as users_router
+from rapport.webhooks.endpoints import router as webhooks_router
 
 api_router = APIRouter(prefix="/api/v1")
 for r in (
@@ -27,5 +28,6 @@ for r in (
     activities_router,
     users_router,
     audit_router,
+    webhooks_router,
 ):
     api_router.include_router(r)

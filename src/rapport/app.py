@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 import logging
 
 from fastapi import FastAPI
@@ -13,8 +15,9 @@ from rapport.api import api_router
 from rapport.config import Settings, get_settings
 from rapport.db import Database, make_engine
 from rapport.errors import install_error_handlers
-from rapport.middleware import RequestContextMiddleware
+from rapport.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from rapport.pagination import CursorCodec
+from rapport.security import outbound
 from rapport.security.ratelimit import LoginThrottle
 
 
@@ -28,6 +31,15 @@ def _tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(50_000, gen1, gen2)
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    """Key of the analysts' pseudonyms: its own setting, or derived from the secret key."""
+    if settings.pseudonym_key:
+        return settings.pseudonym_key.encode()
+    return hmac.new(
+        settings.resolved_secret_key().encode(), b"rapport pseudonym key v1", hashlib.sha256
+    ).digest()
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -46,9 +58,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.cursors = CursorCodec(settings.resolved_secret_key())
+    app.state.pseudonym_key = pseudonym_key(settings)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Added last, so outermost: problem responses of the inner middleware get the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
+    outbound.set_allowed_networks(settings.outbound_allow_networks)
     app.include_router(api_router)
 
     @app.get("/healthz", include_in_schema=False)
