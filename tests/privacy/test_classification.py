@@ -37,6 +37,10 @@ PERSONAL_TABLES = (
     "api_key",
     "audit_event",
     "idempotency_record",
+    "user_totp",
+    "mfa_recovery_code",
+    "oidc_identity",
+    "webhook_delivery",
 )
 
 

@@ -35,8 +35,15 @@ def _column(record: dict[str, Any], table: str, column: str) -> dict[str, Any]:
 def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
     record = _record()
     assert [t["table"] for t in record["tables"]] == list(PERSONAL_TABLES)
-    assert [t["table"] for t in record["not_personal"]] == ["organisation", "product", "team", "custom_field"]
-    assert record["not_personal"][1] == {
+    assert [t["table"] for t in record["not_personal"]] == [
+        "role_mfa_requirement",
+        "webhook_subscription",
+        "organisation",
+        "product",
+        "team",
+        "custom_field",
+    ]
+    assert record["not_personal"][3] == {
         "table": "product",
         "reason": "the catalogue: nothing about any person",
     }
@@ -56,6 +63,7 @@ def test_contact_value_is_contact_data_hidden_from_analysts() -> None:
         "served": True,
         "readers": EVERY_READER_BUT_ANALYST,
         "hidden_from": ["data_analyst"],
+        "masked_for": {"service_rep": "contact"},
     }
 
 
@@ -72,6 +80,7 @@ def test_entries_follow_policy_specs_and_declarations() -> None:
         "served": True,
         "readers": {**EVERY_READER_BUT_ANALYST, "data_analyst": "all"},
         "hidden_from": [],
+        "masked_for": {},
     }
     assert _column(record, "customer", "version") == {
         "column": "version",
@@ -84,6 +93,7 @@ def test_entries_follow_policy_specs_and_declarations() -> None:
         "served": True,
         "readers": {**EVERY_READER_BUT_ANALYST, "data_analyst": "all"},
         "hidden_from": [],
+        "masked_for": {},
     }
     # Never part of a user read: nobody receives it, whatever their grant on users.
     password = _column(record, "app_user", "password_hash")

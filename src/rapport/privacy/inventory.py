@@ -37,7 +37,26 @@ _OTHER_EXPOSURE: Mapping[str, str] = {
     "auth_token": "never returned; the database holds digests only",
     "api_key": "each staff member lists their own keys; the digest is never returned",
     "idempotency_record": "replayed only to the principal that sent the original request",
+    "user_totp": "never returned; the secret is shown once at enrolment and stored sealed",
+    "mfa_recovery_code": "never returned; the codes are shown once and stored as argon2 hashes",
+    "oidc_identity": "never returned; links a single sign-on subject to a staff account",
+    "webhook_delivery": "the delivery log, to administrators; receivers get ids only, never values",
 }
+
+
+def _masks(table: str, column: str) -> dict[str, str]:
+    """Roles that receive the column only partially, and the mask they get."""
+    served = _SERVED.get(table)
+    if served is None or column not in served[1]:
+        return {}
+    found: dict[str, str] = {}
+    for role in Role:
+        grant = grant_for(role, served[0])
+        if grant.allows(Action.read) and column not in grant.hidden:
+            for masked_column, mask in grant.masked:
+                if masked_column == column:
+                    found[role.value] = mask.value
+    return found
 
 
 def _access(table: str, column: str) -> tuple[dict[str, str], list[str]]:
@@ -77,6 +96,7 @@ def _column_entry(table: Table, name: str) -> dict[str, Any]:
         "served": table.name in _SERVED and name in _SERVED[table.name][1],
         "readers": readers,
         "hidden_from": hidden,
+        "masked_for": _masks(table.name, name),
     }
 
 
