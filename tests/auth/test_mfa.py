@@ -143,7 +143,7 @@ def test_disable_needs_password_and_code(
     client: TestClient, factory: Factory, enrolled: tuple[str, str, list[str]], frozen: list[float]
 ) -> None:
     username, secret, _ = enrolled
-    status, tokens = _login(client, username, mfa.code_at(secret, frozen[0]))
+    _status, tokens = _login(client, username, mfa.code_at(secret, frozen[0]))
     h = {"Authorization": f"Bearer {tokens['access_token']}"}
     frozen[0] += 30
     bad = client.post(

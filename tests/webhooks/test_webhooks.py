@@ -25,7 +25,7 @@ PUBLIC_IP = "93.184.216.34"
 def dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[str]]]:
     answers = {"hooks.example.com": [PUBLIC_IP], "intranet.example.com": ["10.0.0.7"]}
     monkeypatch.setattr(outbound, "resolve_host", lambda host, port: answers[host])
-    yield answers
+    return answers
 
 
 @pytest.fixture
