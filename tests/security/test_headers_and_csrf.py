@@ -157,3 +157,13 @@ def test_csrf_token_is_bound_to_the_session() -> None:
     assert csrf_token("k", "rat_a") != csrf_token("k", "rat_b")
     assert csrf_token("k", "rat_a") != csrf_token("other-key", "rat_a")
     assert csrf_token("k", "rat_a") == csrf_token("k", "rat_a")
+
+
+def test_cross_site_login_is_refused(client: TestClient, factory: Factory) -> None:
+    factory.user("sales_rep", username="login-csrf")
+    form = {"username": "login-csrf", "password": PASSWORD}
+    r = client.post("/api/v1/auth/session", data=form, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and r.json()["type"].endswith("/csrf-failed")
+    assert "rapport_session" not in r.cookies
+    same = client.post("/api/v1/auth/session", data=form, headers={"Origin": "http://testserver"})
+    assert same.status_code == 200

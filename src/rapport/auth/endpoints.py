@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy import select, update
@@ -140,6 +141,10 @@ def _login(
 def login_session(
     request: Request, db: DbSession, username: Username, password: Password, otp: Otp = None
 ) -> Response:
+    # Login CSRF: another site must not log the victim's browser into the attacker's account.
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.url.netloc:
+        raise cookies.CsrfFailed("cross-site login refused: the Origin is not this site")
     return session_response(request, _login(request, db, username, password, otp))
 
 
