@@ -179,7 +179,10 @@ def test_authorization_request_uses_pkce_state_and_nonce(browser: TestClient) ->
     assert q["response_type"] == "code" and q["client_id"] == CLIENT_ID and q["redirect_uri"] == REDIRECT
     assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
     assert len(q["state"]) >= 32 and len(q["nonce"]) >= 32 and q["state"] != q["nonce"]
-    assert q["scope"] == "openid email profile"
+    assert q["scope"] == "openid email profile" and "prompt" not in q
+    again = browser.get("/api/v1/auth/oidc/login?prompt=login", follow_redirects=False)
+    assert parse_qs(urlsplit(again.headers["location"]).query)["prompt"] == ["login"]
+    assert browser.get("/api/v1/auth/oidc/login?prompt=evil", follow_redirects=False).status_code == 422
     cookie = r.headers["set-cookie"]
     assert "rapport_oidc=" in cookie and "HttpOnly" in cookie and "Secure" in cookie
     assert "SameSite=lax" in cookie and "Path=/api/v1/auth/oidc" in cookie

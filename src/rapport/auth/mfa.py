@@ -139,7 +139,8 @@ def _recovery_code() -> str:
 
 
 def _normalise_recovery(code: str) -> str:
-    return code.strip().lower().replace(" ", "")
+    raw = code.strip().lower().replace(" ", "").replace("-", "")
+    return f"{raw[:5]}-{raw[5:]}" if len(raw) == 10 else raw
 
 
 def new_recovery_codes(session: Session, user_id: int) -> list[str]:
@@ -257,7 +258,7 @@ def verify_second_factor(session: Session, user_id: int, code: str, server_secre
     if row is None:
         return None
     code = code.strip().replace(" ", "")
-    if code.isdigit():
+    if len(code) == DIGITS and code.isdigit():
         step = matching_step(unseal(row.secret, server_secret), code, clock())
         if step is None or step <= row.last_step:
             return None

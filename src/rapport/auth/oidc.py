@@ -164,9 +164,11 @@ class OidcClient:
                 return matches[0]
         raise SsoFailed("the ID token was signed with a key the provider does not publish")
 
-    def authorization_url(self, st: LoginState) -> str:
+    def authorization_url(self, st: LoginState, prompt: str | None = None) -> str:
+        extra = {"prompt": prompt} if prompt else {}
         query = urlencode(
             {
+                **extra,
                 "response_type": "code",
                 "client_id": self.client_id,
                 "redirect_uri": self.redirect_uri,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.responses import RedirectResponse
@@ -34,12 +34,18 @@ def client(request: Request) -> oidc.OidcClient:
     summary="Start single sign-on: redirects to the identity provider",
     operation_id="oidc_login",
     openapi_extra={"security": []},
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, 422),
 )
-def login(request: Request) -> Response:
+def login(
+    request: Request,
+    prompt: Annotated[
+        Literal["login", "consent", "select_account"] | None,
+        Query(description="Passed to the provider, e.g. 'login' to ask for the password again"),
+    ] = None,
+) -> Response:
     c = client(request)
     st = oidc.new_login_state(time.time())
-    response = RedirectResponse(c.authorization_url(st), status_code=302)
+    response = RedirectResponse(c.authorization_url(st, prompt), status_code=302)
     response.set_cookie(
         oidc.STATE_COOKIE,
         oidc.pack_state(st, request.app.state.settings.resolved_secret_key()),
