@@ -228,3 +228,20 @@ def test_api_keys_cannot_enrol(client: TestClient, factory: Factory) -> None:
     )
     r = client.post("/api/v1/auth/2fa/enrol", headers={"Authorization": f"Bearer {secret}"})
     assert r.status_code == 403 and "API key" in r.json()["detail"]
+
+
+def test_admin_resets_a_lost_second_factor(
+    client: TestClient, factory: Factory, enrolled: tuple[str, str, list[str]], connection: Connection
+) -> None:
+    username, _, _ = enrolled
+    uid = connection.execute(select(UserTotp.user_id)).scalar_one()
+    done = client.post(f"/api/v1/users/{uid}/mfa-reset", headers=factory.auth(factory.user("admin")))
+    assert done.status_code == 204
+    assert _login(client, username)[0] == 200  # password alone again
+    assert connection.execute(select(RecoveryCode.id)).all() == []
+    # Team leads and reps may not, even for users they can see.
+    team = factory.team()
+    member = factory.user("sales_rep", team)
+    lead = factory.user("team_lead", team)
+    r = client.post(f"/api/v1/users/{member}/mfa-reset", headers=factory.auth(lead))
+    assert r.status_code == 403
