@@ -22,7 +22,7 @@ class UserTotp(Base):
         info=pii("reference", purposes=("security",)),
     )
     # TODO(merge): encrypt this column with rapport.security.crypto (encryption branch); until
-    # then it holds the base32 secret wrapped by rapport.auth.mfa.seal (keyed XOR, not plaintext).
+    # then it holds the base32 secret sealed by rapport.auth.mfa.seal (AES-GCM, key from the secret key).
     secret: Mapped[str] = mapped_column(
         String(200), info=pii("credential", purposes=("security",), note="TOTP shared secret, sealed")
     )
