@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 import logging
 
 from fastapi import FastAPI
@@ -13,10 +15,11 @@ from rapport.api import api_router
 from rapport.config import Settings, get_settings
 from rapport.db import Database, make_engine
 from rapport.errors import install_error_handlers
-from rapport.middleware import RequestContextMiddleware
+from rapport.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from rapport.pagination import CursorCodec
 from rapport.privacy.outbox import DevOutbox, Notifier
 from rapport.privacy.portal_endpoints import NoStoreMiddleware, privacy_page
+from rapport.security import outbound
 from rapport.security.ratelimit import LoginThrottle
 
 
@@ -30,6 +33,15 @@ def _tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(50_000, gen1, gen2)
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    """Key of the analysts' pseudonyms: its own setting, or derived from the secret key."""
+    if settings.pseudonym_key:
+        return settings.pseudonym_key.encode()
+    return hmac.new(
+        settings.resolved_secret_key().encode(), b"rapport pseudonym key v1", hashlib.sha256
+    ).digest()
 
 
 def create_app(
@@ -50,12 +62,16 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.cursors = CursorCodec(settings.resolved_secret_key())
+    app.state.pseudonym_key = pseudonym_key(settings)
     app.state.throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
     # Messages to customers (privacy-portal codes); the development outbox only stores and logs.
     app.state.notifier = notifier or DevOutbox()
     install_error_handlers(app)
     app.add_middleware(NoStoreMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Added last, so outermost: problem responses of the inner middleware get the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
+    outbound.set_allowed_networks(settings.outbound_allow_networks)
     app.include_router(api_router)
     # PUBLIC: the customers' privacy page (no staff credentials; see privacy/portal_endpoints.py).
     app.add_api_route("/privacy", privacy_page, methods=["GET"], include_in_schema=False)

@@ -61,6 +61,27 @@ class Settings(BaseSettings):
     portal_codes_per_address: int = Field(default=3, description="Codes per address per rate window.")
     portal_codes_per_ip: int = Field(default=20, description="Codes per client address per rate window.")
     portal_rate_window_seconds: int = 900
+    hsts_seconds: int = Field(default=31_536_000, description="Strict-Transport-Security max-age on https.")
+    outbound_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) outbound requests may reach despite the SSRF rules, e.g. an "
+        "internal webhook receiver. Empty by default.",
+    )
+    oidc_issuer: str | None = Field(default=None, description="OpenID Connect issuer URL; enables SSO.")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_redirect_uri: str | None = Field(
+        default=None, description="e.g. https://crm.example.com/api/v1/auth/oidc/callback"
+    )
+    oidc_scopes: str = "openid email profile"
+    oidc_auto_create_role: str | None = Field(
+        default=None,
+        description="Create unknown SSO users with this role; unset (default): unknown users are refused.",
+    )
+    pseudonym_key: str | None = Field(
+        default=None,
+        description="Key of the analysts' stable pseudonyms; derived from the secret key when unset.",
+    )
     tune_gc: bool = Field(
         default=True,
         description="Freeze start-up objects and collect garbage less often (p99 latency 120 -> 40 ms).",

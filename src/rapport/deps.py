@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from rapport.access.principal import Principal
 from rapport.access.records import Records
+from rapport.auth import cookies, mfa
 from rapport.auth import service as auth_service
 from rapport.db import Database
 from rapport.errors import NotAuthenticated
 from rapport.pagination import CursorCodec
+from rapport.security.tokens import ACCESS_PREFIX
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -74,17 +76,46 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+# A session limited to 2FA enrolment (its role requires 2FA) may call only these.
+ENROLMENT_ROUTES = frozenset(
+    {
+        ("POST", "/api/v1/auth/2fa/enrol"),
+        ("POST", "/api/v1/auth/2fa/confirm"),
+        ("GET", "/api/v1/auth/2fa"),
+        ("GET", "/api/v1/auth/me"),
+        ("POST", "/api/v1/auth/logout"),
+        ("DELETE", "/api/v1/auth/session"),
+    }
+)
+
+
 async def get_principal(
     request: Request,
     db: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     token = credentials.credentials if credentials else None
+    via_cookie = False
     if not token:
-        raise NotAuthenticated("send 'Authorization: Bearer <token>'")
+        token = request.cookies.get(cookies.SESSION_COOKIE)
+        if token is None:
+            raise NotAuthenticated("send 'Authorization: Bearer <token>' or log in with /auth/session")
+        # Cookies carry session tokens only; an API key never rides on ambient credentials.
+        if not token.startswith(ACCESS_PREFIX):
+            raise NotAuthenticated("the session cookie does not hold a session token; log in again")
+        via_cookie = True
     principal = auth_service.resolve(
         db, token, ip=client_ip(request), request_id=getattr(request.state, "request_id", None)
     )
+    if via_cookie and request.method not in _SAFE:
+        cookies.check_csrf(request, request.app.state.settings.resolved_secret_key(), token)
+    if principal.extra.get("restriction") == mfa.RESTRICTION_ENROL:
+        route = (request.method, request.url.path)
+        if route not in ENROLMENT_ROUTES:
+            raise mfa.MfaEnrolmentRequired(
+                "your role requires two-factor authentication: enrol with POST /api/v1/auth/2fa/enrol "
+                "and /auth/2fa/confirm, then log in again"
+            )
     request.state.principal = principal
     return principal
 

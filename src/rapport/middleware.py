@@ -101,3 +101,64 @@ class _BodyTooLarge(HTTPException):
     # a 400; this one it re-raises, and the problem handler answers 413.
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"Request bodies are limited to {limit} bytes.")
+
+
+# The API serves JSON and CSV only: nothing may be loaded, framed or submitted on its behalf.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# The interactive documentation page loads Swagger UI from its CDN and runs one inline script.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: "
+    "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+    "payment=(), usb=(), interest-cohort=()"
+)
+DOCS_PATHS = frozenset({"/api/v1/docs", "/api/v1/docs/oauth2-redirect", "/api/v1/openapi.json"})
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every response; ``Cache-Control: no-store`` on every API response.
+
+    API responses carry personal data (records, exports, tokens): no shared or browser cache may
+    keep them. HSTS is sent only over https, where it means something.
+    """
+
+    def __init__(self, app: ASGIApp, hsts_seconds: int) -> None:
+        self.app = app
+        common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"permissions-policy", PERMISSIONS_POLICY.encode()),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"cross-origin-resource-policy", b"same-origin"),
+        ]
+        self.api = [*common, (b"content-security-policy", API_CSP.encode())]
+        self.docs = [*common, (b"content-security-policy", DOCS_CSP.encode())]
+        self.hsts = (b"strict-transport-security", f"max-age={hsts_seconds}; includeSubDomains".encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        docs = path in DOCS_PATHS
+        extra = list(self.docs if docs else self.api)
+        if scope.get("scheme") == "https":
+            extra.append(self.hsts)
+        no_store = path.startswith("/api/") and not docs
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                if no_store:
+                    headers = [(k, v) for k, v in headers if k.lower() not in (b"cache-control", b"expires")]
+                    headers.append((b"cache-control", b"no-store"))
+                names = {k.lower() for k, _ in headers}
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in names)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -46,6 +46,10 @@ PERSONAL_TABLES = (
     "privacy_complaint",
     "portal_challenge",
     "portal_session",
+    "user_totp",
+    "mfa_recovery_code",
+    "oidc_identity",
+    "webhook_delivery",
 )
 
 

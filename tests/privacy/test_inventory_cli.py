@@ -36,6 +36,8 @@ def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
     record = _record()
     assert [t["table"] for t in record["tables"]] == list(PERSONAL_TABLES)
     assert [t["table"] for t in record["not_personal"]] == [
+        "role_mfa_requirement",
+        "webhook_subscription",
         "organisation",
         "product",
         "team",
@@ -43,7 +45,7 @@ def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
         "sharing_partner",
         "sharing_agreement",
     ]
-    assert record["not_personal"][1] == {
+    assert record["not_personal"][3] == {
         "table": "product",
         "reason": "the catalogue: nothing about any person",
     }
@@ -63,6 +65,7 @@ def test_contact_value_is_contact_data_hidden_from_analysts() -> None:
         "served": True,
         "readers": EVERY_READER_BUT_ANALYST,
         "hidden_from": ["data_analyst"],
+        "masked_for": {"service_rep": "contact"},
     }
 
 
@@ -79,6 +82,7 @@ def test_entries_follow_policy_specs_and_declarations() -> None:
         "served": True,
         "readers": {**EVERY_READER_BUT_ANALYST, "data_analyst": "all"},
         "hidden_from": [],
+        "masked_for": {},
     }
     assert _column(record, "customer", "version") == {
         "column": "version",
@@ -91,6 +95,7 @@ def test_entries_follow_policy_specs_and_declarations() -> None:
         "served": True,
         "readers": {**EVERY_READER_BUT_ANALYST, "data_analyst": "all"},
         "hidden_from": [],
+        "masked_for": {},
     }
     # Never part of a user read: nobody receives it, whatever their grant on users.
     password = _column(record, "app_user", "password_hash")

@@ -43,7 +43,9 @@ RECORD_KINDS: dict[str, type] = {
 }
 # Global catalogues: every role that may read them reads all of them (Scope.all in the policy),
 # so there is no "other team's" product or custom field to probe.
-GLOBAL_CATALOGUES = {"products", "custom-fields"}
+# Webhook subscriptions are administrator-only configuration with no team: every other role gets
+# 403 on every webhook route (tests/webhooks/test_webhooks.py proves it).
+GLOBAL_CATALOGUES = {"products", "custom-fields", "webhooks"}
 # The privacy office's registers: every role granted them holds Scope.all (see policy.py), so,
 # like the catalogues, there is no "other team's" agreement or complaint to probe. Complaints name
 # a customer, who must be visible to whoever files the complaint.

@@ -6,8 +6,13 @@ This table is the single source of truth for authorisation; the data-access laye
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
+
+from rapport.access.masks import Mask
 
 
 class Role(StrEnum):
@@ -39,6 +44,8 @@ class Grant:
     actions: frozenset[Action]
     scope: Scope
     hidden: frozenset[str] = frozenset()
+    # (column, mask): readable, but only partially (see rapport.access.masks).
+    masked: frozenset[tuple[str, Mask]] = frozenset()
 
     def allows(self, action: Action) -> bool:
         return action in self.actions
@@ -67,6 +74,7 @@ RESOURCES = (
     "consent",
     "sharing_agreement",
     "privacy_complaint",
+    "webhook",  # outbound event subscriptions: administrators only
 )
 
 _R = frozenset({Action.read})
@@ -85,6 +93,17 @@ _CUSTOM_VALUES = frozenset({"attributes"})
 _FREE_TEXT = frozenset({"subject", "body", "description"})
 _CONSENT_TEXT = frozenset({"evidence", "reason"})
 _MARGINS = frozenset({"cost_amount", "margin_amount", "unit_cost"})
+
+
+# Masking rules (who sees which identifiers only partially):
+# - admin, team_lead, crm_specialist: full values (they manage the records).
+# - sales_rep: full values; their scope is already their own and their team's customers.
+# - service_rep: sees every customer (they answer whoever calls), so contact values are masked:
+#   phone 138****5678, email z***@example.com, WeChat wx*******45, address after the city hidden.
+#   Looking a caller up by the full phone number or email they give still works (exact match).
+# - data_analyst: names, birth dates, contact values and free text hidden, not masked (as before);
+#   for analysis they use the pseudonymised export.
+_SERVICE_MASKS = frozenset({("value", Mask.contact), ("value_normalized", Mask.contact)})
 
 
 def _grants(scope: Scope, table: dict[str, frozenset[Action]], **hidden: frozenset[str]) -> dict[str, Grant]:
@@ -188,6 +207,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
     )
     service |= _grants(Scope.team, {"user": _R, "team": _R})
     service |= _grants(Scope.all, {"data_subject_request": frozenset({Action.create})})
+    service["contact_point"] = replace(service["contact_point"], masked=_SERVICE_MASKS)
     policy[Role.service_rep] = service
 
     analyst = _grants(
@@ -233,3 +253,47 @@ NO_ACCESS = Grant(frozenset(), Scope.own)
 
 def grant_for(role: Role, resource: str) -> Grant:
     return POLICY[role].get(resource, NO_ACCESS)
+
+
+# -- pseudonymised exports -----------------------------------------------------------------------
+# Output column -> (source column, generalisation). Only what is listed leaves the data-access
+# layer: no names, contact values, exact birth dates, cities, occupations, employers or free text.
+# A pseudonym is a keyed HMAC of the record id: stable across exports made with the same key (so
+# analyses can be joined), meaningless without the key.
+PSEUDONYMISED: dict[str, dict[str, tuple[str, str]]] = {
+    "customer": {
+        "pseudonym": ("id", "pseudonym"),
+        "gender": ("gender", "keep"),
+        "birth_year_band": ("birth_date", "year_band_5"),
+        "region": ("region", "keep"),
+        "preferred_language": ("preferred_language", "keep"),
+        "preferred_channel": ("preferred_channel", "keep"),
+        "acquisition_source": ("acquisition_source", "keep"),
+        "lifecycle_stage": ("lifecycle_stage", "keep"),
+        "created_month": ("created_at", "month"),
+    }
+}
+
+
+def pseudonym(key: bytes, kind: str, record_id: int) -> str:
+    # TODO(merge): use rapport.security.crypto.blind_index("pseudonym:" + kind, str(record_id))
+    # once the encryption branch lands, so the key is managed (and rotated) with the others.
+    mac = hmac.new(key, f"{kind}:{record_id}".encode(), hashlib.sha256).hexdigest()
+    return "p_" + mac[:20]
+
+
+def generalise(how: str, value: Any, *, key: bytes, kind: str) -> Any:
+    if value is None:
+        return None
+    if how == "keep":
+        return value
+    if how == "pseudonym":
+        return pseudonym(key, kind, int(value))
+    if how == "year_band_5":
+        start = value.year - value.year % 5
+        return f"{start}-{start + 4}"
+    if how == "year":
+        return value.year
+    if how == "month":
+        return f"{value.year:04d}-{value.month:02d}"
+    raise ValueError(f"unknown generalisation {how!r}")

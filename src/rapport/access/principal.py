@@ -29,7 +29,7 @@ class Principal:
         allowed = frozenset(
             a for a in base.actions if f"{resource}:{a}" in self.scopes or f"*:{a}" in self.scopes
         )
-        return Grant(allowed, base.scope, base.hidden)
+        return Grant(allowed, base.scope, base.hidden, base.masked)
 
     def can(self, resource: str, action: Action) -> bool:
         return self.grant(resource).allows(action)

@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from rapport.access.policy import Action, Grant, Scope
+from rapport.access import masks
+from rapport.access.policy import PSEUDONYMISED, Action, Grant, Scope, generalise
 from rapport.access.principal import Principal
 from rapport.access.specs import CUSTOMER, ORDER, ResourceSpec
 from rapport.audit.chain import PendingEvent
@@ -162,7 +163,7 @@ class Records:
             self.not_found(spec, record_id)
         if audit_action and spec.personal:
             self.audit(audit_action, spec.name, record_id)
-        return dict(row)  # type: ignore[arg-type]
+        return self.mask_rows(spec, [dict(row)], grant)[0]  # type: ignore[arg-type]
 
     def not_found(self, spec: ResourceSpec, record_id: int | str) -> None:
         """Answer 404 whether the record is missing or out of scope, and log the attempt."""
@@ -199,6 +200,7 @@ class Records:
             last = rows[-1]
             value = last.get(sort_key.column)
             next_cursor = self.cursors.encode(sort_key, value, last["id"])
+        self.mask_rows(spec, rows, grant)
         if action is Action.export:
             # Exports are audited even when empty: the attempt and its filter are the record.
             self.audit(
@@ -206,6 +208,61 @@ class Records:
             )
         elif spec.personal and rows:
             self.audit("list", spec.name, None, details={"ids": [r["id"] for r in rows]})
+        return Page(rows, next_cursor, limit)
+
+    def mask_rows(self, spec: ResourceSpec, rows: list[Row], grant: Grant | None = None) -> list[Row]:
+        """Replace the values the caller may read only partially by their masked form (in place)."""
+        grant = grant or self.principal.grant(spec.name)
+        if grant.masked:
+            for row in rows:
+                for column, mask in grant.masked:
+                    if column in row:
+                        row[column] = masks.apply(mask, row[column], row)
+        return rows
+
+    def fetch(self, spec: ResourceSpec, stmt: Select[Any]) -> list[Row]:
+        """Run a statement built with :meth:`select` and hand back masked rows."""
+        return self.mask_rows(spec, [dict(r) for r in self.conn.execute(stmt).mappings()])
+
+    def pseudonymised_page(
+        self,
+        spec: ResourceSpec,
+        *,
+        key: bytes,
+        cursor: str | None,
+        limit: int,
+        where: Iterable[ColumnElement[bool]] = (),
+    ) -> Page:
+        """An export with no direct identifiers: keyed pseudonyms and generalised values only.
+
+        Needs the export permission. The view (which columns, generalised how) is declared in
+        :data:`rapport.access.policy.PSEUDONYMISED`; raw values never leave this method.
+        """
+        view = PSEUDONYMISED.get(spec.name)
+        if view is None:
+            raise Forbidden(f"{spec.name.replace('_', ' ')} records have no pseudonymised view")
+        grant = self.grant(spec, Action.export)
+        t = spec.table
+        sources = sorted({src for src, _ in view.values()} | {"id"})
+        stmt = select(*(t.c[c] for c in sources)).where(self.visible(spec, grant), *where)
+        sort_key = Sort.parse("id", spec.sortable)
+        after = self.cursors.decode(cursor, sort_key, t) if cursor else None
+        stmt = keyset(stmt, t, sort_key, after).limit(limit + 1)
+        raw = [dict(r) for r in self.conn.execute(stmt).mappings()]
+        next_cursor = None
+        if len(raw) > limit:
+            raw = raw[:limit]
+            next_cursor = self.cursors.encode(sort_key, raw[-1]["id"], raw[-1]["id"])
+        rows = [
+            {out: generalise(how, r[src], key=key, kind=spec.name) for out, (src, how) in view.items()}
+            for r in raw
+        ]
+        self.audit(
+            "export_pseudonymised",
+            spec.name,
+            None,
+            details={"ids": [r["id"] for r in raw], "count": len(raw)},
+        )
         return Page(rows, next_cursor, limit)
 
     # -- writes -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy import select, update
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from rapport.access.policy import RESOURCES
 from rapport.access.principal import Principal
 from rapport.audit.chain import PendingEvent
-from rapport.auth import service
+from rapport.auth import cookies, service
 from rapport.auth.schemas import (
     ApiKeyCreated,
     ApiKeyIn,
@@ -19,6 +20,7 @@ from rapport.auth.schemas import (
     MeOut,
     PasswordChange,
     RefreshIn,
+    SessionOut,
     TokenOut,
 )
 from rapport.crud import RecordId, problem_responses
@@ -33,14 +35,24 @@ from rapport.security.passwords import hash_password, verify_password
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 # Routes anyone may call; a test proves every other route refuses anonymous callers.
-PUBLIC = {("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/refresh")}
+PUBLIC = {
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/session"),
+    ("GET", "/api/v1/auth/oidc/login"),
+    ("GET", "/api/v1/auth/oidc/callback"),
+}
 
 Username = Annotated[str, Form(min_length=1, max_length=64)]
 Password = Annotated[str, Form(min_length=1, max_length=256)]
+Otp = Annotated[
+    str | None,
+    Form(max_length=32, description="TOTP code or recovery code, for accounts with two-factor login"),
+]
 
 
 def _audit(
-    db: Session, principal: Principal, action: str, resource: str, record_id: int, outcome: str = "ok"
+    db: Session, principal: Principal, action: str, resource: str, record_id: int | str, outcome: str = "ok"
 ) -> None:
     """Credentials changing hands are security events: the chain must show who did it, and when."""
     record_audit(
@@ -66,9 +78,27 @@ def _tokens(issued: service.IssuedTokens) -> Response:
             "expires_in": issued.expires_in,
             "refresh_token": issued.refresh_token,
             "role": issued.role,
+            "restriction": issued.restriction,
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+def session_response(request: Request, issued: service.IssuedTokens) -> Response:
+    """A browser session: the access token in an HttpOnly cookie, the CSRF token in the body."""
+    settings = request.app.state.settings
+    csrf = cookies.csrf_token(settings.resolved_secret_key(), issued.access_token)
+    response = JSON(
+        {
+            "csrf_token": csrf,
+            "expires_in": issued.expires_in,
+            "role": issued.role,
+            "restriction": issued.restriction,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+    cookies.set_session(response, request, issued.access_token, csrf, issued.expires_in)
+    return response
 
 
 @router.post(
@@ -79,8 +109,16 @@ def _tokens(issued: service.IssuedTokens) -> Response:
     openapi_extra={"security": []},
     responses=problem_responses(401, 422, 429),
 )
-def login(request: Request, db: DbSession, username: Username, password: Password) -> Response:
-    issued = service.login(
+def login(
+    request: Request, db: DbSession, username: Username, password: Password, otp: Otp = None
+) -> Response:
+    return _tokens(_login(request, db, username, password, otp))
+
+
+def _login(
+    request: Request, db: Session, username: str, password: str, otp: str | None
+) -> service.IssuedTokens:
+    return service.login(
         db,
         request.app.state.settings,
         request.app.state.throttle,
@@ -88,8 +126,40 @@ def login(request: Request, db: DbSession, username: Username, password: Passwor
         password,
         client_ip(request),
         getattr(request.state, "request_id", None),
+        otp=otp,
     )
-    return _tokens(issued)
+
+
+@router.post(
+    "/session",
+    response_model=SessionOut,
+    summary="Log in a browser: session cookie (HttpOnly, SameSite=Lax) and a CSRF token",
+    operation_id="login_session",
+    openapi_extra={"security": []},
+    responses=problem_responses(401, 422, 429),
+)
+def login_session(
+    request: Request, db: DbSession, username: Username, password: Password, otp: Otp = None
+) -> Response:
+    # Login CSRF: another site must not log the victim's browser into the attacker's account.
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.url.netloc:
+        raise cookies.CsrfFailed("cross-site login refused: the Origin is not this site")
+    return session_response(request, _login(request, db, username, password, otp))
+
+
+@router.delete(
+    "/session",
+    status_code=204,
+    summary="Log out a browser session (revokes it and clears the cookies)",
+    operation_id="logout_session",
+    responses=problem_responses(401, 403),
+)
+def logout_session(request: Request, db: DbSession, principal: CurrentPrincipal) -> Response:
+    service.logout(db, principal)
+    response = Response(status_code=204)
+    cookies.clear_session(response, request)
+    return response
 
 
 @router.post(

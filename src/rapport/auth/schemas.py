@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
+from rapport.access.policy import Role
 from rapport.schemas import Input, Output
 from rapport.text import Line
 
@@ -18,6 +19,45 @@ class TokenOut(Output):
     expires_in: int
     refresh_token: str
     role: str
+    restriction: str | None = Field(
+        default=None, description="'mfa_enrol': the role requires 2FA; only enrolment routes are open"
+    )
+
+
+class SessionOut(Output):
+    csrf_token: str = Field(description="Send as X-CSRF-Token on every unsafe request of this session")
+    expires_in: int
+    role: str
+    restriction: str | None = None
+
+
+class OtpIn(Input):
+    code: Annotated[str, StringConstraints(min_length=6, max_length=32)]
+
+
+class MfaDisableIn(Input):
+    password: Secret
+    code: Annotated[str, StringConstraints(min_length=6, max_length=32)]
+
+
+class EnrolmentOut(Output):
+    secret: str = Field(description="Base32 secret, shown once")
+    otpauth_uri: str = Field(description="otpauth:// URI for a QR code, shown once")
+
+
+class RecoveryCodesOut(Output):
+    recovery_codes: list[str] = Field(description="Single-use codes, shown once; store them offline")
+
+
+class MfaStatusOut(Output):
+    enrolled: bool
+    required_by_role: bool
+    recovery_codes_left: int
+
+
+class RoleRequirementIn(Input):
+    role: Role
+    required: bool
 
 
 class RefreshIn(Input):

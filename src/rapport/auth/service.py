@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from rapport.access.policy import Role
 from rapport.access.principal import Principal
 from rapport.audit.chain import PendingEvent
+from rapport.auth import mfa
 from rapport.config import Settings
 from rapport.db import record_audit
 from rapport.errors import InvalidInput, NotAuthenticated, RateLimited
@@ -40,6 +41,9 @@ class IssuedTokens:
     expires_in: int
     user_id: int
     role: str
+    # "mfa_enrol": the role requires 2FA and the person has not enrolled; the tokens open only
+    # the enrolment routes.
+    restriction: str | None = None
 
 
 def _audit(
@@ -68,7 +72,12 @@ def _audit(
 
 
 def _issue(
-    session: Session, settings: Settings, user_id: int, ip: str | None, family: str | None = None
+    session: Session,
+    settings: Settings,
+    user_id: int,
+    ip: str | None,
+    family: str | None = None,
+    restriction: str | None = None,
 ) -> tuple[str, str, int]:
     now = utcnow()
     family = family or secrets.token_hex(8)
@@ -85,6 +94,7 @@ def _issue(
                 "created_at": now,
                 "expires_at": now + dt.timedelta(seconds=ttl),
                 "ip": ip,
+                "restriction": restriction,
             },
             {
                 "token_hash": digest(refresh),
@@ -94,6 +104,7 @@ def _issue(
                 "created_at": now,
                 "expires_at": now + dt.timedelta(days=settings.refresh_token_days),
                 "ip": ip,
+                "restriction": restriction,
             },
         ],
     )
@@ -108,6 +119,7 @@ def login(
     password: str,
     ip: str | None,
     request_id: str | None,
+    otp: str | None = None,
 ) -> IssuedTokens:
     user_key, ip_key = f"user:{username.lower()}", f"ip:{ip}"
     wait = throttle.retry_after(user_key, ip_key)
@@ -135,12 +147,48 @@ def login(
             reason="bad-credentials",
         )
         raise NotAuthenticated("wrong username or password, or the account is disabled")
+    restriction = None
+    if mfa.enrolled(session, user.id):
+        if not otp:
+            # Not a failure: the client asks for the code and sends both again.
+            _audit(session, "login", "denied", user.id, ip, request_id, reason="mfa-required")
+            raise mfa.MfaRequired(
+                "this account uses two-factor authentication: send the 6-digit code from the "
+                "authenticator app (or a recovery code) in the 'otp' field with the password"
+            )
+        method = mfa.verify_second_factor(session, user.id, otp, settings.resolved_secret_key())
+        if method is None:
+            throttle.failed(user_key, ip_key)
+            _audit(session, "login", "denied", user.id, ip, request_id, reason="bad-second-factor")
+            raise mfa.MfaInvalid("wrong, expired or already used second-factor code")
+        if method == "recovery":
+            _audit(session, "recovery_code_used", "ok", user.id, ip, request_id)
+    elif mfa.role_requires_mfa(session, user.role):
+        restriction = mfa.RESTRICTION_ENROL
     throttle.succeeded(user_key)
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
+    access, refresh, ttl = _issue(session, settings, user.id, ip, restriction=restriction)
+    _audit(
+        session,
+        "login",
+        "ok",
+        user.id,
+        ip,
+        request_id,
+        **({"restriction": restriction} if restriction else {}),
+    )
+    return IssuedTokens(access, refresh, ttl, user.id, user.role, restriction)
+
+
+def login_user(
+    session: Session, settings: Settings, user: User, ip: str | None, request_id: str | None, method: str
+) -> IssuedTokens:
+    """Issue tokens to a person authenticated elsewhere (single sign-on)."""
+    user.last_login_at = utcnow()
     access, refresh, ttl = _issue(session, settings, user.id, ip)
-    _audit(session, "login", "ok", user.id, ip, request_id)
+    _audit(session, "login", "ok", user.id, ip, request_id, method=method)
     return IssuedTokens(access, refresh, ttl, user.id, user.role)
 
 
@@ -176,9 +224,11 @@ def refresh(
         revoke_family(session, token.family)
         _audit(session, "refresh", "denied", user.id, ip, request_id, reason="reused")
         raise RefreshReused("refresh token already used or revoked; log in again")
-    access, new_refresh, ttl = _issue(session, settings, user.id, ip, family=token.family)
+    access, new_refresh, ttl = _issue(
+        session, settings, user.id, ip, family=token.family, restriction=token.restriction
+    )
     _audit(session, "refresh", "ok", user.id, ip, request_id)
-    return IssuedTokens(access, new_refresh, ttl, user.id, user.role)
+    return IssuedTokens(access, new_refresh, ttl, user.id, user.role, token.restriction)
 
 
 def prune_tokens(session: Session, keep: dt.timedelta) -> int:
@@ -226,6 +276,7 @@ _TOKEN_LOOKUP = select(
     AuthToken.id,
     AuthToken.expires_at,
     AuthToken.revoked_at,
+    AuthToken.restriction,
     User.id.label("uid"),
     User.username,
     User.role,
@@ -256,6 +307,7 @@ _KEY_BY_DIGEST = _KEY_LOOKUP.where(ApiKey.key_hash == bindparam("digest"))
 def resolve(session: Session, secret: str, *, ip: str | None, request_id: str | None) -> Principal:
     now = utcnow()
     row: Any
+    restriction = None
     if secret.startswith(ACCESS_PREFIX):
         row = session.connection().execute(_ACCESS_BY_DIGEST, {"digest": digest(secret)}).first()
         kind, scopes = "user", None
@@ -269,6 +321,8 @@ def resolve(session: Session, secret: str, *, ip: str | None, request_id: str | 
         raise NotAuthenticated("token revoked or unknown; log in again")
     if row.expires_at is not None and row.expires_at <= now:
         raise NotAuthenticated("token expired; refresh it or log in again")
+    if kind == "user":
+        restriction = row.restriction
     return Principal(
         user_id=row.uid,
         username=row.username,
@@ -280,6 +334,7 @@ def resolve(session: Session, secret: str, *, ip: str | None, request_id: str | 
         ip=ip,
         request_id=request_id,
         language=row.preferred_language,
+        extra={"restriction": restriction} if restriction else {},
     )
 
 

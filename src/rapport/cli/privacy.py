@@ -47,7 +47,7 @@ def _render(record: dict[str, Any]) -> None:
         if entry["resource"] is None:
             title += f"; {entry['exposure']}"
         table = Table(title=title, title_justify="left", show_lines=True)
-        for heading in ("column", "category", "purposes", "retention", "read in full by", "hidden from"):
+        for heading in ("column", "category", "purposes", "retention", "read in full by", "hidden / masked"):
             table.add_column(heading, overflow="fold")
         for col in entry["columns"]:
             if col["personal"]:
@@ -61,7 +61,9 @@ def _render(record: dict[str, Any]) -> None:
                 # Only where a column outlives or precedes its row; the title gives the table's.
                 col["retention"] if col["retention"] not in (None, entry["retention"]) else "",
                 _readers(col) if entry["resource"] else "",
-                "\n".join(col["hidden_from"]),
+                "\n".join(
+                    [*col["hidden_from"], *(f"{r} (masked: {m})" for r, m in col["masked_for"].items())]
+                ),
             )
         console.print(table)
     console.print("Tables without personal data:")

@@ -27,10 +27,17 @@ router = APIRouter()
         **problem_responses(401, 403, 422),
     },
 )
-async def export_customers(recs: Recs, params: Annotated[CustomerExportParams, Query()]) -> Response:
+async def export_customers(
+    request: Request, recs: Recs, params: Annotated[CustomerExportParams, Query()]
+) -> Response:
     # Registered before the generic routes so "/customers/export" is not read as a record id.
-    body, next_cursor = customers.export_csv(recs, params)
-    headers = {"Content-Disposition": 'attachment; filename="customers.csv"', "Cache-Control": "no-store"}
+    if params.pseudonymised:
+        body, next_cursor = customers.export_pseudonymised_csv(recs, params, request.app.state.pseudonym_key)
+        name = "customers-pseudonymised.csv"
+    else:
+        body, next_cursor = customers.export_csv(recs, params)
+        name = "customers.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)

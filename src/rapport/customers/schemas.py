@@ -103,6 +103,10 @@ class CustomerFilters(ListParams):
 
 class CustomerExportParams(CustomerFilters):
     limit: Annotated[int, Field(ge=1, le=50_000)] = Field(default=10_000, description="Rows per file")
+    pseudonymised: bool = Field(
+        default=False,
+        description="No direct identifiers: keyed pseudonyms, 5-year birth bands, region only",
+    )
 
 
 class CustomerRead(Output):

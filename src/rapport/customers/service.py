@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select
 
-from rapport.access.policy import Action
+from rapport.access.policy import PSEUDONYMISED, Action
 from rapport.access.records import Records, Row
 from rapport.access.specs import (
     CONTACT_POINT,
@@ -40,6 +40,7 @@ from rapport.errors import Forbidden, InvalidInput
 from rapport.models import CustomField
 from rapport.privacy import consent
 from rapport.text import normalise_email, normalise_phone
+from rapport.webhooks import service as webhooks
 
 
 def _invalid(field: str, message: str, kind: str = "value_error") -> InvalidInput:
@@ -182,6 +183,10 @@ class Customers(Resource):
             repo.replace_search_terms(session, cid, *current)
         if body.tags is not None:
             repo.replace_tags(session, cid, body.tags)
+        # Transactional outbox: the event is queued only if this change commits.
+        webhooks.emit(
+            session, "customer.created" if isinstance(body, CustomerCreate) else "customer.updated", cid
+        )
         if isinstance(body, CustomerCreate):
             for i, cp in enumerate(body.contact_points):
                 values = contact_values(cp, cid, ["contact_points", i])
@@ -194,6 +199,21 @@ class Customers(Resource):
         for r in rows:
             r["tags"] = tags.get(r["id"], [])
         return rows
+
+    def export_pseudonymised_csv(
+        self, recs: Records, params: CustomerExportParams, key: bytes
+    ) -> tuple[bytes, str | None]:
+        """CSV without direct identifiers: keyed pseudonyms, birth-year bands, regions only."""
+        page = recs.pseudonymised_page(
+            CUSTOMER, key=key, cursor=params.cursor, limit=params.limit, where=self.where(recs, params)
+        )
+        columns = list(PSEUDONYMISED["customer"])
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for row in page.items:
+            writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        return ("\ufeff" + out.getvalue()).encode("utf-8"), page.next_cursor
 
     def export_csv(self, recs: Records, params: CustomerExportParams) -> tuple[bytes, str | None]:
         """CSV of what the caller may export: scoped, masked, formula-safe, one audit event."""
@@ -222,7 +242,7 @@ class Customers(Resource):
         contacts: list[Row] = []
         if p.can("contact_point", Action.read):
             stmt = recs.select(CONTACT_POINT).where(CONTACT_POINT.table.c.customer_id == customer_id)
-            contacts = [dict(r) for r in session.execute(stmt.order_by(CONTACT_POINT.table.c.id)).mappings()]
+            contacts = recs.fetch(CONTACT_POINT, stmt.order_by(CONTACT_POINT.table.c.id))
         timeline: list[dict[str, Any]] = []
         summary = None
         if p.can("order", Action.read):

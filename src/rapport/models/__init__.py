@@ -24,6 +24,14 @@ from rapport.models.privacy import (
     SharingAgreement,
     SharingPartner,
 )
+from rapport.models.security import (
+    OidcIdentity,
+    RecoveryCode,
+    RoleMfaRequirement,
+    UserTotp,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from rapport.models.system import AuditEvent, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
@@ -43,6 +51,7 @@ __all__ = [
     "DataSubjectRequest",
     "IdempotencyRecord",
     "Interaction",
+    "OidcIdentity",
     "Order",
     "OrderLine",
     "Organisation",
@@ -52,9 +61,14 @@ __all__ = [
     "ProcessingRestriction",
     "Product",
     "ProvisionLog",
+    "RecoveryCode",
+    "RoleMfaRequirement",
     "SharingAgreement",
     "SharingPartner",
     "Task",
     "Team",
     "User",
+    "UserTotp",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

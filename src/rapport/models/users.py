@@ -85,6 +85,12 @@ class AuthToken(Base):
         info=pii("record_metadata", purposes=("security",))
     )
     ip: Mapped[str | None] = mapped_column(String(64), info=pii("online_identifier", purposes=("security",)))
+    # None: a full session. "mfa_enrol": the role requires 2FA and the person has not enrolled
+    # yet, so the token opens only the enrolment routes.
+    restriction: Mapped[str | None] = mapped_column(
+        String(16),
+        info=pii("record_metadata", purposes=("security",), note="session limited to 2FA enrolment"),
+    )
 
 
 class ApiKey(Tracked, Base):

@@ -271,6 +271,26 @@ TABLES: Mapping[str, TableDecl] = {
     "portal_session": TableDecl(
         True, "a person's short-lived privacy-portal sessions", _CUSTOMER, Retention.token_lifetime
     ),
+    "user_totp": TableDecl(True, "a staff member's second-factor secret", _STAFF, Retention.staff_account),
+    "mfa_recovery_code": TableDecl(
+        True,
+        "digests of a staff member's recovery codes and when they were used",
+        _STAFF,
+        Retention.staff_account,
+    ),
+    "oidc_identity": TableDecl(
+        True, "a staff member's subject id at the single sign-on provider", _STAFF, Retention.staff_account
+    ),
+    "webhook_delivery": TableDecl(
+        True,
+        "which customer record an event delivered to a receiver was about",
+        _CUSTOMER,
+        Retention.security_log,
+    ),
+    "role_mfa_requirement": TableDecl(False, "which roles must use a second factor; about roles, not people"),
+    "webhook_subscription": TableDecl(
+        False, "receiver URLs and signing secrets configured by an administrator; no person's data"
+    ),
     "organisation": TableDecl(
         False,
         "a legal entity's account (name, website, industry, location); the people at it are customer "

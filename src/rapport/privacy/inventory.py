@@ -50,7 +50,26 @@ _OTHER_EXPOSURE: Mapping[str, str] = {
     "privacy_complaint": "the privacy office (admins, CRM specialists) and service reps who take them in",
     "portal_challenge": "never returned; the database holds digests of codes and addresses only",
     "portal_session": "never returned; the database holds digests only",
+    "user_totp": "never returned; the secret is shown once at enrolment and stored sealed",
+    "mfa_recovery_code": "never returned; the codes are shown once and stored as argon2 hashes",
+    "oidc_identity": "never returned; links a single sign-on subject to a staff account",
+    "webhook_delivery": "the delivery log, to administrators; receivers get ids only, never values",
 }
+
+
+def _masks(table: str, column: str) -> dict[str, str]:
+    """Roles that receive the column only partially, and the mask they get."""
+    served = _SERVED.get(table)
+    if served is None or column not in served[1]:
+        return {}
+    found: dict[str, str] = {}
+    for role in Role:
+        grant = grant_for(role, served[0])
+        if grant.allows(Action.read) and column not in grant.hidden:
+            for masked_column, mask in grant.masked:
+                if masked_column == column:
+                    found[role.value] = mask.value
+    return found
 
 
 def _access(table: str, column: str) -> tuple[dict[str, str], list[str]]:
@@ -90,6 +109,7 @@ def _column_entry(table: Table, name: str) -> dict[str, Any]:
         "served": table.name in _SERVED and name in _SERVED[table.name][1],
         "readers": readers,
         "hidden_from": hidden,
+        "masked_for": _masks(table.name, name),
     }
 
 
