@@ -453,7 +453,7 @@ class _GammaGammaObjective:
         L = np.log(g + self.mx)
         inv = 1.0 / (g + self.mx)
         sum_w_L, sum_wx_L = float(self.w @ L), float(self.wxr @ L)
-        ll = float(wx @ (gammaln(px + q) - gammaln(px))) - gammaln(q) * self.w_total + q * log_g * self.w_total
+        ll = float(wx @ (gammaln(px + q) - gammaln(px))) + (q * log_g - gammaln(q)) * self.w_total
         ll += p * self.sum_wx_logmx - self.sum_w_logm - p * sum_wx_L - q * sum_w_L
         psi_pxq = digamma(px + q)
         grad = np.empty(3)
@@ -605,10 +605,12 @@ def clv(
     months: int = 12,
     monthly_discount_rate: float = 0.01,
     time_unit: str = "day",
+    month_days: float = DAYS_PER_MONTH,
 ) -> FloatArray:
     """Discounted expected revenue over the next ``months``: Σ_k ΔE[purchases in month k] / (1+d)^k × spend.
 
-    Purchases expected in month k are discounted at the end of that month. The series part of the
+    Purchases expected in month k are discounted at the end of that month; a month is ``month_days``
+    long (an average Gregorian month; ``lifetimes`` uses 30). The series part of the
     expectation depends only on (x, T), so it is computed once per distinct pair.
     """
     if months < 1:
@@ -620,7 +622,7 @@ def clv(
     # E[purchases in (T, T+h]] = N(h; x, T) / (1 + death odds(x, t_x, T)): the horizon-dependent
     # numerator needs only (x, T), so the hypergeometric series runs once per distinct pair and month.
     (ux, ut), _, inverse = group_rows(x, t)
-    month = months_to_units(1, time_unit)
+    month = month_days if _check_time_unit(time_unit) == "day" else month_days / 7
     discounted = np.zeros_like(ux)
     previous = np.zeros_like(ux)
     for k in range(1, months + 1):
