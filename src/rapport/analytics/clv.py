@@ -196,19 +196,19 @@ def summarise(
     span = int(period.max()) - p_min + 1
     # Narrow integers halve the memory traffic, which dominates on ~10 million rows.
     idx_t = np.int32 if m * span < 2**31 else np.int64
-    offset = np.subtract(period, p_min, dtype=idx_t, casting="unsafe")
+    offset: NDArray[Any] = np.subtract(period, p_min, dtype=idx_t, casting="unsafe")
     # Purchase periods are the distinct (customer, period) pairs: one sort of a packed key (no
     # argsort, no gather in sorted order) finds the repeated pairs, which are few; first and last
     # periods come from unbuffered min/max per customer, values from bincount.
-    key = cust.astype(idx_t)
+    key: NDArray[Any] = cust.astype(idx_t)
     key *= idx_t(span)
     key += offset
     key.sort(kind="stable")
     repeated_pair = key[1:][key[1:] == key[:-1]]
     n_periods = np.bincount(cust, minlength=m) - np.bincount(repeated_pair // span, minlength=m)
-    first_off = np.full(m, span, dtype=idx_t)
+    first_off: NDArray[Any] = np.full(m, span, dtype=idx_t)
     np.minimum.at(first_off, cust, offset)
-    last_off = np.zeros(m, dtype=idx_t)
+    last_off: NDArray[Any] = np.zeros(m, dtype=idx_t)
     np.maximum.at(last_off, cust, offset)
     # Summing only the repeat periods (rather than total - first) avoids cancellation error.
     repeat_value = np.bincount(cust, weights=np.where(offset != first_off[cust], value, 0.0), minlength=m)
@@ -267,12 +267,13 @@ def group_rows(*columns: FloatArray) -> tuple[tuple[FloatArray, ...], FloatArray
     packed = _pack_integral(columns)
     if packed is not None:
         key, lows, spans = packed
-        ukey, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        ukey, uinverse, ucounts = np.unique(key, return_inverse=True, return_counts=True)
         unpacked: list[FloatArray] = []
         for low, span in zip(lows[::-1], spans[::-1], strict=True):
             unpacked.append((ukey % span + low).astype(np.float64))
             ukey = ukey // span
-        return tuple(unpacked[::-1]), counts.astype(np.float64), inverse.reshape(-1).astype(np.intp)
+        inv: NDArray[np.intp] = uinverse.reshape(-1).astype(np.intp)
+        return tuple(unpacked[::-1]), ucounts.astype(np.float64), inv
     order = np.lexsort(columns[::-1])
     sorted_cols = [c[order] for c in columns]
     change = np.zeros(n, dtype=bool)

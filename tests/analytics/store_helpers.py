@@ -1,0 +1,76 @@
+"""Build a small in-memory analytics store with exactly the contract's tables.
+
+TODO(merge): the analytics-store branch owns the real DDL (rapport.analytics.store); once merged,
+these tests can create the store with it instead of this copy of the contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+DDL = """
+CREATE TABLE customers(customer_id BIGINT PRIMARY KEY, created_at TIMESTAMP, organisation_id BIGINT,
+    gender VARCHAR, birth_year INTEGER, region VARCHAR, city VARCHAR, preferred_channel VARCHAR,
+    preferred_language VARCHAR, acquisition_source VARCHAR, lifecycle_stage VARCHAR, owner_id BIGINT,
+    team_id BIGINT, profiling_allowed BOOLEAN);
+CREATE TABLE orders(order_id BIGINT PRIMARY KEY, customer_id BIGINT, ordered_at TIMESTAMP, status VARCHAR,
+    channel VARCHAR, currency VARCHAR, total_amount DOUBLE, margin_amount DOUBLE);
+CREATE TABLE order_lines(line_id BIGINT PRIMARY KEY, order_id BIGINT, product_id BIGINT, quantity DOUBLE,
+    unit_price DOUBLE, discount_amount DOUBLE, line_total DOUBLE);
+CREATE TABLE products(product_id BIGINT PRIMARY KEY, sku VARCHAR, name VARCHAR, category VARCHAR,
+    list_price DOUBLE, is_active BOOLEAN);
+CREATE TABLE interactions(interaction_id BIGINT PRIMARY KEY, customer_id BIGINT, occurred_at TIMESTAMP,
+    kind VARCHAR, direction VARCHAR, channel VARCHAR);
+CREATE TABLE tasks(task_id BIGINT PRIMARY KEY, customer_id BIGINT, created_at TIMESTAMP, due_at TIMESTAMP,
+    completed_at TIMESTAMP, status VARCHAR, priority VARCHAR);
+"""
+
+
+def make_store(
+    customers: Sequence[dict[str, Any]],
+    orders: Sequence[tuple[int, dt.datetime, str, float, float]] = (),
+    interactions: Sequence[tuple[int, dt.datetime, str, str, str]] = (),
+    tasks: Sequence[tuple[int, dt.datetime, dt.datetime | None, dt.datetime | None, str]] = (),
+) -> duckdb.DuckDBPyConnection:
+    """customers: dicts with customer_id and optional columns (profiling_allowed defaults true);
+    orders: (customer_id, ordered_at, status, total, margin); interactions: (customer_id, at, kind,
+    direction, channel); tasks: (customer_id, created_at, due_at, completed_at, status)."""
+    con = duckdb.connect(":memory:")
+    con.execute(DDL)
+    for c in customers:
+        con.execute(
+            "INSERT INTO customers (customer_id, created_at, region, preferred_channel, acquisition_source,"
+            " gender, profiling_allowed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                c["customer_id"],
+                c.get("created_at", dt.datetime(2023, 1, 1)),
+                c.get("region"),
+                c.get("preferred_channel"),
+                c.get("acquisition_source"),
+                c.get("gender"),
+                c.get("profiling_allowed", True),
+            ],
+        )
+    if orders:
+        con.executemany(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, 'web', 'CNY', ?, ?)",
+            [
+                [i + 1, cid, at, status, total, margin]
+                for i, (cid, at, status, total, margin) in enumerate(orders)
+            ],
+        )
+    if interactions:
+        con.executemany(
+            "INSERT INTO interactions VALUES (?, ?, ?, ?, ?, ?)",
+            [[i + 1, *row] for i, row in enumerate(interactions)],
+        )
+    if tasks:
+        con.executemany(
+            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, 'normal')",
+            [[i + 1, *row] for i, row in enumerate(tasks)],
+        )
+    return con
