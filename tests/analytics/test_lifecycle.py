@@ -43,7 +43,7 @@ def _store_tables(con: duckdb.DuckDBPyConnection, result: JobResult) -> None:
     """What the runner does with a job's tables: result_<job>_<name>, replaced each run."""
     for name, frame in result.tables.items():
         con.register("frame", frame)
-        con.execute(f"CREATE OR REPLACE TABLE result_lifecycle_{name} AS SELECT * FROM frame")
+        con.execute(f"CREATE OR REPLACE TABLE result_lifecycle_{name} AS SELECT * FROM frame")  # noqa: S608
         con.unregister("frame")
 
 

@@ -205,7 +205,9 @@ class LifecycleJob:
         prev_stage: dict[int, str] = {}
         if old is not None and not old.empty:
             latest = old.sort_values("at", kind="stable").groupby("customer_id").tail(1)
-            prev_stage = dict(zip(latest["customer_id"].astype(int), latest["to_stage"].astype(str), strict=True))
+            prev_stage = dict(
+                zip(latest["customer_id"].astype(int), latest["to_stage"].astype(str), strict=True)
+            )
         prev_risk: dict[int, float] = {}
         prev = _previous(con, "result_lifecycle_stages")
         if prev is not None and not prev.empty:
