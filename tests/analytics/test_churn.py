@@ -63,6 +63,9 @@ def test_parse_target_accepts_the_usual_spellings_and_refuses_others() -> None:
     assert parse_target(pd.Series([1, 0, 0]))[0].tolist() == [1, 0, 0]
     assert parse_target(pd.Series([True, False]))[0].tolist() == [1, 0]
     assert parse_target(pd.Series(["churned", "retained"]))[0].tolist() == [1, 0]
+    y, mapping, _ = parse_target(pd.Series(["Existing Customer", "Attrited Customer"]))
+    assert y.tolist() == [0, 1]
+    assert mapping == {"attrited customer": 1, "existing customer": 0}
     with pytest.raises(ChurnDataError, match=r"must be binary .* found 3 distinct values: '0', '1', '2'"):
         parse_target(pd.Series(["0", "1", "2"]), "t")
     with pytest.raises(ChurnDataError, match="found 2 distinct values: 'blue', 'red'"):
@@ -179,7 +182,11 @@ def test_churn_eval_on_a_messy_csv(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rows", "args", "message"),
     [
-        ([["a", "yes"], ["b", "no"]], ["--target", "churn"], "target column 'churn' is not in the table"),
+        (
+            [["a", "yes"], ["b", "no"]],
+            ["--target", "status"],
+            "target column 'status' is not in the table (columns: plan, Churn)",
+        ),
         ([["a", "1"], ["b", "2"], ["c", "3"]], ["--target", "Churn"], "must be binary"),
         ([["a", "yes"], ["b", "yes"]], ["--target", "Churn"], "only one class"),
         ([["a", "yes"], ["b", "no"]], ["--target", "Churn"], "need at least 5 rows of each class"),

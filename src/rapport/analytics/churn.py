@@ -118,6 +118,11 @@ def parse_target(values: pd.Series, name: str = "target") -> tuple[np.ndarray, d
             mapping[key] = 1
         elif key in NEGATIVE:
             mapping[key] = 0
+    if len(distinct) == 2 and len(mapping) < 2:
+        # Two labels in words, e.g. "Attrited Customer" / "Existing Customer": decide by their stems.
+        guessed = {k: _word_label(k) for k in distinct}
+        if sorted(v for v in guessed.values() if v is not None) == [0, 1]:
+            mapping = {k: v for k, v in guessed.items() if v is not None}
     unknown = [k for k in distinct if k not in mapping]
     if len(distinct) > 2 or unknown:
         shown = ", ".join(repr(v) for v in distinct[:10]) + (" ..." if len(distinct) > 10 else "")
@@ -129,6 +134,23 @@ def parse_target(values: pd.Series, name: str = "target") -> tuple[np.ndarray, d
     if len(set(y.tolist())) < 2:
         raise ChurnDataError(f"target column '{name}' has only one class ({distinct[0]!r}); need both")
     return y, mapping, present.to_numpy()
+
+
+def _word_label(text: str) -> int | None:
+    words = re.findall(r"[a-z]+", text)
+    if any(w in ("not", "no", "non", "never") for w in words):
+        return 0
+    if any(
+        w.startswith(("churn", "attrit", "left", "leav", "exit", "cancel", "lost", "quit", "defect"))
+        for w in words
+    ):
+        return 1
+    if any(
+        w.startswith(("exist", "retain", "stay", "active", "current", "loyal", "remain", "kept"))
+        for w in words
+    ):
+        return 0
+    return None
 
 
 def _as_number(column: pd.Series) -> pd.Series | None:
@@ -146,6 +168,10 @@ def _as_number(column: pd.Series) -> pd.Series | None:
 
 def prepare_table(frame: pd.DataFrame, target: str) -> PreparedTable:
     """Split a raw table into typed features and a 0/1 target (see the module docstring)."""
+    if target not in frame.columns:
+        same = [c for c in frame.columns if str(c).strip().lower() == target.strip().lower()]
+        if len(same) == 1:
+            target = str(same[0])
     if target not in frame.columns:
         listed = ", ".join(map(str, frame.columns[:30])) or "none"
         raise ChurnDataError(f"target column '{target}' is not in the table (columns: {listed})")
