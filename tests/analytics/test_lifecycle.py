@@ -125,3 +125,35 @@ def test_second_run_records_transitions_and_warns_about_valuable_customers(
 
     assert rows(again.tables["transitions"]) == rows(transitions)
     assert again.tables["early_warning"]["customer_id"].tolist() == [3]
+
+
+def test_with_a_fitted_model_p_alive_drives_the_rules() -> None:
+    import numpy as np
+
+    from rapport.analytics.simulate import simulate_transactions
+
+    ids, dates, amounts = simulate_transactions(
+        np.random.default_rng(4), 400, end=np.datetime64("2025-06-30"), window_days=500,
+        bgnbd=(0.8, 30.0, 0.9, 3.0), gamma_gamma=(4.0, 5.0, 60.0),
+    )  # fmt: skip
+    orders = [
+        (int(c) + 1, D.fromisoformat(str(d)), "paid", float(a), round(float(a) / 4, 2))
+        for c, d, a in zip(ids, dates, amounts, strict=True)
+    ]
+    con = make_store([{"customer_id": i} for i in range(1, 401)], orders)
+    result = LifecycleJob().run(con, JobContext(as_of=AS_OF))
+    assert result.metrics["p_alive_model"] == 1.0
+    stages = result.tables["stages"].set_index("customer_id")
+    assert stages["stage"].value_counts().sum() == 400
+    with_p = stages[stages["p_alive"].notna()]
+    assert len(with_p) == 400  # every customer bought at least once
+    # The documented rules, checked on every customer.
+    assert (with_p.loc[with_p["p_alive"] < 0.15, "stage"] == "churned").all()
+    assert (with_p.loc[with_p["days_since_last"] >= 365, "stage"] == "churned").all()
+    declining = with_p[with_p["stage"] == "declining"]
+    assert len(declining) > 0
+    assert (declining["p_alive"] >= 0.15).all()
+    active = with_p[with_p["stage"] == "active"]
+    assert (active["p_alive"] >= 0.5).all()
+    assert (stages["risk"] >= 1 - stages["p_alive"] - 1e-12).all()
+    assert {"new", "active", "declining", "churned"} <= set(stages["stage"])

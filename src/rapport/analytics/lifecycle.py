@@ -26,9 +26,10 @@ gives one-time buyers P(alive) = 1, so for them only the day rules apply.
 risk per customer, which the next run reads back as ``result_lifecycle_stages``), ``transitions``
 (customer_id, from_stage, to_stage, at: the previous history from ``result_lifecycle_transitions``
 plus this run's changes; a customer's first stage is recorded with from_stage NULL) and
-``early_warning``: valuable customers (historical margin in the top ``valuable_share``, default 20%,
-of purchasers) whose risk rose by at least ``risk_rise`` (0.1) since the previous run or whose stage
-moved from new/active/won_back to declining/churned. All thresholds are ``JobContext.params`` keys.
+``early_warning``: valuable customers (in the top ``valuable_share``, default 20%, of purchasers by
+historical margin, or by predicted 12-month margin = BG/NBD expected purchases × average order
+margin) whose risk rose by at least ``risk_rise`` (0.1) since the previous run or whose stage moved from
+new/active/won_back to declining/churned. All thresholds are ``JobContext.params`` keys.
 """
 
 from __future__ import annotations
@@ -41,7 +42,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from rapport.analytics.clv import FitError, fit_bgnbd, prob_alive, summarise
+from rapport.analytics.clv import (
+    FitError,
+    expected_purchases,
+    fit_bgnbd,
+    months_to_units,
+    prob_alive,
+    summarise,
+)
 from rapport.analytics.customer_value import historical_value
 from rapport.analytics.jobs import JobContext, JobResult, ScoreRow
 from rapport.analytics.storeio import naive_utc, profiling_customers, purchases, report
@@ -176,6 +184,7 @@ class LifecycleJob:
         frame = purchases(con, as_of)
         history = purchase_history(frame, ids, as_of)
         metrics: dict[str, float] = {"p_alive_model": 0.0}
+        expected_12m = np.full(len(ids), np.nan)
         if not frame.empty:
             report(ctx, 1, 3, "fitting BG/NBD for P(alive)")
             end = (as_of - dt.timedelta(microseconds=1)).date()
@@ -192,6 +201,10 @@ class LifecycleJob:
                     alive = prob_alive(bg, summary.frequency, summary.recency, summary.T)
                     pos = np.searchsorted(ids, summary.customer_ids)
                     history.p_alive[pos] = alive
+                    horizon = months_to_units(12, "week")
+                    expected_12m[pos] = expected_purchases(
+                        bg, horizon, summary.frequency, summary.recency, summary.T
+                    )
                     metrics["p_alive_model"] = 1.0
             except (ValueError, FitError):
                 pass
@@ -240,9 +253,15 @@ class LifecycleJob:
         bought = value.orders > 0
         warnings: list[dict[str, Any]] = []
         if bought.any() and prev_stage:
+            # Valuable: top share by margin so far, or by predicted 12-month margin (expected
+            # purchases x average order margin) when the BG/NBD model is available.
             cutoff = float(np.quantile(value.margin[bought], 1.0 - t.valuable_share))
+            predicted = np.where(bought, expected_12m * value.avg_order_margin, np.nan)
+            known = np.isfinite(predicted)
+            p_cutoff = float(np.quantile(predicted[known], 1.0 - t.valuable_share)) if known.any() else np.inf
             for i, cid in enumerate(ids.tolist()):
-                if not bought[i] or value.margin[i] < cutoff or cid not in prev_stage:
+                valuable = value.margin[i] >= cutoff or (known[i] and predicted[i] >= p_cutoff)
+                if not bought[i] or not valuable or cid not in prev_stage:
                     continue
                 before, now = prev_risk.get(cid, np.nan), float(risk[i])
                 rose = np.isfinite(before) and now - before >= t.risk_rise
@@ -250,6 +269,7 @@ class LifecycleJob:
                 if rose or worse:
                     warnings.append(
                         {"customer_id": cid, "historical_margin": float(value.margin[i]),
+                         "predicted_margin_12m": float(predicted[i]) if known[i] else None,
                          "stage_before": prev_stage[cid], "stage_now": stages[i],
                          "risk_before": before, "risk_now": now}
                     )  # fmt: skip
