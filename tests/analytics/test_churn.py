@@ -63,6 +63,7 @@ def test_parse_target_accepts_the_usual_spellings_and_refuses_others() -> None:
     assert parse_target(pd.Series([1, 0, 0]))[0].tolist() == [1, 0, 0]
     assert parse_target(pd.Series([True, False]))[0].tolist() == [1, 0]
     assert parse_target(pd.Series(["churned", "retained"]))[0].tolist() == [1, 0]
+    assert parse_target(pd.Series(["False.", "True."]))[0].tolist() == [0, 1]
     y, mapping, _ = parse_target(pd.Series(["Existing Customer", "Attrited Customer"]))
     assert y.tolist() == [0, 1]
     assert mapping == {"attrited customer": 1, "existing customer": 0}
@@ -204,6 +205,17 @@ def test_churn_eval_bad_input_fails_clearly(
     assert result.exit_code == 1
     assert message in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_churn_eval_reads_semicolon_separated_files(tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    _planted(200, 9).to_csv(path, sep=";", index=False)
+    result = _invoke(str(path), "--target", "churn", "--folds", "3", "--json")  # column name in any case
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["rows"] == 200
+    assert out["target"]["column"] == "Churn"
+    assert out["columns"]["categorical"] == ["plan", "region"]
 
 
 def test_churn_eval_missing_file(tmp_path: Path) -> None:

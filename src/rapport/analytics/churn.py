@@ -93,6 +93,7 @@ class PreparedTable:
     dropped: dict[str, str] = field(default_factory=dict)
     target_mapping: dict[str, int] = field(default_factory=dict)
     rows_without_target: int = 0
+    target_column: str = ""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def parse_target(values: pd.Series, name: str = "target") -> tuple[np.ndarray, d
     elif pd.api.types.is_numeric_dtype(raw):
         keys = raw.map(lambda v: format(float(v), "g"))
     else:
-        keys = raw.astype(str).str.strip().str.lower()
+        keys = raw.astype(str).str.strip().str.lower().str.strip(" .!\"'")  # "True." in some exports
     distinct = sorted(set(keys))
     mapping: dict[str, int] = {}
     for key in distinct:
@@ -221,7 +222,7 @@ def prepare_table(frame: pd.DataFrame, target: str) -> PreparedTable:
     if not columns:
         raise ChurnDataError("no usable feature columns (all were empty, constant or identifiers)")
     X = pd.DataFrame(columns)
-    return PreparedTable(X, y, numeric, categorical, dropped, mapping, int((~keep).sum()))
+    return PreparedTable(X, y, numeric, categorical, dropped, mapping, int((~keep).sum()), target)
 
 
 def _looks_like_row_number(values: pd.Series) -> bool:

@@ -167,6 +167,17 @@ def fit_clv(
         typer.echo(f"{key:>20}  {seconds:.3f}")
 
 
+def _delimiter(path: Path) -> str:
+    """Comma unless the header line clearly uses semicolons or tabs (common in European exports)."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as fh:
+            header = fh.readline()
+    except OSError:
+        return ","  # read_csv reports the error
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    return max(counts, key=lambda sep: counts[sep]) if max(counts.values()) > 0 else ","
+
+
 MISSING_MARKERS = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?"]
 
 
@@ -193,8 +204,8 @@ def churn_eval(
 
     try:
         frame = pd.read_csv(
-            file, dtype=str, keep_default_na=False, na_values=MISSING_MARKERS, encoding="utf-8-sig",
-            skipinitialspace=True,
+            file, dtype=str, sep=_delimiter(file), keep_default_na=False, na_values=MISSING_MARKERS,
+            encoding="utf-8-sig", skipinitialspace=True,
         )  # fmt: skip
     except FileNotFoundError:
         fail(f"cannot read {file}: no such file")
@@ -222,7 +233,7 @@ def churn_eval(
     except ChurnDataError as exc:
         fail(str(exc))
     result["seconds"] = round(time.perf_counter() - started, 3)
-    result["target"] = {"column": target.strip(), "mapping": prepared.target_mapping,
+    result["target"] = {"column": prepared.target_column, "mapping": prepared.target_mapping,
                         "rows_without_target": prepared.rows_without_target}  # fmt: skip
     result["columns"] = {"numeric": prepared.numeric, "categorical": prepared.categorical,
                          "dropped": prepared.dropped}  # fmt: skip
