@@ -375,7 +375,7 @@ def explain(model: ChurnModel, X: pd.DataFrame, top: int = 3) -> list[list[dict[
         order = np.argsort(-contrib[i], kind="stable")[:top]
         row = []
         for j in order:
-            if contrib[i, j] <= 0:
+            if contrib[i, j] < 0.0005:  # nothing that would show as a reason at 3 decimals
                 break
             value = X.iloc[i][columns[j]]
             if isinstance(value, float | np.floating):
