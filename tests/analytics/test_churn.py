@@ -330,3 +330,11 @@ def test_churn_job_without_both_classes_does_not_train() -> None:
     result = ChurnJob().run(con, JobContext(as_of=D(2025, 7, 1)))
     assert result.metrics["trained"] == 0.0
     assert result.scores == []
+
+
+def test_churn_job_copes_with_profile_columns_missing_for_everyone() -> None:
+    con, _ = _churn_store(300, 8)
+    con.execute("UPDATE customers SET region = NULL")
+    result = ChurnJob().run(con, JobContext(as_of=D(2025, 7, 1), params={"folds": 3}))
+    assert result.metrics["trained"] == 1.0
+    assert len(result.scores) == result.metrics["scored"] > 0

@@ -537,7 +537,8 @@ FEATURE_CATEGORICAL = ("region", "preferred_channel", "acquisition_source")
 def store_table(frame: pd.DataFrame) -> PreparedTable:
     """The store features as a PreparedTable (no inference: the store's types are known)."""
     numeric = [c for c in frame.columns if c not in ("customer_id", "churned", *FEATURE_CATEGORICAL)]
-    categorical = [c for c in FEATURE_CATEGORICAL if c in frame.columns and frame[c].notna().any()]
+    # Always present (as object columns, possibly all missing) so training and scoring frames match.
+    categorical = [c for c in FEATURE_CATEGORICAL if c in frame.columns]
     X = frame[numeric + categorical].copy()
     X[numeric] = X[numeric].astype(np.float64)
     for c in categorical:
@@ -596,6 +597,8 @@ class ChurnJob:
         current = store_table(score_frame)
         # Columns seen in training only (e.g. an interaction kind nobody had since) are zero now.
         X = current.X.reindex(columns=train.X.columns)
+        for c in train.categorical:
+            X[c] = X[c].astype(object).where(X[c].notna(), None)
         for c in train.numeric:
             if c not in current.X:
                 X[c] = 0.0
