@@ -49,7 +49,7 @@ def world(factory: Factory) -> dict[str, int]:
 @pytest.fixture
 def ran(database: Database, world: dict[str, int], store_path: Path) -> dict[str, int]:
     with AnalyticsStore.open(store_path) as st:
-        run_jobs(database, st, as_of=AS_OF)
+        run_jobs(database, st, as_of=AS_OF, only=["rfm", "descriptive"])
     return world
 
 

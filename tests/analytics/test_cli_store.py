@@ -39,7 +39,12 @@ def test_run_sync_and_report(
     assert "Jobs as of 2025-06-30" in ran.output
     assert "rfm-1" in ran.output
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(CustomerScore)).scalar_one() == 3
+        kinds = conn.execute(
+            select(CustomerScore.kind, func.count()).group_by(CustomerScore.kind).order_by(CustomerScore.kind)
+        ).all()
+    # Every job ran; with three purchasers the BG/NBD and churn models have too little data to fit,
+    # so they write no predictions while the descriptive scores cover every consenting customer.
+    assert [tuple(k) for k in kinds] == [("historical_clv", 4), ("lifecycle", 4), ("rfm", 3)]
 
     synced = rapport(url, "sync", "--store", store)
     assert synced.exit_code == 0, synced.output

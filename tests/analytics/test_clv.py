@@ -366,3 +366,28 @@ def test_summarise_rejects_bad_input(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         summarise(ids, dates, amounts, end=end, time_unit=unit)  # type: ignore[arg-type]
+
+
+def test_summarise_integer_ids_dense_and_sparse_match_string_ids() -> None:
+    rng = np.random.default_rng(8)
+    n = 5000
+    base = rng.integers(0, 300, n)
+    dates = np.datetime64("2024-01-01") + rng.integers(0, 400, n).astype("timedelta64[D]")
+    amounts = np.round(rng.uniform(1, 100, n), 2)
+    as_text = summarise([f"c{i:04d}" for i in base], dates, amounts, dt.date(2025, 3, 1))
+    for ids in (base, base * 10**12 + 7):  # a compact range (presence table) and a sparse one (sort)
+        s = summarise(ids, dates, amounts, dt.date(2025, 3, 1))
+        assert s.customer_ids.tolist() == sorted(set(ids.tolist()))
+        for name in ("frequency", "recency", "T"):
+            np.testing.assert_array_equal(getattr(s, name), getattr(as_text, name))
+        np.testing.assert_allclose(s.monetary, as_text.monetary, rtol=1e-12)
+
+
+def test_group_rows_on_fractional_values_uses_the_general_path() -> None:
+    a = np.array([0.5, 1.0, 0.5, 1.0])
+    b = np.array([2.25, 3.0, 2.25, 1.0])
+    (ua, ub), counts, inverse = group_rows(a, b)
+    assert ua.tolist() == [0.5, 1.0, 1.0]
+    assert ub.tolist() == [2.25, 1.0, 3.0]
+    assert counts.tolist() == [2.0, 1.0, 1.0]
+    assert inverse.tolist() == [0, 2, 0, 1]

@@ -65,14 +65,15 @@ def rfm_details(r: int, f: int, m: int, recency: int, frequency: int, monetary: 
 def test_jobs_implement_the_protocol() -> None:
     assert isinstance(RfmJob(), AnalyticsJob)
     assert isinstance(DescriptiveJob(), AnalyticsJob)
-    assert list(registry()) == ["rfm", "descriptive"]
+    assert all(isinstance(job, AnalyticsJob) for job in registry().values())
+    assert list(registry()) == ["rfm", "descriptive", "clv", "lifecycle", "churn"]
 
 
 def test_run_writes_rfm_scores_and_result_tables(
     db: Session, database: Database, factory: Factory, store: AnalyticsStore
 ) -> None:
     ids = build(factory)
-    report = run_jobs(database, store, as_of=AS_OF, now=RUN_AT)
+    report = run_jobs(database, store, as_of=AS_OF, only=["rfm", "descriptive"], now=RUN_AT)
     assert report.sync is not None and report.sync.upserted["customers"] == 4
     rfm = report.jobs[0]
     assert (rfm.job, rfm.scores_written, rfm.scores_withheld) == ("rfm", 3, 0)

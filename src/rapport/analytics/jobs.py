@@ -72,10 +72,14 @@ class AnalyticsJob(Protocol):
 
 def registry() -> dict[str, AnalyticsJob]:
     """Every job the runner knows, in run order (imported here so compute modules stay leaf modules)."""
+    from rapport.analytics.churn import ChurnJob
+    from rapport.analytics.customer_value import ClvJob
     from rapport.analytics.descriptive import DescriptiveJob
+    from rapport.analytics.lifecycle import LifecycleJob
     from rapport.analytics.rfm import RfmJob
 
-    jobs: list[AnalyticsJob] = [RfmJob(), DescriptiveJob()]
+    # Lifecycle reads P(alive) from the CLV model it fits itself; churn reads behaviour only.
+    jobs: list[AnalyticsJob] = [RfmJob(), DescriptiveJob(), ClvJob(), LifecycleJob(), ChurnJob()]
     return {job.name: job for job in jobs}
 
 

@@ -22,7 +22,8 @@ from rapport.analytics.store import AnalyticsStore, SyncReport
 from rapport.cli.common import URL_HELP, cli_errors, console, fail, open_database, settings
 
 app = typer.Typer(
-    help="Customer analytics: store sync, jobs (RFM...), reports, CLV models.", no_args_is_help=True
+    help="Customer analytics: store sync, jobs (RFM, CLV, lifecycle, churn...), reports, models on files.",
+    no_args_is_help=True,
 )
 
 
@@ -303,3 +304,96 @@ def report(
     for item in written:
         typer.echo(str(item))
     typer.echo(f"{len(written)} files in {out}")
+
+
+def _delimiter(path: Path) -> str:
+    """Comma unless the header line clearly uses semicolons or tabs (common in European exports)."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as fh:
+            header = fh.readline()
+    except OSError:
+        return ","  # read_csv reports the error
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    return max(counts, key=lambda sep: counts[sep]) if max(counts.values()) > 0 else ","
+
+
+MISSING_MARKERS = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?"]
+
+
+@app.command("churn-eval")
+def churn_eval(
+    file: Path = typer.Argument(..., help="CSV table with a header row, one row per customer."),
+    target: str = typer.Option(..., "--target", help="Binary column: 0/1, yes/no, true/false, churned/..."),
+    folds: int = typer.Option(5, "--folds", min=2, max=20, help="Cross-validation folds."),
+    seed: int = typer.Option(0, "--seed", help="Seed for folds, holdout split and models."),
+    holdout: float = typer.Option(0.25, "--holdout", min=0.05, max=0.5, help="Share of rows held out."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a summary."),
+) -> None:
+    """Cross-validate the churn pipeline on any table with a binary target and print ROC AUC, PR AUC, more.
+
+    Columns are typed from the data; identifiers, empty and constant columns are dropped (listed in
+    the output). Both candidates (gradient boosting, logistic regression) are cross-validated; the
+    better one is calibrated and scored on a stratified holdout (Brier score, calibration table).
+    """
+    import pandas as pd
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from rapport.analytics.churn import ChurnDataError, evaluate, prepare_table
+
+    try:
+        frame = pd.read_csv(
+            file, dtype=str, sep=_delimiter(file), keep_default_na=False, na_values=MISSING_MARKERS,
+            encoding="utf-8-sig", skipinitialspace=True,
+        )  # fmt: skip
+    except FileNotFoundError:
+        fail(f"cannot read {file}: no such file")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"{file} is not UTF-8 text")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        fail(f"{file} is not valid CSV: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    # Numbers stay text until prepare_table types every column from its values.
+    started = time.perf_counter()
+    err = Console(stderr=True)
+    try:
+        prepared = prepare_table(frame, target.strip())
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=err, transient=True, disable=not err.is_terminal,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("preparing", total=None)
+            result = evaluate(
+                prepared, folds=folds, seed=seed, holdout=holdout,
+                progress=lambda message: progress.update(task, description=message),
+            )  # fmt: skip
+    except ChurnDataError as exc:
+        fail(str(exc))
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    result["target"] = {"column": prepared.target_column, "mapping": prepared.target_mapping,
+                        "rows_without_target": prepared.rows_without_target}  # fmt: skip
+    result["columns"] = {"numeric": prepared.numeric, "categorical": prepared.categorical,
+                         "dropped": prepared.dropped}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(
+        f"rows {result['rows']}, positives {result['positives']} ({result['positive_rate']:.1%}), "
+        f"{len(prepared.numeric)} numeric and {len(prepared.categorical)} categorical columns"
+    )
+    for name, reason in prepared.dropped.items():
+        typer.echo(f"  dropped {name}: {reason}")
+    typer.echo(f"{'model':<24}{'ROC AUC':>10}{'PR AUC':>10}{'Brier':>10}  ({folds}-fold CV)")
+    for name, m in result["cv"].items():
+        mark = " *" if name == result["selected_model"] else ""
+        typer.echo(f"{name:<24}{m['roc_auc']:>10.4f}{m['pr_auc']:>10.4f}{m['brier']:>10.4f}{mark}")
+    h = result["holdout"]
+    typer.echo(f"{'holdout (calibrated)':<24}{h['roc_auc']:>10.4f}{h['pr_auc']:>10.4f}{h['brier']:>10.4f}"
+               f"  ({h['rows']} rows)")  # fmt: skip
+    typer.echo(f"{'calibration bin':<16}{'rows':>6}{'predicted':>11}{'observed':>10}")
+    for row in h["calibration"]:
+        typer.echo(
+            f"{int(row['bin']):<16}{int(row['rows']):>6}{row['mean_predicted']:>11.3f}{row['observed_rate']:>10.3f}"
+        )
