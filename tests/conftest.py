@@ -23,6 +23,7 @@ from rapport import migrate
 from rapport.app import create_app
 from rapport.config import Settings
 from rapport.db import Database, make_engine
+from rapport.security import crypto
 from tests.factories import Factory
 
 PG_URL = os.environ.get("RAPPORT_TEST_DATABASE_URL")
@@ -58,6 +59,12 @@ def data_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def settings(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir, secret_key="test-secret-" + "x" * 32, database_url=None, tune_gc=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _master_key(settings: Settings) -> None:
+    """Field encryption on, with a master key file in the session's temporary data dir."""
+    crypto.configure_from_settings(settings)
 
 
 @pytest.fixture(scope="session")

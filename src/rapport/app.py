@@ -15,6 +15,7 @@ from rapport.db import Database, make_engine
 from rapport.errors import install_error_handlers
 from rapport.middleware import RequestContextMiddleware
 from rapport.pagination import CursorCodec
+from rapport.security import crypto
 from rapport.security.ratelimit import LoginThrottle
 
 
@@ -32,6 +33,7 @@ def _tune_gc() -> None:
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
+    crypto.configure_from_settings(settings)  # the master key is read on first use
     if database is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(make_engine(settings.resolved_database_url))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     default_phone_region: str = Field(default="CN", description="Region for numbers typed without +.")
     page_size_max: int = 200
     demo_password: str | None = None
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Field-encryption master key (64 hex digits or base64 of 32 bytes); when unset, "
+        "the file master.key in the data directory, created on first use with mode 0600.",
+    )
+    field_encryption: bool = Field(
+        default=True,
+        description="Encrypt contact values at rest. 'off' only to measure what encryption costs.",
+    )
     tune_gc: bool = Field(
         default=True,
         description="Freeze start-up objects and collect garbage less often (p99 latency 120 -> 40 ms).",

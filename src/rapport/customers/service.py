@@ -221,7 +221,8 @@ class Customers(Resource):
         contacts: list[Row] = []
         if p.can("contact_point", Action.read):
             stmt = recs.select(CONTACT_POINT).where(CONTACT_POINT.table.c.customer_id == customer_id)
-            contacts = [dict(r) for r in session.execute(stmt.order_by(CONTACT_POINT.table.c.id)).mappings()]
+            rows = session.execute(stmt.order_by(CONTACT_POINT.table.c.id)).mappings()
+            contacts = recs.open(CONTACT_POINT, [dict(r) for r in rows])
         timeline: list[dict[str, Any]] = []
         summary = None
         if p.can("order", Action.read):

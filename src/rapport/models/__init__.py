@@ -11,7 +11,7 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
-from rapport.models.system import AuditEvent, IdempotencyRecord
+from rapport.models.system import AuditEvent, EncryptionKey, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Customer",
     "CustomerSearchTerm",
     "CustomerTag",
+    "EncryptionKey",
     "IdempotencyRecord",
     "Interaction",
     "Order",

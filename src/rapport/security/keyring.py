@@ -1,0 +1,356 @@
+"""Data-key versions in the database, sealing of whole rows, rotation and re-encryption.
+
+Which columns are encrypted is declared once, on the columns (``pii(..., protection="encrypted")``);
+:func:`sealed_columns` reads it. Every path that writes or reads those columns goes through
+:func:`seal_values` / :func:`open_rows` with the row's id, which the ciphertext is bound to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from rapport.models import Base, EncryptionKey
+from rapport.models.base import table_of, utcnow
+from rapport.privacy.classification import encrypted_columns
+from rapport.security import crypto
+
+KEYS = table_of(EncryptionKey)
+ACTIVE, RETIRING, RETIRED = "active", "retiring", "retired"
+
+# Unwrapped data keys by (master key id, version, wrapped bytes): unwrapping may be a KMS call.
+_UNWRAPPED: dict[tuple[str, int, bytes], AESGCM] = {}
+
+
+def _wrap_context(version: int) -> bytes:
+    return f"rapport/data-key/{version}".encode()
+
+
+@dataclass
+class Keyring:
+    """The key versions of one database, unwrapped."""
+
+    keys: dict[int, AESGCM] = field(default_factory=dict)
+    states: dict[int, str] = field(default_factory=dict)
+    active: int | None = None
+
+    def aead(self, version: int) -> AESGCM | None:
+        return self.keys.get(version)
+
+    def seal(self, table: str, column: str, row_id: int, data: bytes | str | None) -> bytes | None:
+        if data is None:
+            return None
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        if not crypto.encryption_enabled():
+            return crypto.plain_bytes(raw)
+        if self.active is None:
+            raise crypto.CryptoError("no active data key; a write unit creates one")
+        return crypto.seal_bytes(self.keys[self.active], self.active, table, column, row_id, raw)
+
+    def open(self, table: str, column: str, row_id: int, blob: bytes | str | None) -> bytes | None:
+        if blob is None:
+            return None
+        try:
+            return crypto.open_bytes(
+                self.aead, table, column, row_id, blob, allow_plain=not crypto.encryption_enabled()
+            )
+        except crypto.CryptoError as exc:
+            crypto.log.error("field decryption failed: %s", exc.reason)
+            raise
+
+    def open_text(self, table: str, column: str, row_id: int, blob: bytes | str | None) -> str | None:
+        raw = self.open(table, column, row_id, blob)
+        return None if raw is None else raw.decode()
+
+
+def load_keyring(conn: Connection) -> Keyring:
+    provider = crypto.provider()
+    ring = Keyring()
+    rows = conn.execute(select(KEYS.c.id, KEYS.c.wrapped_key, KEYS.c.master_key_id, KEYS.c.state)).all()
+    for version, wrapped, master_id, state in rows:
+        if master_id != provider.key_id:
+            raise crypto.MasterKeyError(
+                f"data key {version} is wrapped by master key {master_id}, this process holds "
+                f"{provider.key_id}; set RAPPORT_MASTER_KEY or restore the key file"
+            )
+        cache_key = (master_id, version, bytes(wrapped))
+        aead = _UNWRAPPED.get(cache_key)
+        if aead is None:
+            aead = _UNWRAPPED[cache_key] = AESGCM(provider.unwrap(bytes(wrapped), _wrap_context(version)))
+        ring.keys[version] = aead
+        ring.states[version] = state
+        if state == ACTIVE:
+            ring.active = version
+    return ring
+
+
+def add_key_version(conn: Connection, *, state: str = ACTIVE) -> int:
+    """A new random data key, wrapped by the master key; returns its version."""
+    top = conn.execute(select(func.max(KEYS.c.id))).scalar()
+    version = int(top or 0) + 1
+    provider = crypto.provider()
+    wrapped = provider.wrap(AESGCM.generate_key(bit_length=256), _wrap_context(version))
+    conn.execute(
+        insert(KEYS).values(
+            id=version, wrapped_key=wrapped, master_key_id=provider.key_id, state=state, created_at=utcnow()
+        )
+    )
+    return version
+
+
+def _ensure_active(conn: Connection, ring: Keyring) -> Keyring:
+    if ring.active is not None or not crypto.encryption_enabled():
+        return ring
+    if conn.dialect.name == "postgresql":
+        # Two first writers must not both create version 1; the loser waits, then sees it.
+        conn.execute(text("LOCK TABLE encryption_key IN SHARE ROW EXCLUSIVE MODE"))
+        ring = load_keyring(conn)
+        if ring.active is not None:
+            return ring
+    add_key_version(conn)
+    return load_keyring(conn)
+
+
+def keyring_for(session: Session | Connection, *, for_write: bool = False) -> Keyring:
+    """The keyring of the unit of work, loaded once per unit (a one-row-per-version query)."""
+    if not isinstance(session, Session):  # a bare connection outlives units: no memo
+        ring = load_keyring(session)
+        return _ensure_active(session, ring) if for_write else ring
+    info: MutableMapping[str, Any] = session.info
+    ring = info.get("rapport_keyring")
+    if ring is None:
+        ring = info["rapport_keyring"] = load_keyring(session.connection())
+    if for_write and ring.active is None and crypto.encryption_enabled():
+        ring = info["rapport_keyring"] = _ensure_active(session.connection(), ring)
+    return ring
+
+
+def forget_keyring(session: Session) -> None:
+    session.info.pop("rapport_keyring", None)
+
+
+# -- rows ------------------------------------------------------------------------------------------
+
+
+@cache
+def sealed_columns(table_name: str) -> tuple[str, ...]:
+    table = Base.metadata.tables.get(table_name)
+    return encrypted_columns(table) if table is not None else ()
+
+
+def sealed_tables() -> list[Table]:
+    return [t for t in Base.metadata.sorted_tables if sealed_columns(t.name)]
+
+
+def seal_values(
+    session: Session | Connection, table: Table, row_id: int, values: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Encrypt, in place, the sealed columns present in ``values`` for row ``row_id``."""
+    columns = [c for c in sealed_columns(table.name) if c in values]
+    if not columns:
+        return values
+    ring = keyring_for(session, for_write=True)
+    for c in columns:
+        values[c] = ring.seal(table.name, c, row_id, values[c])
+    return values
+
+
+def open_rows(session: Session | Connection, table: Table, rows: Iterable[MutableMapping[str, Any]]) -> None:
+    """Decrypt, in place, the sealed columns of ``rows`` (each must carry its ``id``)."""
+    columns = sealed_columns(table.name)
+    ring: Keyring | None = None
+    for row in rows:
+        for c in columns:
+            blob = row.get(c)
+            if blob is None:
+                continue
+            if ring is None:
+                ring = keyring_for(session)
+            row[c] = ring.open_text(table.name, c, row["id"], blob)
+
+
+def allocate_id(conn: Connection, table: Table) -> int:
+    """The id the next row of ``table`` will get, known before the insert (the AAD needs it).
+
+    PostgreSQL: the serial sequence. SQLite: max + 1, safe because write units hold the
+    database's single-writer lock from BEGIN IMMEDIATE to COMMIT.
+    """
+    if conn.dialect.name == "postgresql":
+        return int(
+            conn.execute(
+                text("SELECT nextval(pg_get_serial_sequence(:t, 'id'))"), {"t": table.name}
+            ).scalar_one()
+        )
+    return int(conn.execute(select(func.coalesce(func.max(table.c.id), 0) + 1)).scalar_one())
+
+
+# -- status and rotation ---------------------------------------------------------------------------
+
+
+def _header_of(version: int) -> bytes:
+    return bytes([crypto.SEALED]) + version.to_bytes(4, "big")
+
+
+def value_counts(conn: Connection) -> dict[str, dict[str, int]]:
+    """Per ``table.column``: how many values each key version seals ("plain": unencrypted)."""
+    out: dict[str, dict[str, int]] = {}
+    for table in sealed_tables():
+        for c in sealed_columns(table.name):
+            col = table.c[c]
+            head = func.substr(col, 1, crypto.HEADER_LEN)
+            counts: dict[str, int] = {}
+            for prefix, n in conn.execute(
+                select(head, func.count()).where(col.is_not(None)).group_by(head)
+            ).all():
+                version = crypto.key_version_of(bytes(prefix) if not isinstance(prefix, str) else b"")
+                name = "plain" if version is None else str(version)
+                counts[name] = counts.get(name, 0) + int(n)
+            out[f"{table.name}.{c}"] = counts
+    return out
+
+
+def start_rotation(conn: Connection) -> int:
+    """A new active key version; the previous active one becomes ``retiring``. Returns it."""
+    conn.execute(update(KEYS).where(KEYS.c.state == ACTIVE).values(state=RETIRING))
+    return add_key_version(conn)
+
+
+def rotation_in_progress(conn: Connection) -> bool:
+    return conn.execute(select(KEYS.c.id).where(KEYS.c.state == RETIRING).limit(1)).first() is not None
+
+
+def _stale(table: Table, columns: Iterable[str], header: bytes) -> Any:
+    """Rows of ``table`` with a sealed value not under the key ``header`` names."""
+    return or_(
+        *(func.substr(table.c[c], 1, crypto.HEADER_LEN) != bindparam(f"h_{c}", header) for c in columns)
+    )
+
+
+def pending_rows(conn: Connection) -> dict[str, int]:
+    """Rows per sealed table still holding a value under another key than the active one."""
+    ring = load_keyring(conn)
+    out: dict[str, int] = {}
+    for table in sealed_tables():
+        if ring.active is None:
+            out[table.name] = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            continue
+        stale = _stale(table, sealed_columns(table.name), _header_of(ring.active))
+        out[table.name] = int(conn.execute(select(func.count()).select_from(table).where(stale)).scalar_one())
+    return out
+
+
+def reseal_batch(
+    conn: Connection, ring: Keyring, table: Table, columns: tuple[str, ...], after_id: int, limit: int
+) -> tuple[int, int]:
+    """Re-seal under the active key up to ``limit`` rows after ``after_id`` that are not under it.
+
+    Plaintext values (a database encrypted for the first time) are sealed the same way. Returns
+    (rows changed, last id seen); (0, after_id) when none is left.
+    """
+    if ring.active is None:
+        raise crypto.CryptoError("no active data key")
+    header = _header_of(ring.active)
+    stmt = (
+        select(table.c.id, *(table.c[c] for c in columns))
+        .where(table.c.id > after_id, _stale(table, columns, header))
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    rows = conn.execute(stmt, {f"h_{c}": header for c in columns}).all()
+    if not rows:
+        return 0, after_id
+    updates = []
+    for row in rows:
+        rid = int(row[0])
+        values: dict[str, Any] = {"b_id": rid}
+        for i, c in enumerate(columns, start=1):
+            values[c] = ring.seal(table.name, c, rid, open_legacy(ring, table.name, c, rid, row[i]))
+        updates.append(values)
+    conn.execute(
+        update(table).where(table.c.id == bindparam("b_id")).values({c: bindparam(c) for c in columns}),
+        updates,
+    )
+    return len(rows), int(rows[-1][0])
+
+
+@dataclass(frozen=True)
+class Batch:
+    table: str
+    rows: int
+    last_id: int
+
+
+def reencrypt_batches(unit: Callable[[], Any], *, batch_size: int = 500) -> Iterator[Batch]:
+    """Re-seal every value not under the active key, ``batch_size`` rows per committed unit.
+
+    ``unit`` opens a write unit of work (a context manager yielding a Session that commits on
+    exit), so an interruption loses at most one batch and a rerun continues where it stopped:
+    rows already under the active key are skipped by the query itself. Readers keep decrypting
+    meanwhile, because the retiring key stays in the keyring. Yields after each committed batch.
+    """
+    for table in sealed_tables():
+        columns = sealed_columns(table.name)
+        last = 0
+        while True:
+            with unit() as session:
+                forget_keyring(session)
+                ring = keyring_for(session, for_write=True)
+                n, last = reseal_batch(session.connection(), ring, table, columns, last, batch_size)
+            if n == 0:
+                break
+            yield Batch(table.name, n, last)
+
+
+def _legacy(value: Any) -> Any:
+    """Values written before encryption: str (SQLite TEXT) or bytes without a marker (PostgreSQL)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return crypto.plain_bytes(value.encode())
+    raw = bytes(value)
+    if raw and raw[0] in (crypto.SEALED, crypto.PLAIN):
+        return raw
+    return crypto.plain_bytes(raw)
+
+
+def open_legacy(ring: Keyring, table: str, column: str, row_id: int, value: Any) -> bytes | None:
+    """Plaintext of a value that may predate encryption (migrations and re-encryption only)."""
+    blob = _legacy(value)
+    if blob is None:
+        return None
+    if blob[0] == crypto.PLAIN:
+        return bytes(blob[1:])
+    return ring.open(table, column, row_id, blob)
+
+
+def finish_rotation(conn: Connection) -> list[int]:
+    """Mark ``retiring`` versions ``retired`` once no value is left under them; returns them."""
+    if any(pending_rows(conn).values()):
+        return []
+    versions = [int(v) for v in conn.execute(select(KEYS.c.id).where(KEYS.c.state == RETIRING)).scalars()]
+    if versions:
+        conn.execute(update(KEYS).where(KEYS.c.id.in_(versions)).values(state=RETIRED, retired_at=utcnow()))
+    return versions
+
+
+def key_versions(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(KEYS.c.id, KEYS.c.state, KEYS.c.master_key_id, KEYS.c.created_at, KEYS.c.retired_at).order_by(
+            KEYS.c.id
+        )
+    ).mappings()
+    out = []
+    for r in rows:
+        item = dict(r)
+        for k in ("created_at", "retired_at"):
+            if isinstance(item[k], dt.datetime):
+                item[k] = item[k].isoformat()
+        out.append(item)
+    return out
