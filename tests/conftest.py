@@ -27,6 +27,8 @@ from rapport.security import crypto
 from tests.factories import Factory
 
 PG_URL = os.environ.get("RAPPORT_TEST_DATABASE_URL")
+# One field-encryption master key for the whole run, app and CLI alike (no key file in the tree).
+os.environ.setdefault("RAPPORT_MASTER_KEY", secrets.token_hex(32))
 
 
 def _fresh_url(tmp: Path) -> tuple[str, str | None]:
@@ -61,9 +63,9 @@ def settings(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir, secret_key="test-secret-" + "x" * 32, database_url=None, tune_gc=False)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _master_key(settings: Settings) -> None:
-    """Field encryption on, with a master key file in the session's temporary data dir."""
+@pytest.fixture(autouse=True)
+def _field_encryption(settings: Settings) -> None:
+    """Field encryption on, under the run's master key, whatever an earlier test configured."""
     crypto.configure_from_settings(settings)
 
 

@@ -21,7 +21,9 @@ def terms_for(*names: str | None) -> set[str]:
     for name in names:
         if not name:
             continue
-        text = _norm(name)
+        # A name field holding a phone number or an email must not copy it into this plaintext
+        # index: contact values are searched through their blind index only.
+        text = " ".join(word for word in _norm(name).split() if not _contact_like(word))
         compact = "".join(text.split())
         if not compact:
             continue
@@ -44,8 +46,6 @@ def terms_for(*names: str | None) -> set[str]:
             terms.add(" ".join(words))
             terms.add("".join(words))
         terms.add(compact)
-    # A name field holding a phone number or an email must not copy it into this plaintext index:
-    # contact values are searched through their blind index only.
     return {t[:200] for t in terms if t and not _contact_like(t)}
 
 

@@ -57,11 +57,13 @@ class CryptoError(RapportError):
     """Key material or stored ciphertext is unusable. Always a 500: nothing the client did."""
 
     status, slug, title = 500, "stored-data-unreadable", "Stored data could not be read"
+    public = "A stored value could not be decrypted; quote the request id when reporting it."
 
-    def __init__(self, detail: str | None = None) -> None:
-        # The client learns only that it failed; operators get ``reason`` in the log.
-        super().__init__("A stored value could not be decrypted; quote the request id when reporting it.")
-        self.reason = detail or self.title
+    def __init__(self, reason: str | None = None) -> None:
+        # The client learns only that it failed (``detail``); operators get ``reason`` in the log.
+        super().__init__(self.public)
+        self.reason = reason or self.title
+        self.args = (self.reason,)
 
 
 class DecryptionError(CryptoError):
@@ -82,6 +84,8 @@ class PlaintextRefused(DecryptionError):
 
 class MasterKeyError(CryptoError):
     """The master key is missing, malformed or readable by others."""
+
+    public = "Field encryption is not configured correctly; quote the request id when reporting it."
 
 
 # -- the master key --------------------------------------------------------------------------------
