@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, inspect, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from rapport.models import Base, EncryptionKey
@@ -247,12 +247,20 @@ def pending_rows(conn: Connection) -> dict[str, int]:
 
 
 def reseal_batch(
-    conn: Connection, ring: Keyring, table: Table, columns: tuple[str, ...], after_id: int, limit: int
+    conn: Connection,
+    ring: Keyring,
+    table: Table,
+    columns: tuple[str, ...],
+    after_id: int,
+    limit: int,
+    *,
+    legacy: bool = False,
 ) -> tuple[int, int]:
     """Re-seal under the active key up to ``limit`` rows after ``after_id`` that are not under it.
 
-    Plaintext values (a database encrypted for the first time) are sealed the same way. Returns
-    (rows changed, last id seen); (0, after_id) when none is left.
+    Plain-marked values (stored while encryption was off) are sealed the same way; ``legacy``:
+    the values predate encryption (migration 0004) and are raw plaintext. Returns (rows changed,
+    last id seen); (0, after_id) when none is left.
     """
     if ring.active is None:
         raise crypto.CryptoError("no active data key")
@@ -271,7 +279,8 @@ def reseal_batch(
         rid = int(row[0])
         values: dict[str, Any] = {"b_id": rid}
         for i, c in enumerate(columns, start=1):
-            values[c] = ring.seal(table.name, c, rid, open_legacy(ring, table.name, c, rid, row[i]))
+            plain = raw_plaintext(row[i]) if legacy else open_stored(ring, table.name, c, rid, row[i])
+            values[c] = ring.seal(table.name, c, rid, plain)
         updates.append(values)
     conn.execute(
         update(table).where(table.c.id == bindparam("b_id")).values({c: bindparam(c) for c in columns}),
@@ -308,25 +317,21 @@ def reencrypt_batches(unit: Callable[[], Any], *, batch_size: int = 500) -> Iter
             yield Batch(table.name, n, last)
 
 
-def _legacy(value: Any) -> Any:
-    """Values written before encryption: str (SQLite TEXT) or bytes without a marker (PostgreSQL)."""
+def raw_plaintext(value: Any) -> bytes | None:
+    """A value written before encryption existed: its bytes, whatever they start with."""
     if value is None:
         return None
-    if isinstance(value, str):
-        return crypto.plain_bytes(value.encode())
-    raw = bytes(value)
-    if raw and raw[0] in (crypto.SEALED, crypto.PLAIN):
-        return raw
-    return crypto.plain_bytes(raw)
+    return value.encode() if isinstance(value, str) else bytes(value)
 
 
-def open_legacy(ring: Keyring, table: str, column: str, row_id: int, value: Any) -> bytes | None:
-    """Plaintext of a value that may predate encryption (migrations and re-encryption only)."""
-    blob = _legacy(value)
-    if blob is None:
+def open_stored(ring: Keyring, table: str, column: str, row_id: int, value: Any) -> bytes | None:
+    """Plaintext of a sealed or plain-marked value, whether or not encryption is on now
+    (rotation, and encrypting what was stored while encryption was off)."""
+    if value is None:
         return None
-    if blob[0] == crypto.PLAIN:
-        return bytes(blob[1:])
+    blob = bytes(value) if not isinstance(value, str) else value.encode()
+    if blob[:1] == bytes([crypto.PLAIN]):
+        return blob[1:]
     return ring.open(table, column, row_id, blob)
 
 
@@ -354,3 +359,24 @@ def key_versions(conn: Connection) -> list[dict[str, Any]]:
                 item[k] = item[k].isoformat()
         out.append(item)
     return out
+
+
+def scrub_after_first_encryption(engine: Engine) -> list[str]:
+    """Rewrite the sealed tables so no dead plaintext row version survives in their files.
+
+    Migration 0004 encrypts existing rows in place. SQLite zeroes the old pages itself (the
+    migration turns on secure_delete); PostgreSQL keeps the old tuple versions in the heap until
+    the table is rewritten, which cannot happen in the migration's own transaction. Returns the
+    tables rewritten.
+    """
+    if engine.dialect.name != "postgresql":
+        return []
+    names = [t.name for t in sealed_tables()]
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text(f"VACUUM FULL {', '.join(names)}"))
+    return names
+
+
+def has_key_table(engine: Engine) -> bool:
+    return KEYS.name in inspect(engine).get_table_names()

@@ -8,7 +8,8 @@ Existing rows are encrypted here, in the migration's transaction: contact values
 value_normalized, district, postal_code) and stored idempotent responses are sealed under data key
 version 1, and the blind index is computed from the plaintext. On an empty database (a fresh
 install, the test suite) no key is touched; the first write creates key version 1. The master key
-comes from RAPPORT_MASTER_KEY or <data dir>/master.key, as for the server.
+comes from RAPPORT_MASTER_KEY or <data dir>/master.key, as for the server. SQLite zeroes the
+replaced plaintext (secure_delete); on PostgreSQL `rapport db upgrade` rewrites the tables afterwards.
 """
 
 from collections.abc import Sequence
@@ -58,6 +59,9 @@ def upgrade() -> None:
         sa.Column("retired_at", rapport.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_encryption_key")),
     )
+    if op.get_bind().dialect.name == "sqlite":
+        # The plaintext copied away from and overwritten below is zeroed, not left in free pages.
+        op.execute("PRAGMA secure_delete = ON")
     with op.batch_alter_table("contact_point", schema=None) as batch_op:
         batch_op.drop_index("ix_contact_point_kind_value_normalized")
         batch_op.add_column(sa.Column("value_bidx", sa.String(length=32), nullable=True))
@@ -104,13 +108,7 @@ def _encrypt_existing() -> None:
                 {
                     "b_id": r.id,
                     "b": crypto.blind_index(
-                        r.kind,
-                        (
-                            keyring.open_legacy(
-                                ring, "contact_point", "value_normalized", r.id, r.value_normalized
-                            )
-                            or b""
-                        ).decode(),
+                        r.kind, (keyring.raw_plaintext(r.value_normalized) or b"").decode()
                     ),
                 }
                 for r in rows
@@ -120,9 +118,12 @@ def _encrypt_existing() -> None:
     for table, columns in ((_contact, tuple(c for c, _ in _SEALED)), (_idem, ("response_body",))):
         last = 0
         while True:
-            n, last = keyring.reseal_batch(conn, ring, table, columns, last, _BATCH)
+            n, last = keyring.reseal_batch(conn, ring, table, columns, last, _BATCH, legacy=True)
             if n == 0:
                 break
+    # PostgreSQL keeps the plaintext tuple versions in the heap until the tables are rewritten,
+    # which cannot happen inside this transaction: `rapport db upgrade` runs VACUUM FULL after it
+    # (rapport.security.keyring.scrub_after_first_encryption).
 
 
 def downgrade() -> None:
@@ -140,7 +141,7 @@ def downgrade() -> None:
             for row in rows:
                 values: dict[str, object] = {"b_id": row[0]}
                 for i, c in enumerate(columns, start=1):
-                    plain = keyring.open_legacy(ring, table.name, c, row[0], row[i])
+                    plain = keyring.open_stored(ring, table.name, c, row[0], row[i])
                     values[c] = (
                         plain.decode() if plain is not None and text_out and table is _contact else plain
                     )
