@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, inspect, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import TableClause
 
 from rapport.models import Base, EncryptionKey
 from rapport.models.base import table_of, utcnow
@@ -124,9 +125,10 @@ def keyring_for(session: Session | Connection, *, for_write: bool = False) -> Ke
         ring = load_keyring(session)
         return _ensure_active(session, ring) if for_write else ring
     info: MutableMapping[str, Any] = session.info
-    ring = info.get("rapport_keyring")
-    if ring is None:
-        ring = info["rapport_keyring"] = load_keyring(session.connection())
+    memo: Keyring | None = info.get("rapport_keyring")
+    if memo is None:
+        memo = info["rapport_keyring"] = load_keyring(session.connection())
+    ring = memo
     if for_write and ring.active is None and crypto.encryption_enabled():
         ring = info["rapport_keyring"] = _ensure_active(session.connection(), ring)
     return ring
@@ -226,7 +228,7 @@ def rotation_in_progress(conn: Connection) -> bool:
     return conn.execute(select(KEYS.c.id).where(KEYS.c.state == RETIRING).limit(1)).first() is not None
 
 
-def _stale(table: Table, columns: Iterable[str], header: bytes) -> Any:
+def _stale(table: TableClause, columns: Iterable[str], header: bytes) -> Any:
     """Rows of ``table`` with a sealed value not under the key ``header`` names."""
     return or_(
         *(func.substr(table.c[c], 1, crypto.HEADER_LEN) != bindparam(f"h_{c}", header) for c in columns)
@@ -249,7 +251,7 @@ def pending_rows(conn: Connection) -> dict[str, int]:
 def reseal_batch(
     conn: Connection,
     ring: Keyring,
-    table: Table,
+    table: TableClause,
     columns: tuple[str, ...],
     after_id: int,
     limit: int,

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from rapport.security import crypto
+from tests.cli.test_cli import rapport
+from tests.factories import Factory
+
+MakeUrl = Callable[[], str]
+MakeEngine = Callable[[str], Engine]
+
+
+def _seed(engine: Engine, n: int) -> None:
+    with engine.begin() as conn:
+        f = Factory(conn)
+        cid = f.customer()
+        for i in range(n):
+            f.contact(cid, "phone", f"+861390001{i:04d}", label="手机")
+
+
+def _status(url: str) -> dict[str, Any]:
+    result = rapport(url, "keys", "status", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_rotate_in_batches_resume_and_status(fresh_url: MakeUrl, engines: MakeEngine) -> None:
+    url = fresh_url()
+    _seed(engines(url), 5)
+    before = _status(url)
+    assert before["master_key_id"] == crypto.provider().key_id
+    assert [(v["id"], v["state"], v["values"]) for v in before["versions"]] == [(1, "active", 15)]
+    assert before["columns"]["contact_point.value"] == {"1": 5}
+
+    first = rapport(url, "keys", "rotate", "--batch-size", "2", "--max-batches", "1", "--no-progress")
+    assert first.exit_code == 0, first.output
+    assert first.output.splitlines() == [
+        "new data key version 2 is active",
+        "re-encrypted 2 rows in 1 batches",
+        "3 rows still hold values under an older key; run `rapport keys rotate` to resume",
+    ]
+    middle = _status(url)
+    assert [(v["id"], v["state"], v["values"]) for v in middle["versions"]] == [
+        (1, "retiring", 9),
+        (2, "active", 6),
+    ]
+
+    rest = rapport(url, "keys", "rotate", "--batch-size", "2", "--no-progress")
+    assert rest.exit_code == 0, rest.output
+    assert rest.output.splitlines() == [
+        "resuming the unfinished rotation",
+        "re-encrypted 3 rows in 2 batches",
+        "every value is under the active key; retired version(s) 1",
+    ]
+    after = _status(url)
+    assert [(v["id"], v["state"], v["values"]) for v in after["versions"]] == [
+        (1, "retired", 0),
+        (2, "active", 15),
+    ]
+    assert after["plaintext_values"] == 0
+
+    table = rapport(url, "keys", "status")
+    assert table.exit_code == 0
+    assert "contact_point.value" in table.output and "2: 5" in table.output
+
+
+def test_rotate_refuses_when_encryption_is_off(fresh_url: MakeUrl) -> None:
+    url = fresh_url()
+    result = rapport(url, "keys", "rotate", "--no-progress", RAPPORT_FIELD_ENCRYPTION="off")
+    assert result.exit_code == 1
+    assert "field encryption is off" in result.output
+
+
+def test_a_wrong_master_key_is_one_clear_line(fresh_url: MakeUrl, engines: MakeEngine) -> None:
+    url = fresh_url()
+    _seed(engines(url), 1)
+    result = rapport(url, "keys", "status", RAPPORT_MASTER_KEY="11" * 32)
+    assert result.exit_code == 0  # status reads counts and key metadata, never unwraps
+    rotated = rapport(url, "keys", "rotate", "--no-progress", RAPPORT_MASTER_KEY="11" * 32)
+    assert rotated.exit_code == 1
+    assert "is wrapped by master key" in rotated.output
