@@ -177,7 +177,7 @@ class _Config:
     provider: KeyProvider | None = None
     enabled: bool = True
     factory: Callable[[], tuple[KeyProvider, bool]] | None = None
-    index_key: bytes | None = None
+    index_mac: hmac.HMAC | None = None  # keyed once; each digest works on a copy
 
 
 _config = _Config()
@@ -187,7 +187,7 @@ def configure(provider: KeyProvider, *, enabled: bool = True) -> None:
     """Install the key provider for this process (the app, the CLI and tests call this)."""
     _config.provider = provider
     _config.enabled = enabled
-    _config.index_key = None
+    _config.index_mac = None
 
 
 def configure_from_settings(settings: object) -> None:
@@ -204,7 +204,7 @@ def configure_from_settings(settings: object) -> None:
         return LocalKeyProvider(master), settings.field_encryption
 
     _config.provider = None
-    _config.index_key = None
+    _config.index_mac = None
     _config.factory = make
 
 
@@ -297,8 +297,9 @@ def blind_index(kind: str, normalized_value: str) -> str:
     exact-match lookups and duplicate detection without storing the value; without the key the
     digest cannot be recomputed from a guessed phone number.
     """
-    key = _config.index_key
-    if key is None:
-        key = _config.index_key = provider().derive(BLIND_INDEX_LABEL)
-    mac = hmac.new(key, kind.encode() + b"\0" + normalized_value.encode(), hashlib.sha256)
+    keyed = _config.index_mac
+    if keyed is None:
+        keyed = _config.index_mac = hmac.new(provider().derive(BLIND_INDEX_LABEL), digestmod=hashlib.sha256)
+    mac = keyed.copy()
+    mac.update(kind.encode() + b"\0" + normalized_value.encode())
     return mac.digest()[:BLIND_INDEX_BYTES].hex()
