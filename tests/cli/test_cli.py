@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select, text
 from typer.testing import CliRunner
 
 from rapport.cli import serve as serve_module
+from rapport.cli.common import head_revision
 from rapport.cli.main import app
 from rapport.config import Settings
 from rapport.demo.generator import DEFAULT_DEMO_PASSWORD
@@ -23,6 +24,7 @@ MakeEngine = Callable[[str], Engine]
 STRONG = "Quiet-Meadow-4471"
 
 runner = CliRunner()
+HEAD = head_revision()  # the newest migration; branches add their own
 
 
 def rapport(url: str, *args: str, input: str | None = None, **env: str | None) -> Result:
@@ -105,7 +107,7 @@ def test_demo_migrates_an_empty_sqlite_file_first(tmp_path: Path) -> None:
     result = rapport(url, "demo", "--customers", "3", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "customers: " not in result.output
-    assert rapport(url, "db", "current").output.strip() == "0001 (head)"
+    assert rapport(url, "db", "current").output.strip() == f"{HEAD} (head)"
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -263,7 +265,7 @@ def test_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
     result = rapport(url, "user", "list")
     assert result.exit_code == 1
     assert (
-        "error: database schema is at nothing, this version needs 0001; run `rapport db upgrade` first"
+        f"error: database schema is at nothing, this version needs {HEAD}; run `rapport db upgrade` first"
         in (result.output)
     )
 
@@ -377,12 +379,12 @@ def test_db_upgrade_current_and_check(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sub' / 'x.db'}"
     behind = rapport(url, "db", "current")
     assert behind.exit_code == 1
-    assert behind.output.strip() == "none (head is 0001; run `rapport db upgrade`)"
+    assert behind.output.strip() == f"none (head is {HEAD}; run `rapport db upgrade`)"
     up = rapport(url, "db", "upgrade")
     assert up.exit_code == 0
-    assert up.output.strip().endswith("is at revision 0001 (head)")
+    assert up.output.strip().endswith(f"is at revision {HEAD} (head)")
     assert rapport(url, "db", "upgrade").exit_code == 0  # idempotent
-    assert rapport(url, "db", "current").output.strip() == "0001 (head)"
+    assert rapport(url, "db", "current").output.strip() == f"{HEAD} (head)"
     checked = rapport("unused", "db", "check", "--url", url)
     assert checked.exit_code == 0, checked.output
     assert "no drift: the migrations match the models" in checked.output
@@ -410,7 +412,7 @@ def test_serve_migrates_then_runs_the_requested_workers_on_sqlite(
             },
         )
     ]
-    assert rapport(url, "db", "current").output.strip() == "0001 (head)"
+    assert rapport(url, "db", "current").output.strip() == f"{HEAD} (head)"
 
 
 def test_help_everywhere() -> None:
