@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from rapport import migrate
+from rapport.db import make_engine
 from rapport.security import crypto
 from tests.cli.test_cli import rapport
+from tests.conftest import _drop_schema, _fresh_url
 from tests.factories import Factory
 
 MakeUrl = Callable[[], str]
@@ -83,3 +87,41 @@ def test_a_wrong_master_key_is_one_clear_line(fresh_url: MakeUrl, engines: MakeE
     rotated = rapport(url, "keys", "rotate", "--no-progress", RAPPORT_MASTER_KEY="11" * 32)
     assert rotated.exit_code == 1
     assert "is wrapped by master key" in rotated.output
+
+
+def test_db_upgrade_encrypts_existing_rows_and_scrubs_their_plaintext(tmp_path: Path) -> None:
+    url, schema = _fresh_url(tmp_path)
+    try:
+        migrate.upgrade(url, revision="0001")
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO customer (id, display_name, lifecycle_stage, attributes, created_at, "
+                    "updated_at, version) VALUES (1, 'Old Row', 'lead', '{}', :t, :t, 1)"
+                ),
+                {"t": "2026-01-01 00:00:00"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO contact_point (id, customer_id, kind, value, value_normalized, is_primary, "
+                    "is_verified, created_at, updated_at, version) VALUES "
+                    "(1, 1, 'email', 'Old@Example.com', 'old@example.com', true, false, :t, :t, 1)"
+                ),
+                {"t": "2026-01-01 00:00:00"},
+            )
+        result = rapport(url, "db", "upgrade")
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        if engine.dialect.name == "postgresql":
+            assert lines[0].startswith("rewrote ") and "contact_point" in lines[0]
+        else:
+            assert len(lines) == 1  # SQLite zeroed the old pages during the migration
+        status = json.loads(rapport(url, "keys", "status", "--json").output)
+        assert status["columns"]["contact_point.value"] == {"1": 1}
+        with engine.connect() as conn:
+            bidx = conn.execute(text("SELECT value_bidx FROM contact_point")).scalar_one()
+        assert bidx == crypto.blind_index("email", "old@example.com")
+        engine.dispose()
+    finally:
+        _drop_schema(schema)
