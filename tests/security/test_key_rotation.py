@@ -15,11 +15,13 @@ from rapport.config import Settings
 from rapport.db import Database, make_engine
 from rapport.models import ContactPoint
 from rapport.models.base import table_of
-from rapport.security import crypto
+from rapport.security import crypto, keyring
 from rapport.security.keyring import (
     KEYS,
     finish_rotation,
+    keyring_for,
     load_keyring,
+    open_rows,
     pending_rows,
     reencrypt_batches,
     scrub_after_first_encryption,
@@ -205,3 +207,31 @@ def test_migration_encrypts_existing_plaintext_rows_and_downgrade_decrypts(tmp_p
         engine.dispose()
     finally:
         _drop_schema(schema)
+
+
+def test_cached_readers_pick_up_a_new_version_and_writers_use_it(committed_db: Database) -> None:
+    ids, _ = _seed(committed_db, _phones(2))
+
+    def read_all() -> dict[int, str | None]:
+        with committed_db.unit(write=False) as session:
+            rows = [dict(r) for r in session.execute(select(CP.c.id, CP.c.value)).mappings()]
+            open_rows(session, CP, rows)
+            return {r["id"]: r["value"] for r in rows}
+
+    assert read_all() == ids
+    assert isinstance(committed_db.bind, Engine)
+    cache = keyring._RINGS[committed_db.bind]
+    stale = cache[crypto.provider().key_id]
+    assert sorted(stale.keys) == [1]
+    with committed_db.unit(write=True) as session:
+        start_rotation(session.connection())
+    assert sum(b.rows for b in reencrypt_batches(lambda: committed_db.unit(write=True))) == 2
+    # As if another process had rotated: this one's cache still knows version 1 only.
+    cache[crypto.provider().key_id] = stale
+    assert read_all() == ids  # version 2 did not open: reloaded once, then opened
+    assert sorted(cache[crypto.provider().key_id].keys) == [1, 2]
+    with committed_db.unit(write=True) as session:
+        ring = keyring_for(session, for_write=True)
+        assert ring.active == 2
+        sealed = ring.seal("contact_point", "value", 99, "x")
+    assert sealed is not None and crypto.key_version_of(sealed) == 2

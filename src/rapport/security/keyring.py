@@ -13,6 +13,7 @@ portability export of dsr-retention, duplicate detection) must open the rows wit
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -46,6 +47,10 @@ class Keyring:
     keys: dict[int, AESGCM] = field(default_factory=dict)
     states: dict[int, str] = field(default_factory=dict)
     active: int | None = None
+    # Set on a unit's copy of the process cache: a failed open reloads the versions from the
+    # database once and retries (a version added by another process, or a stale cache).
+    reload: Callable[[], Keyring] | None = field(default=None, repr=False, compare=False)
+    fresh: bool = True  # read from the database in this unit (writes need the current active key)
 
     def aead(self, version: int) -> AESGCM | None:
         return self.keys.get(version)
@@ -67,7 +72,16 @@ class Keyring:
             return crypto.open_bytes(
                 self.aead, table, column, row_id, blob, allow_plain=not crypto.encryption_enabled()
             )
-        except crypto.CryptoError as exc:
+        except crypto.DecryptionError as exc:
+            if self.reload is not None and not isinstance(exc, crypto.PlaintextRefused):
+                current, self.reload = self.reload(), None
+                self.keys, self.states, self.active, self.fresh = (
+                    current.keys,
+                    current.states,
+                    current.active,
+                    True,
+                )
+                return self.open(table, column, row_id, blob)
             crypto.log.error("field decryption failed: %s", exc.reason)
             raise
 
@@ -124,18 +138,43 @@ def _ensure_active(conn: Connection, ring: Keyring) -> Keyring:
     return load_keyring(conn)
 
 
+# Per engine and master key: the versions last read, so a read unit skips the key-table query.
+_RINGS: weakref.WeakKeyDictionary[Engine, dict[str, Keyring]] = weakref.WeakKeyDictionary()
+
+
+def _load_and_cache(conn: Connection) -> Keyring:
+    ring = load_keyring(conn)
+    _RINGS.setdefault(conn.engine, {})[crypto.provider().key_id] = ring
+    return ring
+
+
 def keyring_for(session: Session | Connection, *, for_write: bool = False) -> Keyring:
-    """The keyring of the unit of work, loaded once per unit (a one-row-per-version query)."""
+    """The keyring of the unit of work.
+
+    Reads start from the process cache and reload only when a value does not open; writes read
+    the key table once per unit, so they seal under the version that is active now.
+    """
     if not isinstance(session, Session):  # a bare connection outlives units: no memo
-        ring = load_keyring(session)
-        return _ensure_active(session, ring) if for_write else ring
+        bare = load_keyring(session)
+        return _ensure_active(session, bare) if for_write else bare
     info: MutableMapping[str, Any] = session.info
-    memo: Keyring | None = info.get("rapport_keyring")
-    if memo is None:
-        memo = info["rapport_keyring"] = load_keyring(session.connection())
-    ring = memo
+    ring: Keyring | None = info.get("rapport_keyring")
+    if ring is None and not for_write:
+        conn = session.connection()
+        cached = _RINGS.get(conn.engine, {}).get(crypto.provider().key_id)
+        if cached is not None:
+            ring = info["rapport_keyring"] = Keyring(
+                dict(cached.keys),
+                dict(cached.states),
+                cached.active,
+                lambda: _load_and_cache(conn),
+                fresh=False,
+            )
+    if ring is None or (for_write and not ring.fresh):
+        ring = info["rapport_keyring"] = _load_and_cache(session.connection())
     if for_write and ring.active is None and crypto.encryption_enabled():
         ring = info["rapport_keyring"] = _ensure_active(session.connection(), ring)
+        _RINGS.setdefault(session.connection().engine, {})[crypto.provider().key_id] = ring
     return ring
 
 
