@@ -10,6 +10,7 @@ control: the same search finds it, so a miss for the contact values means someth
 from __future__ import annotations
 
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -479,3 +480,21 @@ def test_key_provider_is_a_protocol_a_kms_can_implement(factory: Factory, connec
     assert factory.contact_plain(contact)["value"] == "kms@example.com"
     stored = connection.execute(text("SELECT master_key_id FROM encryption_key")).scalars().all()
     assert stored == ["kms:test"]
+
+
+def test_concurrent_first_starts_agree_on_one_master_key(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "master.key"
+    barrier = threading.Barrier(8)
+    keys: list[bytes] = []
+
+    def start() -> None:
+        barrier.wait()
+        keys.append(crypto.master_key_file(path))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(keys) == 8 and len(set(keys)) == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["master.key"]  # no temporary left

@@ -156,14 +156,22 @@ def master_key_file(path: Path) -> bytes:
     """Read the key file, creating it (0600, exclusively) on first use; refuse loose permissions."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole to a private temporary file, then linked into place: a concurrent
+        # process (another server worker) either wins the link or reads the complete winner.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.urlsafe_b64encode(secrets.token_bytes(KEY_LEN)).decode().rstrip("=") + "\n")
+            f.flush()
+            os.fsync(f.fileno())  # data sealed under a key lost in a power cut is lost for good
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, path)
         except FileExistsError:
-            pass  # another process created it first
+            pass  # another process created it first; use theirs
         else:
-            with os.fdopen(fd, "w") as f:
-                f.write(base64.urlsafe_b64encode(secrets.token_bytes(KEY_LEN)).decode().rstrip("=") + "\n")
             log.warning("created a new master key at %s: back it up, without it the data is lost", path)
+        finally:
+            tmp.unlink()
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise MasterKeyError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
