@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 from rapport import migrate
 from rapport.db import make_engine
 from rapport.security import crypto
+from rapport.security.keyring import load_keyring
 from tests.cli.test_cli import rapport
 from tests.conftest import _drop_schema, _fresh_url
 from tests.factories import Factory
@@ -125,3 +126,43 @@ def test_db_upgrade_encrypts_existing_rows_and_scrubs_their_plaintext(tmp_path: 
         engine.dispose()
     finally:
         _drop_schema(schema)
+
+
+def test_rewrap_changes_the_master_key_without_reencrypting(
+    fresh_url: MakeUrl, engines: MakeEngine, tmp_path: Path
+) -> None:
+    url = fresh_url()
+    engine = engines(url)
+    _seed(engine, 3)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT id, value, value_bidx FROM contact_point ORDER BY id")).all()
+    new_file = tmp_path / "new.key"
+    result = rapport(url, "keys", "rewrap", str(new_file), "--generate")
+    assert result.exit_code == 0, result.output
+    new = crypto.LocalKeyProvider(crypto.master_key_file(new_file))
+    assert result.output.splitlines()[0] == (
+        f"re-wrapped 1 data key(s) under master key {new.key_id}; recomputed 3 blind index values"
+    )
+    assert new_file.stat().st_mode & 0o777 == 0o600
+    with engine.connect() as conn:
+        after = conn.execute(text("SELECT id, value, value_bidx FROM contact_point ORDER BY id")).all()
+        # The old master key no longer opens the data keys; the new one does, values unchanged.
+        try:
+            load_keyring(conn)
+        except crypto.MasterKeyError:
+            refused = True
+        else:
+            refused = False
+        assert refused
+        ring = load_keyring(conn, new)
+    assert [r.value for r in after] == [r.value for r in before]  # not re-encrypted
+    phones = [ring.open_text("contact_point", "value", r.id, r.value) for r in after]
+    assert phones == [f"+861390001{i:04d}" for i in range(3)]
+    mac = crypto.index_mac(new)
+    assert [r.value_bidx for r in after] == [crypto.blind_index_with(mac, "phone", p or "") for p in phones]
+    assert [r.value_bidx for r in after] != [r.value_bidx for r in before]
+    # A process started with the new key serves the database.
+    status = rapport(url, "keys", "status", "--json", RAPPORT_MASTER_KEY=new_file.read_text().strip())
+    assert json.loads(status.output)["master_key_id"] == new.key_id
+    again = rapport(url, "keys", "rewrap", str(new_file), RAPPORT_MASTER_KEY=new_file.read_text().strip())
+    assert again.exit_code == 1 and "is the current one" in again.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -21,6 +22,7 @@ from rapport.security.keyring import (
     start_rotation,
     value_counts,
 )
+from rapport.security.keyring import rewrap as rewrap_keys
 
 app = typer.Typer(
     help="Field-encryption keys: which versions exist, how many values each seals, rotation.",
@@ -144,3 +146,34 @@ def rotate(
             "every value is under the active key"
             + (f"; retired version(s) {', '.join(map(str, retired))}" if retired else "")
         )
+
+
+@app.command()
+def rewrap(
+    new_key_file: Path = typer.Argument(..., help="File holding the new master key (mode 0600)."),
+    url: str | None = typer.Option(None, "--url", help=URL_HELP),
+    generate: bool = typer.Option(False, "--generate", help="Create the file with a new random key first."),
+) -> None:
+    """Change the master key: re-wrap every data key and recompute the blind index.
+
+    Stop the servers first; afterwards point RAPPORT_MASTER_KEY (or the data dir's master.key)
+    at the new key and start them. Values are not re-encrypted: their data keys do not change.
+    """
+    if generate and new_key_file.exists():
+        fail(f"{new_key_file} exists; refusing to overwrite a key")
+    if not generate and not new_key_file.exists():
+        fail(f"{new_key_file} does not exist (use --generate to create it)")
+    with open_database(url) as db, cli_errors():
+        old = crypto.provider()
+        new = crypto.LocalKeyProvider(crypto.master_key_file(new_key_file))
+        if new.key_id == old.key_id:
+            fail("the new master key is the current one")
+        with db.unit(write=True) as session:
+            keys, digests = rewrap_keys(session.connection(), old, new)
+    typer.echo(
+        f"re-wrapped {keys} data key(s) under master key {new.key_id}; "
+        f"recomputed {digests} blind index values"
+    )
+    typer.echo(
+        f"now start Rapport with the key in {new_key_file} (RAPPORT_MASTER_KEY or <data dir>/master.key)"
+    )

@@ -307,7 +307,16 @@ def blind_index(kind: str, normalized_value: str) -> str:
     """
     keyed = _config.index_mac
     if keyed is None:
-        keyed = _config.index_mac = hmac.new(provider().derive(BLIND_INDEX_LABEL), digestmod=hashlib.sha256)
+        keyed = _config.index_mac = index_mac(provider())
+    return blind_index_with(keyed, kind, normalized_value)
+
+
+def index_mac(key_provider: KeyProvider) -> hmac.HMAC:
+    """The blind-index HMAC keyed for ``key_provider``'s master key (copy it per digest)."""
+    return hmac.new(key_provider.derive(BLIND_INDEX_LABEL), digestmod=hashlib.sha256)
+
+
+def blind_index_with(keyed: hmac.HMAC, kind: str, normalized_value: str) -> str:
     mac = keyed.copy()
     mac.update(kind.encode() + b"\0" + normalized_value.encode())
     return mac.digest()[:BLIND_INDEX_BYTES].hex()

@@ -90,8 +90,8 @@ class Keyring:
         return None if raw is None else raw.decode()
 
 
-def load_keyring(conn: Connection) -> Keyring:
-    provider = crypto.provider()
+def load_keyring(conn: Connection, provider: crypto.KeyProvider | None = None) -> Keyring:
+    provider = provider or crypto.provider()
     ring = Keyring()
     rows = conn.execute(select(KEYS.c.id, KEYS.c.wrapped_key, KEYS.c.master_key_id, KEYS.c.state)).all()
     for version, wrapped, master_id, state in rows:
@@ -426,3 +426,59 @@ def scrub_after_first_encryption(engine: Engine) -> list[str]:
 
 def has_key_table(engine: Engine) -> bool:
     return KEYS.name in inspect(engine).get_table_names()
+
+
+def rewrap(conn: Connection, old: crypto.KeyProvider, new: crypto.KeyProvider) -> tuple[int, int]:
+    """Change the master key: every data key re-wrapped under ``new``, and, because the blind-index
+    key derives from the master key, every ``value_bidx`` recomputed. One transaction: run it with
+    the servers stopped, then start them with the new master key. Returns (keys, digests).
+
+    The data keys themselves do not change, so no value is re-encrypted.
+    """
+    keys = 0
+    rows = conn.execute(select(KEYS.c.id, KEYS.c.wrapped_key, KEYS.c.master_key_id)).all()
+    for version, wrapped, master_id in rows:
+        if master_id == new.key_id:
+            continue
+        if master_id != old.key_id:
+            raise crypto.MasterKeyError(f"data key {version} is wrapped by {master_id}, neither key given")
+        data_key = old.unwrap(bytes(wrapped), _wrap_context(version))
+        conn.execute(
+            update(KEYS)
+            .where(KEYS.c.id == version)
+            .values(wrapped_key=new.wrap(data_key, _wrap_context(version)), master_key_id=new.key_id)
+        )
+        keys += 1
+    ring = load_keyring(conn, new)
+    index_mac = crypto.index_mac(new)
+    cp = Base.metadata.tables["contact_point"]
+    digests, last = 0, 0
+    while True:
+        batch = conn.execute(
+            select(cp.c.id, cp.c.kind, cp.c.value_normalized)
+            .where(cp.c.id > last)
+            .order_by(cp.c.id)
+            .limit(1000)
+        ).all()
+        if not batch:
+            break
+        conn.execute(
+            update(cp).where(cp.c.id == bindparam("b_id")).values(value_bidx=bindparam("b")),
+            [
+                {
+                    "b_id": r.id,
+                    "b": crypto.blind_index_with(
+                        index_mac,
+                        r.kind,
+                        (
+                            open_stored(ring, "contact_point", "value_normalized", r.id, r.value_normalized)
+                            or b""
+                        ).decode(),
+                    ),
+                }
+                for r in batch
+            ],
+        )
+        digests += len(batch)
+        last = batch[-1].id
+    return keys, digests
