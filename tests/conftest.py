@@ -23,9 +23,12 @@ from rapport import migrate
 from rapport.app import create_app
 from rapport.config import Settings
 from rapport.db import Database, make_engine
+from rapport.security import crypto
 from tests.factories import Factory
 
 PG_URL = os.environ.get("RAPPORT_TEST_DATABASE_URL")
+# One field-encryption master key for the whole run, app and CLI alike (no key file in the tree).
+os.environ.setdefault("RAPPORT_MASTER_KEY", secrets.token_hex(32))
 
 
 def _fresh_url(tmp: Path) -> tuple[str, str | None]:
@@ -58,6 +61,12 @@ def data_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def settings(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir, secret_key="test-secret-" + "x" * 32, database_url=None, tune_gc=False)
+
+
+@pytest.fixture(autouse=True)
+def _field_encryption(settings: Settings) -> None:
+    """Field encryption on, under the run's master key, whatever an earlier test configured."""
+    crypto.configure_from_settings(settings)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,9 @@ from rapport.models import (
     Team,
     User,
 )
-from rapport.models.base import utcnow
+from rapport.models.base import table_of, utcnow
+from rapport.security.crypto import blind_index
+from rapport.security.keyring import allocate_id, open_rows, seal_values
 from rapport.security.passwords import hash_password
 from rapport.security.tokens import ACCESS_PREFIX, digest, new_secret
 
@@ -116,15 +118,31 @@ class Factory:
         return self._insert(Organisation, owner_id=owner_id, team_id=team_id, **values, **_stamp())
 
     def contact(self, customer_id: int, kind: str = "phone", value: str = "+8613800138000", **kw: Any) -> int:
-        return self._insert(
-            ContactPoint,
-            customer_id=customer_id,
-            kind=kind,
-            value=value,
-            value_normalized=kw.pop("value_normalized", value.lower()),
+        """Sealed like the API stores it: ciphertext bound to the row id, plus the blind index."""
+        table = table_of(ContactPoint)
+        normalized = kw.pop("value_normalized", value.lower())
+        values: dict[str, Any] = {
+            "customer_id": customer_id,
+            "kind": kind,
+            "value": value,
+            "value_normalized": normalized,
+            "value_bidx": blind_index(kind, normalized),
             **kw,
             **_stamp(),
+        }
+        values["id"] = allocate_id(self.conn, table)
+        seal_values(self.conn, table, values["id"], values)
+        return self._insert(ContactPoint, **values)
+
+    def contact_plain(self, contact_id: int) -> dict[str, Any]:
+        """The decrypted row of a contact point, as the data-access layer reads it."""
+        row = dict(
+            self.conn.execute(select(ContactPoint.__table__).where(ContactPoint.id == contact_id))
+            .mappings()
+            .one()
         )
+        open_rows(self.conn, table_of(ContactPoint), [row])
+        return row
 
     def product(self, **kw: Any) -> int:
         n = next(_seq)

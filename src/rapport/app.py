@@ -19,7 +19,7 @@ from rapport.middleware import RequestContextMiddleware, SecurityHeadersMiddlewa
 from rapport.pagination import CursorCodec
 from rapport.privacy.outbox import DevOutbox, Notifier
 from rapport.privacy.portal_endpoints import NoStoreMiddleware, privacy_page
-from rapport.security import outbound
+from rapport.security import crypto, outbound
 from rapport.security.ratelimit import LoginThrottle
 
 
@@ -48,6 +48,7 @@ def create_app(
     settings: Settings | None = None, database: Database | None = None, notifier: Notifier | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
+    crypto.configure_from_settings(settings)  # the master key is read on first use
     if database is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(make_engine(settings.resolved_database_url))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     pseudonym_key: str | None = Field(
         default=None,
         description="Key of the analysts' stable pseudonyms; derived from the secret key when unset.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Field-encryption master key (64 hex digits or base64 of 32 bytes); when unset, "
+        "the file master.key in the data directory, created on first use with mode 0600.",
+    )
+    field_encryption: bool = Field(
+        default=True,
+        description="Encrypt contact values at rest. 'off' only to measure what encryption costs.",
     )
     tune_gc: bool = Field(
         default=True,

@@ -20,6 +20,7 @@ from rapport.access.principal import Principal
 from rapport.errors import InvalidInput, PreconditionFailed, PreconditionRequired, invalid_field
 from rapport.models.base import table_of, utcnow
 from rapport.models.system import IdempotencyRecord
+from rapport.security.keyring import keyring_for
 
 
 def _default(obj: Any) -> Any:
@@ -134,6 +135,7 @@ def idempotent(
     if claimed is None:
         prior = session.execute(
             select(
+                table.c.id,
                 table.c.body_hash,
                 table.c.status_code,
                 table.c.response_body,
@@ -146,8 +148,9 @@ def idempotent(
             )
         headers = orjson.loads(prior.response_headers or "{}")
         headers["Idempotent-Replayed"] = "true"
+        body_bytes = keyring_for(session).open(table.name, "response_body", prior.id, prior.response_body)
         return Response(
-            prior.response_body,
+            body_bytes,
             status_code=prior.status_code,
             headers=headers,
             media_type="application/json",
@@ -159,7 +162,10 @@ def idempotent(
         .where(table.c.id == claimed)
         .values(
             status_code=response.status_code,
-            response_body=bytes(response.body),
+            # Sealed like contact values: the response echoes the created person's record.
+            response_body=keyring_for(session, for_write=True).seal(
+                table.name, "response_body", claimed, bytes(response.body)
+            ),
             response_headers=orjson.dumps(kept).decode(),
         )
     )

@@ -89,6 +89,26 @@ def normalise_phone(value: str, region: str = "CN") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def normalise_national_id(value: str) -> str:
+    """An identity document number: upper case without spaces or hyphens.
+
+    An 18-character PRC resident identity number must carry its ISO 7064 MOD 11-2 check
+    character; other documents (passports, older 15-digit numbers) need 5-32 letters or digits.
+    """
+    raw = "".join(ch for ch in clean_text(value).upper() if ch not in " -")
+    if not raw.isascii() or not raw.isalnum() or not 5 <= len(raw) <= 32:
+        raise ValueError("not an identity document number (5-32 letters or digits)")
+    if len(raw) == 18 and raw[:17].isdigit():
+        total = sum(int(d) * w for d, w in zip(raw[:17], _ID_WEIGHTS, strict=True))
+        if _ID_CHECK[total % 11] != raw[17]:
+            raise ValueError("not a valid resident identity number (check character)")
+    return raw
+
+
 def _reject_non_str(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("must be a string")

@@ -27,7 +27,7 @@ MakeEngine = Callable[[str], Engine]
 STRONG = "Quiet-Meadow-4471"
 
 runner = CliRunner()
-HEAD = head_revision()
+HEAD = head_revision()  # the newest migration; branches add their own
 
 
 def rapport(url: str, *args: str, input: str | None = None, **env: str | None) -> Result:

@@ -36,6 +36,8 @@ from rapport.models import (
     User,
 )
 from rapport.models.base import table_of
+from rapport.security.crypto import blind_index
+from rapport.security.keyring import load_keyring
 from rapport.security.passwords import policy_problems
 from tests.demo.conftest import api_client
 
@@ -134,9 +136,20 @@ def test_every_phone_is_valid_e164_and_every_customer_is_searchable(
     engine = engines(fresh_url())
     _load(engine, customers=150)
     cp = table_of(ContactPoint).c
-    phones = _rows(engine, select(cp.value, cp.value_normalized).where(cp.kind == "phone"))
-    assert len(phones) > 100
+    rows = _rows(
+        engine, select(cp.id, cp.value, cp.value_normalized, cp.value_bidx).where(cp.kind == "phone")
+    )
+    assert len(rows) > 100
+    with engine.connect() as conn:
+        ring = load_keyring(conn)
+    phones = []
+    for rid, sealed, sealed_norm, bidx in rows:
+        # Stored sealed under this row's id; the blind index matches the plaintext.
+        value = ring.open_text("contact_point", "value", rid, sealed)
+        phones.append((value, ring.open_text("contact_point", "value_normalized", rid, sealed_norm)))
+        assert bidx == blind_index("phone", value or "")
     for value, normalised in phones:
+        assert value is not None
         parsed = phonenumbers.parse(value)
         assert phonenumbers.is_valid_number(parsed), value
         assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == value

@@ -44,12 +44,13 @@ def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
         "custom_field",
         "sharing_partner",
         "sharing_agreement",
+        "encryption_key",
     ]
     assert record["not_personal"][3] == {
         "table": "product",
         "reason": "the catalogue: nothing about any person",
     }
-    assert set(record["vocabulary"]) == {"categories", "purposes", "retention"}
+    assert set(record["vocabulary"]) == {"categories", "purposes", "retention", "at_rest"}
     assert record["vocabulary"]["retention"]["security_log"].startswith("at least six months")
 
 
@@ -61,7 +62,8 @@ def test_contact_value_is_contact_data_hidden_from_analysts() -> None:
         "subtype": None,
         "purposes": ["service", "sales", "marketing"],
         "retention": "relationship",
-        "note": "",
+        "note": "kind national_id holds a resident ID number: sensitive (PIPL art. 28)",
+        "at_rest": "encrypted",
         "served": True,
         "readers": EVERY_READER_BUT_ANALYST,
         "hidden_from": ["data_analyst"],
@@ -79,6 +81,7 @@ def test_entries_follow_policy_specs_and_declarations() -> None:
         "purposes": ["service", "sales", "analytics"],
         "retention": "relationship",
         "note": "",
+        "at_rest": "plain",
         "served": True,
         "readers": {**EVERY_READER_BUT_ANALYST, "data_analyst": "all"},
         "hidden_from": [],
@@ -92,6 +95,7 @@ def test_entries_follow_policy_specs_and_declarations() -> None:
         "purposes": [],
         "retention": None,
         "note": "optimistic-concurrency counter",
+        "at_rest": "plain",
         "served": True,
         "readers": {**EVERY_READER_BUT_ANALYST, "data_analyst": "all"},
         "hidden_from": [],
@@ -140,3 +144,20 @@ def test_terminal_output_is_a_table_per_personal_table() -> None:
     assert "Tables without personal data:" in out
     assert "  product: the catalogue: nothing about any person" in out
     assert not out.lstrip().startswith("{")
+
+
+def test_inventory_names_the_encrypted_and_blind_indexed_columns() -> None:
+    record = _record()
+    contact = next(t for t in record["tables"] if t["table"] == "contact_point")
+    at_rest = {c["column"]: c["at_rest"] for c in contact["columns"] if c["at_rest"] != "plain"}
+    assert at_rest == {
+        "label": "encrypted",
+        "value": "encrypted",
+        "value_normalized": "encrypted",
+        "value_bidx": "blind_index",
+        "district": "encrypted",
+        "postal_code": "encrypted",
+    }
+    assert _column(record, "idempotency_record", "response_body")["at_rest"] == "encrypted"
+    assert _column(record, "customer", "display_name")["at_rest"] == "plain"
+    assert record["vocabulary"]["at_rest"]["encrypted"].startswith("AES-256-GCM")

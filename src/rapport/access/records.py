@@ -36,6 +36,7 @@ from rapport.db import record_audit
 from rapport.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from rapport.models.base import utcnow
 from rapport.pagination import CursorCodec, Sort, keyset
+from rapport.security.keyring import allocate_id, open_rows, seal_values, sealed_columns
 
 Row = dict[str, Any]
 
@@ -163,7 +164,17 @@ class Records:
             self.not_found(spec, record_id)
         if audit_action and spec.personal:
             self.audit(audit_action, spec.name, record_id)
-        return self.mask_rows(spec, [dict(row)], grant)[0]  # type: ignore[arg-type]
+        out = dict(row)  # type: ignore[arg-type]
+        if sealed_columns(spec.table.name):
+            open_rows(self.session, spec.table, (out,))
+        # Masks work on the clear value (a phone keeps its last four digits), so decrypt first.
+        return self.mask_rows(spec, [out], grant)[0]
+
+    def open(self, spec: ResourceSpec, rows: list[Row]) -> list[Row]:
+        """Decrypt the sealed columns of rows read with :meth:`select` (in place)."""
+        if sealed_columns(spec.table.name):
+            open_rows(self.session, spec.table, rows)
+        return rows
 
     def not_found(self, spec: ResourceSpec, record_id: int | str) -> None:
         """Answer 404 whether the record is missing or out of scope, and log the attempt."""
@@ -193,7 +204,7 @@ class Records:
             stmt = refine(stmt)
         after = self.cursors.decode(cursor, sort_key, spec.table) if cursor else None
         stmt = keyset(stmt, spec.table, sort_key, after).limit(limit + 1)
-        rows = [dict(r) for r in self.conn.execute(stmt).mappings()]
+        rows = self.open(spec, [dict(r) for r in self.conn.execute(stmt).mappings()])
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -221,8 +232,9 @@ class Records:
         return rows
 
     def fetch(self, spec: ResourceSpec, stmt: Select[Any]) -> list[Row]:
-        """Run a statement built with :meth:`select` and hand back masked rows."""
-        return self.mask_rows(spec, [dict(r) for r in self.conn.execute(stmt).mappings()])
+        """Run a statement built with :meth:`select` and hand back decrypted, masked rows."""
+        rows = self.open(spec, [dict(r) for r in self.conn.execute(stmt).mappings()])
+        return self.mask_rows(spec, rows)
 
     def pseudonymised_page(
         self,
@@ -276,6 +288,10 @@ class Records:
             data.setdefault("team_id", self.principal.team_id)
         if spec.versioned:
             data.update(created_at=now, updated_at=now, version=1)
+        if sealed_columns(spec.table.name):
+            # Ciphertexts are bound to their row, so the id must be known before the insert.
+            data["id"] = allocate_id(self.conn, spec.table)
+            seal_values(self.session, spec.table, data["id"], data)
         new_id = self.conn.execute(insert(spec.table).values(**data).returning(spec.table.c.id)).scalar_one()
         self.audit("create", spec.name, new_id, fields=list(values))
         return self.get(spec, new_id, audit_action=None)
@@ -329,6 +345,7 @@ class Records:
     ) -> Row:
         t = spec.table
         data = dict(values)
+        seal_values(self.session, t, record_id, data)
         conds = [t.c.id == record_id]
         if spec.versioned:
             data["updated_at"] = utcnow()

@@ -63,7 +63,7 @@ CONTACT_POINT = ResourceSpec(
     "contact_point",
     _t(m.ContactPoint),
     "via_customer",
-    _cols(_t(m.ContactPoint)),
+    _cols(_t(m.ContactPoint), "value_bidx"),  # the blind index only answers searches
     personal=True,
     path="contact-points",
 )

@@ -17,6 +17,7 @@ from rapport import migrate
 from rapport.config import Settings
 from rapport.db import Database, make_engine
 from rapport.errors import RapportError
+from rapport.security import crypto
 
 console = Console(highlight=False)
 
@@ -30,7 +31,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def settings() -> Settings:
     # Read the environment afresh (not the cached app settings) so each invocation sees its own.
-    return Settings()
+    cfg = Settings()
+    # The field-encryption master key comes from the same settings (env or the data dir's file).
+    crypto.configure_from_settings(cfg)
+    return cfg
 
 
 def database_url(url: str | None = None) -> str:
@@ -53,6 +57,8 @@ def cli_errors() -> Iterator[None]:
     """Known failures become one line on stderr and exit 1, never a traceback."""
     try:
         yield
+    except crypto.CryptoError as exc:
+        fail(exc.reason)  # the operator at the console may see what the API never says
     except RapportError as exc:
         fail(exc.detail)
     except SQLAlchemyError as exc:
@@ -75,7 +81,7 @@ def current_revision(engine: Engine) -> str | None:
 @contextmanager
 def open_database(url: str | None = None, *, require_schema: bool = True) -> Iterator[Database]:
     """A Database on the URL; refuses to work on a schema older than this code expects."""
-    resolved = database_url(url)
+    resolved = database_url(url)  # reads the settings, which configures the master key
     with cli_errors():
         engine = make_engine(resolved)
         try:

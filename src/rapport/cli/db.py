@@ -24,6 +24,7 @@ from rapport.cli.common import (
 )
 from rapport.db import make_engine, record_audit
 from rapport.http import prune_idempotency
+from rapport.security.keyring import has_key_table, scrub_after_first_encryption
 
 app = typer.Typer(
     help="Database schema: upgrade, check for drift, show the current revision.", no_args_is_help=True
@@ -47,7 +48,17 @@ def upgrade_to_head(url: str) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     with cli_errors():
-        migrate.upgrade(url)
+        engine = make_engine(url)
+        try:
+            before = has_key_table(engine) or current_revision(engine) is None
+            migrate.upgrade(url)
+            if not before:
+                # Existing rows were encrypted by the migration: drop their plaintext versions.
+                scrubbed = scrub_after_first_encryption(engine)
+                if scrubbed:
+                    typer.echo(f"rewrote {', '.join(scrubbed)} without the plaintext row versions")
+        finally:
+            engine.dispose()
 
 
 @app.command()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from rapport.cli import analytics, audit, db, privacy, users, webhooks
+from rapport.cli import analytics, audit, db, keys, privacy, users, webhooks
 from rapport.cli.demo import demo
 from rapport.cli.serve import serve
 
@@ -26,6 +26,7 @@ app.add_typer(users.user_app, name="user")
 app.add_typer(users.team_app, name="team")
 app.add_typer(audit.app, name="audit")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(keys.app, name="keys")
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(webhooks.app, name="webhooks")
 

@@ -47,7 +47,16 @@ def _render(record: dict[str, Any]) -> None:
         if entry["resource"] is None:
             title += f"; {entry['exposure']}"
         table = Table(title=title, title_justify="left", show_lines=True)
-        for heading in ("column", "category", "purposes", "retention", "read in full by", "hidden / masked"):
+        headings = (
+            "column",
+            "category",
+            "purposes",
+            "retention",
+            "at rest",
+            "read in full by",
+            "hidden / masked",
+        )
+        for heading in headings:
             table.add_column(heading, overflow="fold")
         for col in entry["columns"]:
             if col["personal"]:
@@ -60,6 +69,7 @@ def _render(record: dict[str, Any]) -> None:
                 "\n".join(col["purposes"]),
                 # Only where a column outlives or precedes its row; the title gives the table's.
                 col["retention"] if col["retention"] not in (None, entry["retention"]) else "",
+                col["at_rest"].replace("_", " "),
                 _readers(col) if entry["resource"] else "",
                 "\n".join(
                     [*col["hidden_from"], *(f"{r} (masked: {m})" for r, m in col["masked_for"].items())]

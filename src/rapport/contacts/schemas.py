@@ -8,14 +8,16 @@ from pydantic import Field, StringConstraints
 from rapport.schemas import Input, Output, Patch
 from rapport.text import Line, ShortLine
 
-ContactKind = Literal["email", "phone", "wechat", "address"]
+ContactKind = Literal["email", "phone", "wechat", "address", "national_id"]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 ContactValue = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
 class ContactPointIn(Input):
     kind: ContactKind
-    value: ContactValue = Field(description="Email, phone in any format, WeChat ID or the address line")
+    value: ContactValue = Field(
+        description="Email, phone in any format, WeChat ID, the address line or an identity document number"
+    )
     label: ShortLine | None = None
     country: Country | None = None
     region: ShortLine | None = None

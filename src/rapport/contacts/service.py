@@ -1,4 +1,8 @@
-"""Contact points: normalisation (E.164 phones, lower-case emails) and the single-primary rule."""
+"""Contact points: normalisation (E.164 phones, lower-case emails), the blind index, one primary.
+
+Values are encrypted at rest by the data-access layer (the columns are declared encrypted);
+``value_bidx`` is the keyed digest that answers exact-match searches and duplicate detection.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from rapport.config import get_settings
 from rapport.contacts.schemas import ContactPointIn, ContactPointRead, ContactPointUpdate
 from rapport.crud import Resource
 from rapport.errors import InvalidInput, invalid_field
-from rapport.text import clean_text, normalise_email, normalise_phone
+from rapport.security.crypto import blind_index
+from rapport.text import clean_text, normalise_email, normalise_national_id, normalise_phone
 
 
 def normalise(kind: str, value: str, loc: list[str | int]) -> tuple[str, str]:
@@ -24,6 +29,9 @@ def normalise(kind: str, value: str, loc: list[str | int]) -> tuple[str, str]:
         if kind == "phone":
             e164 = normalise_phone(value, get_settings().default_phone_region)
             return e164, e164
+        if kind == "national_id":
+            number = normalise_national_id(value)
+            return number, number
         text = clean_text(value)
         if not text:
             raise ValueError("must not be blank")
@@ -47,6 +55,7 @@ def normalise(kind: str, value: str, loc: list[str | int]) -> tuple[str, str]:
 def contact_values(body: ContactPointIn, customer_id: int, loc: list[str | int]) -> dict[str, Any]:
     values = body.model_dump()
     values["value"], values["value_normalized"] = normalise(body.kind, body.value, [*loc, "value"])
+    values["value_bidx"] = blind_index(body.kind, values["value_normalized"])
     values["customer_id"] = customer_id
     return values
 
@@ -72,6 +81,7 @@ class ContactPoints(Resource):
             if values["value"] is None:
                 raise invalid_field("value", "must not be null", "null")
             values["value"], values["value_normalized"] = normalise(kind, values["value"], ["value"])
+            values["value_bidx"] = blind_index(kind, values["value_normalized"])
         return values  # type: ignore[no-any-return]
 
     def after_write(self, recs: Records, row: Row, body: Any) -> None:

@@ -13,6 +13,7 @@ from rapport.access.specs import CONTACT_POINT, CUSTOMER
 from rapport.customers.search import terms_for
 from rapport.models import CustomerSearchTerm, CustomerTag, Order
 from rapport.models.base import UTCDateTime, table_of
+from rapport.security.crypto import blind_index
 
 _TAGS = table_of(CustomerTag)
 _TERMS = table_of(CustomerSearchTerm)
@@ -77,9 +78,10 @@ def name_match(session: Session, term: str) -> ColumnElement[bool]:
 
 
 def contact_match(kind: str, normalised: str) -> ColumnElement[bool]:
+    """Customers with this exact contact value, found through the blind index (values are sealed)."""
     t = CONTACT_POINT.table
     return CUSTOMER.table.c.id.in_(
-        select(t.c.customer_id).where(t.c.kind == kind, t.c.value_normalized == normalised)
+        select(t.c.customer_id).where(t.c.kind == kind, t.c.value_bidx == blind_index(kind, normalised))
     )
 
 

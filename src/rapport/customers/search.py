@@ -21,7 +21,9 @@ def terms_for(*names: str | None) -> set[str]:
     for name in names:
         if not name:
             continue
-        text = _norm(name)
+        # A name field holding a phone number or an email must not copy it into this plaintext
+        # index: contact values are searched through their blind index only.
+        text = " ".join(word for word in _norm(name).split() if not _contact_like(word))
         compact = "".join(text.split())
         if not compact:
             continue
@@ -44,7 +46,11 @@ def terms_for(*names: str | None) -> set[str]:
             terms.add(" ".join(words))
             terms.add("".join(words))
         terms.add(compact)
-    return {t[:200] for t in terms if t}
+    return {t[:200] for t in terms if t and not _contact_like(t)}
+
+
+def _contact_like(term: str) -> bool:
+    return "@" in term or sum(ch.isdigit() for ch in term) >= 5
 
 
 def query_term(q: str) -> str:

@@ -63,6 +63,8 @@ from rapport.demo.chunks import (
 from rapport.errors import InvalidInput
 from rapport.models import Customer, Organisation, Product, Team, User
 from rapport.models.base import table_of
+from rapport.security.crypto import blind_index
+from rapport.security.keyring import keyring_for, sealed_columns
 from rapport.security.passwords import hash_password, policy_problems
 
 DEFAULT_DEMO_PASSWORD = "Lotus-Harbour-Tide-2026"
@@ -137,7 +139,14 @@ _T_PRODUCT = table_of(Product)
 _T_ORG = table_of(Organisation)
 _T_CUSTOMER = table_of(Customer)
 # Tables whose ids the loader allocates (children point at them); the rest number themselves.
-_EXPLICIT_IDS = ("product", "organisation", "customer", "sales_order")
+_EXPLICIT_IDS = ("product", "organisation", "customer", "sales_order", "contact_point")
+# Contact values are sealed here, in the loading process, because the ciphertext is bound to the
+# row id, which is only allocated here; the blind index is added for exact-match search.
+_CONTACT_IN = COLUMNS["contact_point"]
+_CONTACT_OUT = ("id", *_CONTACT_IN, "value_bidx")
+_CONTACT_SEALED = tuple((_CONTACT_IN.index(c), c) for c in sealed_columns("contact_point"))
+_CONTACT_KIND = _CONTACT_IN.index("kind")
+_CONTACT_NORM = _CONTACT_IN.index("value_normalized")
 COUNT_NAMES = {
     "product": "products",
     "organisation": "organisations",
@@ -439,9 +448,24 @@ class _Loader:
             order[0] += shift
         for line in lines:
             line[0] += shift
+        contacts = self._seal_contacts(chunk.rows["contact_point"])
         for table in TABLES:
-            writer.write(table, COLUMNS[table], chunk.rows[table])
+            if table == "contact_point":
+                writer.write(table, _CONTACT_OUT, contacts)
+            else:
+                writer.write(table, COLUMNS[table], chunk.rows[table])
             self.counts[COUNT_NAMES[table]] += len(chunk.rows[table])
+
+    def _seal_contacts(self, rows: list[list[Any]]) -> list[list[Any]]:
+        ring = keyring_for(self.session, for_write=True)
+        first = self._take_ids("contact_point", len(rows))
+        out = []
+        for cid, row in enumerate(rows, start=first):
+            bidx = blind_index(row[_CONTACT_KIND], row[_CONTACT_NORM])
+            for i, column in _CONTACT_SEALED:
+                row[i] = ring.seal("contact_point", column, cid, row[i])
+            out.append([cid, *row, bidx])
+        return out
 
     def run(self) -> DemoResult:
         started = time.perf_counter()

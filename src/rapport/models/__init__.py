@@ -32,7 +32,7 @@ from rapport.models.security import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from rapport.models.system import AuditEvent, IdempotencyRecord
+from rapport.models.system import AuditEvent, EncryptionKey, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "CustomerSearchTerm",
     "CustomerTag",
     "DataSubjectRequest",
+    "EncryptionKey",
     "IdempotencyRecord",
     "Interaction",
     "OidcIdentity",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, String
+from sqlalchemy import Date, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -200,9 +200,12 @@ class CustomField(Tracked, Base):
 
 
 class ContactPoint(Tracked, Base):
+    """A way to reach a person. Values are sealed per row (rapport.security.keyring): the columns
+    hold AES-GCM ciphertext, and exact-match lookups go through the keyed ``value_bidx`` digest."""
+
     __tablename__ = "contact_point"
     __table_args__ = (
-        Index("ix_contact_point_kind_value_normalized", "kind", "value_normalized"),
+        Index("ix_contact_point_kind_value_bidx", "kind", "value_bidx"),
         Index("ix_contact_point_customer_id", "customer_id"),
     )
 
@@ -213,7 +216,7 @@ class ContactPoint(Tracked, Base):
         ForeignKey("customer.id", ondelete="CASCADE"),
         info=pii("reference", purposes=("service", "sales", "marketing", "analytics")),
     )
-    # email | phone | wechat | address
+    # email | phone | wechat | address | national_id
     kind: Mapped[str] = mapped_column(
         String(16),
         info=pii(
@@ -222,23 +225,41 @@ class ContactPoint(Tracked, Base):
             note="which channel types a person has",
         ),
     )
-    label: Mapped[str | None] = mapped_column(
-        String(32),
+    label: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
         info=pii(
             "free_text",
             purposes=("service",),
             note="staff-typed; can name a relative, an employer or a place",
+            protection="encrypted",
         ),
     )
-    value: Mapped[str] = mapped_column(
-        String(500), info=pii("contact", purposes=("service", "sales", "marketing"))
-    )
-    value_normalized: Mapped[str] = mapped_column(
-        String(500),
+    value: Mapped[bytes] = mapped_column(
+        LargeBinary,
         info=pii(
             "contact",
             purposes=("service", "sales", "marketing"),
-            note="the value normalised for lookup and de-duplication",
+            note="kind national_id holds a resident ID number: sensitive (PIPL art. 28)",
+            protection="encrypted",
+        ),
+    )
+    value_normalized: Mapped[bytes] = mapped_column(
+        LargeBinary,
+        info=pii(
+            "contact",
+            purposes=("service", "sales", "marketing"),
+            note="the value normalised for display and de-duplication",
+            protection="encrypted",
+        ),
+    )
+    value_bidx: Mapped[str | None] = mapped_column(
+        String(32),
+        info=pii(
+            "reference",
+            purposes=("service", "sales", "marketing"),
+            note="keyed digest of kind and normalised value: exact-match search and duplicate "
+            "detection; never returned",
+            protection="blind_index",
         ),
     )
     country: Mapped[str | None] = mapped_column(
@@ -253,11 +274,17 @@ class ContactPoint(Tracked, Base):
         String(100),
         info=pii("demographic", purposes=("service", "analytics"), note="coarse location of an address"),
     )
-    district: Mapped[str | None] = mapped_column(
-        String(100), info=pii("contact", purposes=("service", "sales"), note="fine-grained address part")
+    district: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        info=pii(
+            "contact", purposes=("service", "sales"), note="fine-grained address part", protection="encrypted"
+        ),
     )
-    postal_code: Mapped[str | None] = mapped_column(
-        String(20), info=pii("contact", purposes=("service", "sales"), note="fine-grained address part")
+    postal_code: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        info=pii(
+            "contact", purposes=("service", "sales"), note="fine-grained address part", protection="encrypted"
+        ),
     )
     is_primary: Mapped[bool] = mapped_column(
         default=False, info=pii("record_metadata", purposes=("service",))

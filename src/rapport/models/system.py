@@ -1,4 +1,4 @@
-"""Audit chain and idempotency records."""
+"""Audit chain, idempotency records and the wrapped field-encryption keys."""
 
 from __future__ import annotations
 
@@ -89,9 +89,28 @@ class IdempotencyRecord(Base):
             "free_text",
             purposes=("service",),
             note="the created record as returned, names and contact values included",
+            protection="encrypted",
         ),
     )
     response_headers: Mapped[str | None] = mapped_column(
         Text, info=pii("reference", purposes=("service",), note="Location carries the created record's id")
     )
     created_at: Mapped[dt.datetime] = mapped_column(info=pii("record_metadata", purposes=("security",)))
+
+
+class EncryptionKey(Base):
+    """One version of the field-encryption data key, wrapped by the master key (never stored).
+
+    state: ``active`` (new values are sealed under it; exactly one), ``retiring`` (a rotation is
+    re-encrypting its values; still decrypts) or ``retired`` (no value left under it; kept so a
+    straggler written during the rotation still decrypts).
+    """
+
+    __tablename__ = "encryption_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime]
+    retired_at: Mapped[dt.datetime | None]

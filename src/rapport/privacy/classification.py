@@ -84,6 +84,19 @@ PURPOSE_MEANING: Mapping[Purpose, str] = {
 }
 
 
+class Protection(StrEnum):
+    encrypted = "encrypted"
+    blind_index = "blind_index"
+
+
+PROTECTION_MEANING: Mapping[Protection, str] = {
+    Protection.encrypted: "AES-256-GCM under a versioned data key wrapped by a master key kept outside "
+    "the database; bound to its table, column and row",
+    Protection.blind_index: "keyed HMAC-SHA256 of the normalised value (truncated): answers exact-match "
+    "lookups, cannot be reversed without the key",
+}
+
+
 class Retention(StrEnum):
     relationship = "relationship"
     statutory_accounting = "statutory_accounting"
@@ -120,6 +133,9 @@ class Classification:
     retention: Retention | None = None  # None: the table's retention
     subtype: SensitiveKind | None = None
     note: str = ""  # for personal columns an explanation; for the rest the reason they are not
+    # At rest: "encrypted" (AES-GCM, rapport.security.crypto), "blind_index" (keyed HMAC digest,
+    # equality lookups only) or None (stored as is).
+    protection: Protection | None = None
 
 
 def pii(
@@ -129,6 +145,7 @@ def pii(
     retention: str | None = None,
     subtype: str | None = None,
     note: str = "",
+    protection: str | None = None,
 ) -> dict[str, Any]:
     """Column ``info`` for personal data; unknown words raise at import, so typos cannot ship."""
     cls = Classification(
@@ -138,6 +155,7 @@ def pii(
         retention=Retention(retention) if retention is not None else None,
         subtype=SensitiveKind(subtype) if subtype is not None else None,
         note=note,
+        protection=Protection(protection) if protection is not None else None,
     )
     problems = _problems_of(cls)
     if problems:
@@ -156,10 +174,14 @@ def not_personal(reason: str) -> dict[str, Any]:
 
 def _problems_of(cls: Classification) -> list[str]:
     if not cls.personal:
-        extra = cls.category or cls.purposes or cls.retention or cls.subtype
+        extra = cls.category or cls.purposes or cls.retention or cls.subtype or cls.protection
         return [
             *(["not_personal needs a reason"] if not cls.note.strip() else []),
-            *(["not_personal takes no category, purposes, retention or subtype"] if extra else []),
+            *(
+                ["not_personal takes no category, purposes, retention, subtype or protection"]
+                if extra
+                else []
+            ),
         ]
     found: list[str] = []
     if not isinstance(cls.category, Category):
@@ -173,6 +195,8 @@ def _problems_of(cls: Classification) -> list[str]:
         found.append(f"sensitive data needs a known subtype, not {cls.subtype!r}")
     if cls.category != Category.sensitive and cls.subtype is not None:
         found.append("only sensitive data takes a subtype")
+    if cls.protection is not None and not isinstance(cls.protection, Protection):
+        found.append(f"unknown protection {cls.protection!r}")
     return found
 
 
@@ -306,6 +330,9 @@ TABLES: Mapping[str, TableDecl] = {
     "sharing_agreement": TableDecl(
         False, "data-sharing agreements with organisations; no person's data, only categories and dates"
     ),
+    "encryption_key": TableDecl(
+        False, "versions of the field-encryption data key, each wrapped by the master key"
+    ),
 }
 
 
@@ -338,6 +365,16 @@ def problems(table: Table) -> list[str]:
 
 # What a pseudonymised reader must never receive: changes here ripple into the access policy tests.
 IDENTIFYING = frozenset({Category.identity, Category.contact, Category.free_text, Category.sensitive})
+
+
+def encrypted_columns(table: Table) -> tuple[str, ...]:
+    """Columns of ``table`` stored encrypted (sealed per row by rapport.security.keyring)."""
+    found = []
+    for column in table.columns:
+        cls = classification_of(column)
+        if cls is not None and cls.protection == Protection.encrypted:
+            found.append(column.name)
+    return tuple(found)
 
 
 def identifying_columns(table: Table) -> frozenset[str]:

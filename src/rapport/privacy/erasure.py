@@ -59,6 +59,7 @@ from rapport.models import (
 )
 from rapport.models.base import table_of, utcnow
 from rapport.privacy.common import records
+from rapport.security.keyring import open_rows
 
 ERASED = "[erased]"
 # Reasons that are machine codes may enter the audit chain; free text never does (it could name
@@ -126,11 +127,15 @@ def _check_actor(recs: Records, customer: Any) -> None:
 def _identifying_values(session: Session, customer: Any) -> list[bytes]:
     names = [customer.display_name, customer.family_name, customer.given_name, customer.name_latin]
     cp = table_of(ContactPoint)
-    contacts = session.execute(
-        select(cp.c.value, cp.c.value_normalized).where(cp.c.customer_id == customer.id)
-    ).all()
+    contacts = [
+        dict(r)
+        for r in session.execute(
+            select(cp.c.id, cp.c.value, cp.c.value_normalized).where(cp.c.customer_id == customer.id)
+        ).mappings()
+    ]
+    open_rows(session, cp, contacts)  # stored sealed; the mentions are searched for in the clear
     values = {v for v in names if v and v != ERASED}
-    values |= {v for row in contacts for v in row if v}
+    values |= {row[k] for row in contacts for k in ("value", "value_normalized") if row[k]}
     # Short values ("王") would match unrelated responses; three characters is the useful floor.
     return sorted({v.encode() for v in values if len(v) >= 3})
 

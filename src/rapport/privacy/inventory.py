@@ -18,6 +18,7 @@ from rapport.audit.schemas import AuditEventRead
 from rapport.models import Base
 from rapport.privacy.classification import (
     CATEGORY_MEANING,
+    PROTECTION_MEANING,
     PURPOSE_MEANING,
     RETENTION_MEANING,
     TABLES,
@@ -106,6 +107,7 @@ def _column_entry(table: Table, name: str) -> dict[str, Any]:
         "purposes": [p.value for p in cls.purposes],
         "retention": retention.value if cls.personal and retention else None,
         "note": cls.note,
+        "at_rest": cls.protection.value if cls.protection else "plain",
         "served": table.name in _SERVED and name in _SERVED[table.name][1],
         "readers": readers,
         "hidden_from": hidden,
@@ -142,5 +144,9 @@ def inventory() -> dict[str, Any]:
             "categories": {k.value: v for k, v in CATEGORY_MEANING.items()},
             "purposes": {k.value: v for k, v in PURPOSE_MEANING.items()},
             "retention": {k.value: v for k, v in RETENTION_MEANING.items()},
+            "at_rest": {
+                "plain": "stored as is; protected by database access control and disk encryption only",
+                **{k.value: v for k, v in PROTECTION_MEANING.items()},
+            },
         },
     }

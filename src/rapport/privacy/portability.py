@@ -157,7 +157,7 @@ def _children(recs: Records, spec: Any, customer_id: int, order_by: str = "id") 
         return []
     t = spec.table
     stmt = recs.select(spec).where(t.c.customer_id == customer_id).order_by(t.c[order_by], t.c.id)
-    rows = [dict(r) for r in recs.session.execute(stmt).mappings()]
+    rows = recs.open(spec, [dict(r) for r in recs.session.execute(stmt).mappings()])
     if rows:
         recs.audit("export", spec.name, None, details={"ids": [r["id"] for r in rows], "count": len(rows)})
     return rows

@@ -33,6 +33,8 @@ from rapport.models.privacy import PortalChallenge, PortalSession
 from rapport.privacy import consent
 from rapport.privacy.outbox import Message, Notifier
 from rapport.privacy.requests import RequestKind, open_request
+from rapport.security.crypto import blind_index
+from rapport.security.keyring import open_rows
 from rapport.text import normalise_email, normalise_phone
 
 CHALLENGES = table_of(PortalChallenge)
@@ -108,7 +110,8 @@ def _owner_of(session: Session, kind: str, value: str) -> int | None:
             .join(c, c.c.id == cp.c.customer_id)
             .where(
                 cp.c.kind == kind,
-                cp.c.value_normalized == value,
+                # Contact values are stored sealed: exact lookup goes through the keyed blind index.
+                cp.c.value_bidx == blind_index(kind, value),
                 cp.c.is_verified.is_(True),
                 c.c.deleted_at.is_(None),
             )
@@ -293,9 +296,12 @@ def my_data(session: Session, subject: Subject) -> dict[str, Any]:
     contacts = [
         dict(r)
         for r in session.execute(
-            select(*(cp.c[n] for n in _CONTACT)).where(cp.c.customer_id == cid).order_by(cp.c.id)
+            select(cp.c.id, *(cp.c[n] for n in _CONTACT)).where(cp.c.customer_id == cid).order_by(cp.c.id)
         ).mappings()
     ]
+    open_rows(session, cp, contacts)
+    for row in contacts:
+        del row["id"]
     o = ORDER.table
     agg = session.execute(
         select(

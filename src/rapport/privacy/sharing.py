@@ -285,11 +285,11 @@ def _export(recs: Records, ids: list[int], cats: frozenset[str]) -> list[Row]:
         ]
         cp = CONTACT_POINT.table
         stmt = (
-            select(cp.c.customer_id, *(cp.c[c] for c in wanted))
+            select(cp.c.id, cp.c.customer_id, *(cp.c[c] for c in wanted))
             .where(cp.c.customer_id.in_(ids))
             .order_by(cp.c.customer_id, cp.c.id)
         )
-        for r in recs.session.execute(stmt).mappings():
+        for r in recs.open(CONTACT_POINT, [dict(m) for m in recs.session.execute(stmt).mappings()]):
             row = rows.get(r["customer_id"])
             if row is not None:
                 row.setdefault("contact_points", []).append({c: r[c] for c in wanted})
