@@ -34,6 +34,12 @@ def run() -> None:
         get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # Batch migrations rebuild a table by copying it and dropping the original; with foreign
+            # keys enforced, that drop would cascade to (delete) every child row. The pragma only
+            # takes effect outside a transaction, so it goes straight to the driver before Alembic
+            # begins one.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         _run(conn)
     engine.dispose()
 

@@ -59,7 +59,7 @@ from rapport.models import (
 )
 from rapport.models.base import table_of, utcnow
 from rapport.privacy.common import records
-from rapport.security.keyring import open_rows
+from rapport.security.keyring import keyring_for, open_rows, open_stored
 
 ERASED = "[erased]"
 # Reasons that are machine codes may enter the audit chain; free text never does (it could name
@@ -164,7 +164,19 @@ def _forget_idempotency(session: Session, customer_id: int, values: list[bytes])
     t = table_of(IdempotencyRecord)
     # Keys live 24 hours (rapport db prune), so this scan stays small.
     rows = session.execute(select(t.c.id, t.c.path, t.c.response_body)).all()
-    doomed = [r.id for r in rows if _mentions(r.response_body, r.path, customer_id, values)]
+    ring = keyring_for(session) if rows else None
+    # Stored responses are sealed at rest; the person's values are looked for in the clear.
+    doomed = [
+        r.id
+        for r in rows
+        if ring is not None
+        and _mentions(
+            open_stored(ring, "idempotency_record", "response_body", r.id, r.response_body),
+            r.path,
+            customer_id,
+            values,
+        )
+    ]
     if doomed:
         session.execute(delete(t).where(t.c.id.in_(doomed)))
     return len(doomed)
