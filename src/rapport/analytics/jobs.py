@@ -1,0 +1,56 @@
+"""The analytics job interface: what a compute module hands back to the runner.
+
+TODO(merge): this file is owned by the analytics-store branch; this copy only carries the contract's
+dataclasses so the recommendation, rules and forecast jobs can be written and tested alone. Keep the
+analytics-store version at merge (the jobs here only use ScoreRow, JobContext and JobResult fields
+named in the contract, plus ``JobContext.report`` as a no-op-safe progress call).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import duckdb
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One customer score, written back to the records DB table customer_score."""
+
+    customer_id: int
+    kind: str
+    value: float | None
+    label: str | None
+    details: dict[str, Any] | None
+
+
+def _no_progress(message: str, fraction: float) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    as_of: dt.datetime
+    params: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[str, float], None] = _no_progress
+
+    def report(self, message: str, fraction: float) -> None:
+        self.progress(message, fraction)
+
+
+@dataclass
+class JobResult:
+    scores: list[ScoreRow] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class AnalyticsJob(Protocol):
+    name: str
+    model_version: str
+
+    def run(self, con: duckdb.DuckDBPyConnection, ctx: JobContext) -> JobResult: ...
