@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
@@ -479,8 +480,8 @@ def evaluate_offline(
     config = config or RecommenderConfig()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    user_labels, user_codes = np.unique(np.asarray(users), return_inverse=True)
-    item_labels, item_codes = np.unique(np.asarray(items), return_inverse=True)
+    user_codes, user_labels = pd.factorize(np.asarray(users))
+    item_codes, item_labels = pd.factorize(np.asarray(items))
     n_users, n_items = len(user_labels), len(item_labels)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     features = None

@@ -17,7 +17,7 @@ import typer
 from rapport.analytics.clv import FitError, fit_bgnbd, fit_gamma_gamma, group_rows, summarise
 from rapport.cli.common import fail
 
-app = typer.Typer(help="Customer analytics: lifetime value models.", no_args_is_help=True)
+app = typer.Typer(help="Customer analytics: lifetime value models, recommendations.", no_args_is_help=True)
 
 
 class TimeUnit(enum.StrEnum):
@@ -165,3 +165,95 @@ def fit_clv(
         typer.echo(f"{key:>20}  {count}")
     for key, seconds in timings.items():
         typer.echo(f"{key:>20}  {seconds:.3f}")
+
+
+@app.command("recommend-eval")
+def recommend_eval(
+    file: Path = typer.Argument(
+        ..., help="Interactions: CSV, TSV or '::'-separated (MovieLens ratings.dat); delimiter detected."
+    ),
+    user_column: str = typer.Option(
+        ..., "--user-column", help="User column name (or 1-based position when the file has no header)."
+    ),
+    item_column: str = typer.Option(..., "--item-column", help="Item column name or position."),
+    time_column: str | None = typer.Option(
+        None, "--time-column", help="Timestamp (ISO or Unix seconds): time split. Without: random split by user."
+    ),
+    rating_column: str | None = typer.Option(
+        None, "--rating-column", help="Interaction strength (rating, quantity); default 1 per row."
+    ),
+    min_rating: float | None = typer.Option(
+        None, "--min-rating", help="Drop interactions rated below this before anything else."
+    ),
+    items_file: Path | None = typer.Option(
+        None, "--items-file", help="Item attributes (e.g. movies.dat) for the content recommender."
+    ),
+    item_features: str | None = typer.Option(
+        None, "--item-features",
+        help="Comma-separated attribute columns of --items-file ('|' separates several values in a cell).",
+    ),  # fmt: skip
+    items_id_column: str | None = typer.Option(
+        None, "--items-id-column", help="Item id column of --items-file (default: --item-column)."
+    ),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.01, max=0.9),
+    k: int = typer.Option(10, "--k", min=1, max=1000, help="List length for precision@k etc."),
+    neighbours: int = typer.Option(100, "--neighbours", min=1, help="Item-CF neighbours per item."),
+    shrink: float = typer.Option(10.0, "--shrink", min=0.0, help="Item-CF similarity shrinkage."),
+    repurchase: bool = typer.Option(False, "--repurchase", help="Recommend and count already-bought items."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Offline evaluation of the recommenders (item-CF, content, hybrid) against the popularity baseline."""
+    from rapport.analytics.recommend import RecommenderConfig, evaluate_offline
+    from rapport.analytics.tabular import TableError, item_tokens_from, read_interactions
+
+    started = time.perf_counter()
+    try:
+        data = read_interactions(file, user_column, item_column, time_column, rating_column)
+        tokens = None
+        if items_file is not None:
+            if not item_features:
+                fail("--items-file needs --item-features", 2)
+            tokens = item_tokens_from(
+                items_file, items_id_column or item_column, [c.strip() for c in item_features.split(",")]
+            )
+    except TableError as exc:
+        fail(str(exc))
+    if min_rating is not None:
+        if data.ratings is None:
+            fail("--min-rating needs --rating-column", 2)
+        data = data.filter(data.ratings >= min_rating)
+    if len(data.users) == 0:
+        fail(f"{file.name} has no interactions")
+    read_seconds = time.perf_counter() - started
+    config = RecommenderConfig(neighbours=neighbours, shrink=shrink, repurchase=repurchase)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("evaluating", total=1.0)
+
+        def progress(message: str, fraction: float) -> None:
+            bar.update(task, description=message, completed=fraction)
+
+        report = evaluate_offline(
+            data.users, data.items, times=data.times, weights=data.ratings, item_tokens=tokens,
+            test_fraction=test_fraction, k=k, seed=seed, config=config, progress=progress,
+        )  # fmt: skip
+    result = report.as_dict()
+    result["timings"] = {"read_seconds": read_seconds, **result["timings"]}
+    if "cutoff" in result["split"]:
+        result["split"]["cutoff"] = str(result["split"]["cutoff"])
+    result["k"] = k
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    columns = [f"precision@{k}", f"recall@{k}", f"map@{k}", f"ndcg@{k}", "coverage"]
+    typer.echo(f"{'recommender':<12}" + "".join(f"{c:>14}" for c in columns))
+    for name, values in result["metrics"].items():
+        typer.echo(f"{name:<12}" + "".join(f"{values[c]:>14.4f}" for c in columns))
+    weights = ", ".join(f"{c}={w:g}" for c, w in result["hybrid_weights"].items())
+    typer.echo(f"hybrid weights: {weights}")
+    for key, count in result["counts"].items():
+        typer.echo(f"{key:>20}  {count}")
