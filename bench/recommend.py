@@ -37,20 +37,41 @@ def main() -> None:
     unix = data.times.astype("datetime64[s]").astype(np.int64)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ratings.dat"
-        lines = (f"{u + 1}::{i + 1}::{r}::{t}" for u, i, r, t in zip(data.users, data.items, ratings, unix, strict=True))
+        lines = (
+            f"{u + 1}::{i + 1}::{r}::{t}"
+            for u, i, r, t in zip(data.users, data.items, ratings, unix, strict=True)
+        )
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"{len(data.users):,} interactions, {args.users:,} users, {args.items:,} items")
         started = time.perf_counter()
         out = subprocess.run(
-            [str(Path(sys.executable).parent / "rapport"), "analytics", "recommend-eval", str(path),
-             "--user-column", "1", "--item-column", "2", "--rating-column", "3", "--time-column", "4", "--json"],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).parent / "rapport"),
+                "analytics",
+                "recommend-eval",
+                str(path),
+                "--user-column",
+                "1",
+                "--item-column",
+                "2",
+                "--rating-column",
+                "3",
+                "--time-column",
+                "4",
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - started
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = json.loads(out.stdout)
     for name, values in result["metrics"].items():
-        print(f"{name:<12} " + "  ".join(f"{key}={value:.4f}" for key, value in values.items() if key != "users"))
+        print(
+            f"{name:<12} "
+            + "  ".join(f"{key}={value:.4f}" for key, value in values.items() if key != "users")
+        )
     print("hybrid weights:", result["hybrid_weights"])
     print("timings:", {key: round(value, 2) for key, value in result["timings"].items()})
     print(f"wall {wall:.1f} s, peak RSS {peak_mib:.0f} MiB")

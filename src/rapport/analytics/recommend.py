@@ -158,7 +158,9 @@ def item_feature_matrix(tokens: Sequence[Sequence[str]]) -> sp.csr_matrix:
 
 def _normalise_rows(scores: NDArray[np.float32]) -> NDArray[np.float32]:
     top = scores.max(axis=1, keepdims=True)
-    return np.divide(scores, top, out=np.zeros_like(scores), where=top > 0)
+    out = np.zeros_like(scores)
+    np.divide(scores, top, out=out, where=top > 0)
+    return out
 
 
 def top_k(scores: NDArray[Any], k: int) -> tuple[IntArray, NDArray[Any]]:
@@ -190,7 +192,7 @@ class Recommender:
     ) -> None:
         self.config = config or RecommenderConfig()
         self.X = sp.csr_matrix(X, dtype=np.float32)
-        self.n_users, self.n_items = X.shape
+        self.n_users, self.n_items = int(X.shape[0]), int(X.shape[1])
         self.features = features if features is not None and features.shape[1] > 0 else None
         if self.features is not None and self.features.shape[0] != self.n_items:
             raise ValueError("item features must have one row per item")
@@ -250,7 +252,7 @@ class Recommender:
     def blend(
         self, users: IntArray, components: Mapping[str, NDArray[np.float32]], weights: Mapping[str, float]
     ) -> NDArray[np.float32]:
-        """Weighted blend of row-normalised components, masked, popularity tie-break; cold rows use segments."""
+        """Weighted blend of row-normalised components, masked, popularity tie-break; cold rows: segments."""
         total = np.zeros((len(users), self.n_items), dtype=np.float32)
         for name, w in weights.items():
             if w and name in components:
@@ -395,8 +397,9 @@ def tune_weights(
     users = users[model.history[users]]  # cold users ignore the weights
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    results = evaluate(model, validation, {str(i): w for i, w in enumerate(grid)}, k=k, users=users,
-                       progress=progress)  # fmt: skip
+    results = evaluate(
+        model, validation, {str(i): w for i, w in enumerate(grid)}, k=k, users=users, progress=progress
+    )
     best = max(range(len(grid)), key=lambda i: (results[str(i)].ndcg, -i))
     return grid[best], results[str(best)].ndcg
 
@@ -418,7 +421,7 @@ def time_split(times: ArrayLike, test_fraction: float = 0.2) -> tuple[Any, NDArr
 def random_split_by_user(
     user_codes: ArrayLike, test_fraction: float = 0.2, seed: int = 0
 ) -> NDArray[np.bool_]:
-    """Train mask: each user keeps floor((1 - f) n) of their n interactions (at least one), chosen at random."""
+    """Train mask: each user keeps n - floor(f n) of their n interactions (at least one), at random."""
     users = np.asarray(user_codes, dtype=np.int64)
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(users)), users))
@@ -501,7 +504,9 @@ def evaluate_offline(
         return None, random_split_by_user(user_codes[sub], test_fraction, seed)
 
     def matrix(idx: NDArray[np.intp]) -> sp.csr_matrix:
-        return interaction_matrix(user_codes[idx], item_codes[idx], n_users, n_items, None if w is None else w[idx])
+        return interaction_matrix(
+            user_codes[idx], item_codes[idx], n_users, n_items, None if w is None else w[idx]
+        )
 
     everything = np.ones(len(user_codes), dtype=bool)
     cutoff, train_mask = split(everything)

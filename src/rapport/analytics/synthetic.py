@@ -64,7 +64,9 @@ def simulate_purchases(
 
     taste = rng.dirichlet(np.full(n_groups, taste_concentration), size=n_users)
     dominant = taste.argmax(axis=1)
-    region = np.where(rng.random(n_users) < region_fidelity, dominant % n_regions, rng.integers(0, n_regions, n_users))
+    region = np.where(
+        rng.random(n_users) < region_fidelity, dominant % n_regions, rng.integers(0, n_regions, n_users)
+    )
     counts = 1 + rng.poisson(purchases_per_user - 1, n_users)
     users = np.repeat(np.arange(n_users), counts)
     items = np.empty(len(users), dtype=np.int64)

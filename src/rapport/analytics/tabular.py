@@ -61,7 +61,7 @@ def _delimiter(text: str) -> str:
 
 
 def _frame(path: Path, columns: Sequence[str]) -> tuple[pd.DataFrame, bool]:
-    """(frame, has header row): the requested columns as strings, in the order asked, from a header name or a 1-based position."""
+    """(frame, has header row): the requested columns as strings, by header name or 1-based position."""
     text = _read_text(path)
     sep = _delimiter(text)
     if sep == "::":
@@ -129,7 +129,8 @@ def read_interactions(
         if bad.any():
             value = frame[rating_col].iloc[int(np.flatnonzero(bad)[0])]
             raise TableError(
-                f"line {_bad_line(bad, has_header)}: rating column '{rating_col}' value {value!r} is not a number"
+                f"line {_bad_line(bad, has_header)}: rating column '{rating_col}' value {value!r} "
+                "is not a number"
             )
         ratings = values
     return InteractionData(users, items, times, ratings)

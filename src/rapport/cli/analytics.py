@@ -177,7 +177,9 @@ def recommend_eval(
     ),
     item_column: str = typer.Option(..., "--item-column", help="Item column name or position."),
     time_column: str | None = typer.Option(
-        None, "--time-column", help="Timestamp (ISO or Unix seconds): time split. Without: random split by user."
+        None,
+        "--time-column",
+        help="Timestamp (ISO or Unix seconds) for a time split; without: random split by user.",
     ),
     rating_column: str | None = typer.Option(
         None, "--rating-column", help="Interaction strength (rating, quantity); default 1 per row."
@@ -189,9 +191,10 @@ def recommend_eval(
         None, "--items-file", help="Item attributes (e.g. movies.dat) for the content recommender."
     ),
     item_features: str | None = typer.Option(
-        None, "--item-features",
+        None,
+        "--item-features",
         help="Comma-separated attribute columns of --items-file ('|' separates several values in a cell).",
-    ),  # fmt: skip
+    ),
     items_id_column: str | None = typer.Option(
         None, "--items-id-column", help="Item id column of --items-file (default: --item-column)."
     ),
@@ -238,9 +241,17 @@ def recommend_eval(
             bar.update(task, description=message, completed=fraction)
 
         report = evaluate_offline(
-            data.users, data.items, times=data.times, weights=data.ratings, item_tokens=tokens,
-            test_fraction=test_fraction, k=k, seed=seed, config=config, progress=progress,
-        )  # fmt: skip
+            data.users,
+            data.items,
+            times=data.times,
+            weights=data.ratings,
+            item_tokens=tokens,
+            test_fraction=test_fraction,
+            k=k,
+            seed=seed,
+            config=config,
+            progress=progress,
+        )
     result = report.as_dict()
     result["timings"] = {"read_seconds": read_seconds, **result["timings"]}
     if "cutoff" in result["split"]:
