@@ -170,7 +170,9 @@ def also_bought(table: pd.DataFrame, product_id: int, k: int = 10) -> list[dict[
     ]
 
 
-def also_bought_from_store(con: duckdb.DuckDBPyConnection, product_id: int, k: int = 10) -> list[dict[str, Any]]:
+def also_bought_from_store(
+    con: duckdb.DuckDBPyConnection, product_id: int, k: int = 10
+) -> list[dict[str, Any]]:
     """Service function: the lookup on the stored result table ``result_rules_also_bought``.
 
     TODO(merge): the table name follows the contract's result_<job>_<name>; the lead wires
