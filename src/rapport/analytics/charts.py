@@ -13,11 +13,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+import matplotlib.pyplot as plt  # after use("Agg"): the backend must be chosen before pyplot loads
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 _HISTORY = "#1f4e79"
 _FORECAST = "#c55a11"
@@ -132,7 +132,7 @@ def rules_chart(
         loc="upper center",
         cellLoc="center",
     )
-    for (row, col), cell in table.get_celld().items():
+    for (row, _col), cell in table.get_celld().items():
         if row == 0:
             cell.set_text_props(fontweight="bold")
     table.auto_set_font_size(False)

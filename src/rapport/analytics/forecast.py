@@ -143,7 +143,7 @@ def fit_forecast(y: FloatArray, horizon: int, period: int, level: float = 0.9) -
                     result = ETSModel(
                         series, error="add", trend=trend, damped_trend=damped,
                         seasonal="add" if seasonal else None, seasonal_periods=period if seasonal else None,
-                        initialization_method="heuristic" if n >= 10 + (2 * period if seasonal else 0) else "estimated",
+                        initialization_method="heuristic" if n >= 10 + 2 * period * seasonal else "estimated",
                     ).fit(disp=False)  # fmt: skip
                     frame = result.get_prediction(start=n, end=n + horizon - 1).summary_frame(alpha=alpha)
                     aicc = float(result.aicc)
