@@ -143,7 +143,7 @@ def item_feature_matrix(tokens: Sequence[Sequence[str]]) -> sp.csr_matrix:
     rows: list[int] = []
     cols: list[int] = []
     for i, item_tokens in enumerate(tokens):
-        for token in set(item_tokens):
+        for token in dict.fromkeys(item_tokens):  # first-seen order: deterministic columns
             rows.append(i)
             cols.append(vocab.setdefault(token, len(vocab)))
     n = len(tokens)
@@ -483,8 +483,8 @@ def evaluate_offline(
     config = config or RecommenderConfig()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    user_codes, user_labels = pd.factorize(np.asarray(users))
-    item_codes, item_labels = pd.factorize(np.asarray(items))
+    user_codes, user_labels = pd.factorize(np.asarray(users), sort=True)
+    item_codes, item_labels = pd.factorize(np.asarray(items), sort=True)
     n_users, n_items = len(user_labels), len(item_labels)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     features = None

@@ -167,13 +167,14 @@ class RecommendJob:
         scores: list[ScoreRow] = []
         ctx.report("recommend: scoring", 0.7)
         for cid, (products, values) in zip(ids, fitted.for_customers(ids, k), strict=True):
+            rounded = [round(v, 6) for v in values]
             scores.append(
                 ScoreRow(
                     customer_id=int(cid),
                     kind=KIND,
-                    value=values[0] if values else None,
+                    value=rounded[0] if rounded else None,
                     label="personal" if fitted.has_history(cid) else "cold_start",
-                    details={"products": products, "scores": [round(v, 6) for v in values]},
+                    details={"products": products, "scores": rounded},
                 )
             )
         tables: dict[str, pd.DataFrame] = {}
