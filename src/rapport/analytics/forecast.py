@@ -107,6 +107,21 @@ def _ets_name(trend: str | None, damped: bool, seasonal: bool, stl: bool = False
     return f"STL+{name}" if stl else name
 
 
+def _ets(series: pd.Series, trend: str | None, damped: bool, period: int | None) -> Any:
+    """Fitted additive-error ETS. Initial states from the heuristic (fast: only the smoothing
+    parameters are optimised); where the series is too short for it, estimated with the rest."""
+    for init in ("heuristic", "estimated"):
+        try:
+            return ETSModel(
+                series, error="add", trend=trend, damped_trend=damped, seasonal="add" if period else None,
+                seasonal_periods=period, initialization_method=init,
+            ).fit(disp=False)  # fmt: skip
+        except ValueError:
+            if init == "estimated":
+                raise
+    raise AssertionError("unreachable")
+
+
 def fit_forecast(y: FloatArray, horizon: int, period: int, level: float = 0.9) -> Forecast:
     """The AICc-best additive ETS (see module doc); seasonal naive when the series is too short."""
     values = np.asarray(y, dtype=np.float64)
@@ -125,10 +140,7 @@ def fit_forecast(y: FloatArray, horizon: int, period: int, level: float = 0.9) -
             try:
                 if seasonal and period > _MAX_ETS_SEASON:
                     adjusted, future_season, season_var = _fourier_season(values, horizon, period)
-                    result = ETSModel(
-                        pd.Series(adjusted), error="add", trend=trend, damped_trend=damped,
-                        initialization_method="heuristic" if n >= 10 else "estimated",
-                    ).fit(disp=False)  # fmt: skip
+                    result = _ets(pd.Series(adjusted), trend, damped, None)
                     frame = result.get_prediction(start=n, end=n + horizon - 1).summary_frame(alpha=alpha)
                     aicc = float(result.aicc)
                     base = frame["mean"].to_numpy(dtype=np.float64)
@@ -140,11 +152,7 @@ def fit_forecast(y: FloatArray, horizon: int, period: int, level: float = 0.9) -
                     hi = frame["mean"] + _z(level) * se
                     name = _ets_name(trend, damped, False).replace("ETS", "Fourier+ETS")
                 else:
-                    result = ETSModel(
-                        series, error="add", trend=trend, damped_trend=damped,
-                        seasonal="add" if seasonal else None, seasonal_periods=period if seasonal else None,
-                        initialization_method="heuristic" if n >= 10 + 2 * period * seasonal else "estimated",
-                    ).fit(disp=False)  # fmt: skip
+                    result = _ets(series, trend, damped, period if seasonal else None)
                     frame = result.get_prediction(start=n, end=n + horizon - 1).summary_frame(alpha=alpha)
                     aicc = float(result.aicc)
                     lo, hi = frame["pi_lower"], frame["pi_upper"]
