@@ -61,8 +61,9 @@ class Store:
             "FROM new_orders"
         )
         self.con.execute(
-            f"INSERT INTO order_lines SELECT {self._line} + row_number() OVER (ORDER BY order_id), order_id, "
-            "product_id, 1.0, 10.0, 0.0, 10.0 FROM new_orders"
+            "INSERT INTO order_lines SELECT ? + row_number() OVER (ORDER BY order_id), order_id, "
+            "product_id, 1.0, 10.0, 0.0, 10.0 FROM new_orders",
+            [self._line],
         )
         self._line += len(frame)
         self.con.unregister("new_orders")

@@ -114,7 +114,9 @@ def test_forecast_job_on_the_store() -> None:
     rows = []
     for month, n_orders in enumerate(monthly):
         first = (pd.Timestamp("2022-01-01") + pd.DateOffset(months=month)).to_pydatetime()
-        rows.extend((len(rows) + 1, 1, first + dt.timedelta(hours=6 * j), "paid", 1) for j in range(int(n_orders)))
+        rows.extend(
+            (len(rows) + 1, 1, first + dt.timedelta(hours=6 * j), "paid", 1) for j in range(int(n_orders))
+        )
     store.orders_bulk(rows)  # 10.0 each
     order_id = len(rows)
     store.order(order_id + 1, 1, dt.datetime(2023, 5, 5), [1], total=1e9, status="cancelled")

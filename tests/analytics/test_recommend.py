@@ -168,7 +168,7 @@ def test_hybrid_beats_popularity_on_planted_tastes(planted: SyntheticPurchases) 
 def test_hybrid_weights_never_see_the_test_split(planted: SyntheticPurchases) -> None:
     tokens = _tokens(planted)
     first = evaluate_offline(planted.users, planted.items, times=planted.times, item_tokens=tokens)
-    cutoff, train = time_split(planted.times, 0.2)
+    _, train = time_split(planted.times, 0.2)
     scrambled = planted.items.copy()
     scrambled[~train] = np.random.default_rng(5).permutation(scrambled[~train])
     second = evaluate_offline(planted.users, scrambled, times=planted.times, item_tokens=tokens)
@@ -199,11 +199,18 @@ def _store_from(data: SyntheticPurchases, n_users: int) -> Store:
     store.customers([(5000, "east", "web", True), (5001, None, None, True)])
     n_items = len(data.item_group)
     store.products(
-        (1 + i, f"g{int(data.item_group[i])}", float(round(data.item_price[i], 2)), i != 5) for i in range(n_items)
+        (1 + i, f"g{int(data.item_group[i])}", float(round(data.item_price[i], 2)), i != 5)
+        for i in range(n_items)
     )
     store.orders_bulk(
         [
-            (n + 1, 1000 + int(u), t.astype("datetime64[s]").item(), "cancelled" if n % 17 == 0 else "paid", 1 + int(i))
+            (
+                n + 1,
+                1000 + int(u),
+                t.astype("datetime64[s]").item(),
+                "cancelled" if n % 17 == 0 else "paid",
+                1 + int(i),
+            )
             for n, (u, i, t) in enumerate(zip(data.users, data.items, data.times, strict=True))
         ]
     )

@@ -55,7 +55,9 @@ def test_three_item_rules_and_support_floor() -> None:
     assert rule["lift"] == (5 / 8) / (5 / 20)
     # Item 12 alone: support 5/20 = 0.25 passes 0.2; at 0.3 nothing with 12 survives.
     higher = mine_rules(*_flatten(baskets), min_support=0.3, min_confidence=0.5)
-    assert not any(12 in a + c for a, c in zip(higher.rules["antecedents"], higher.rules["consequents"], strict=True))
+    assert not any(
+        12 in a + c for a, c in zip(higher.rules["antecedents"], higher.rules["consequents"], strict=True)
+    )
     # min_baskets: a floor on the joint count on top of min_support.
     floored = mine_rules(*_flatten(baskets), min_support=0.2, min_confidence=0.5, min_baskets=6)
     assert set(floored.rules["baskets"]) == {8}
@@ -71,7 +73,13 @@ def test_also_bought_lookup() -> None:
     result = mine_rules(*_flatten(BASKETS), min_support=0.1, min_confidence=0.3)
     table = also_bought_table(result.rules)
     assert also_bought(table, 2) == [
-        {"product_id": 1, "confidence": 8 / 12, "lift": (8 / 12) / (10 / 20), "support": 8 / 20, "baskets": 8},
+        {
+            "product_id": 1,
+            "confidence": 8 / 12,
+            "lift": (8 / 12) / (10 / 20),
+            "support": 8 / 20,
+            "baskets": 8,
+        },
         {"product_id": 3, "confidence": 4 / 12, "lift": (4 / 12) / (4 / 20), "support": 4 / 20, "baskets": 4},
     ]
     assert also_bought(table, 2, k=1)[0]["product_id"] == 1
