@@ -20,6 +20,7 @@ from rapport.analytics.recommend import (
     random_split_by_user,
     time_split,
     top_k,
+    tune_weights,
     weight_grid,
 )
 from rapport.analytics.recommend_job import (
@@ -284,3 +285,11 @@ def test_as_of_caps_the_history() -> None:
     fitted = fit_store_recommender(store.con, ctx)
     [(products, _)] = fitted.for_customers([2], k=1)
     assert products == [11]  # bought with 10 by customer 1; 2 has not bought it yet as of February
+
+
+def test_tuning_without_validation_users_keeps_the_defaults() -> None:
+    X = interaction_matrix(*SMALL, 3, 3)
+    model = Recommender(X)
+    validation = sp.csr_matrix((3, 3))
+    weights, ndcg = tune_weights(model, validation)
+    assert weights == {"item_cf": 0.75, "popularity": 0.25} and math.isnan(ndcg)

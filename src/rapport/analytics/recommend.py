@@ -391,10 +391,16 @@ def tune_weights(
     model: Recommender, validation: sp.csr_matrix, *, k: int = 10, step: float = 0.25, max_users: int = 3000,
     seed: int = 0, progress: Progress = _no_progress,
 ) -> tuple[dict[str, float], float]:  # fmt: skip
-    """The grid weighting with the best validation NDCG@k (first one on ties) and that NDCG."""
+    """The grid weighting with the best validation NDCG@k (first one on ties) and that NDCG.
+
+    Only users with training history count (cold users ignore the weights); without any, the
+    defaults and NaN.
+    """
     grid = weight_grid(model.components, step)
     users = np.flatnonzero(np.diff(sp.csr_matrix(validation).indptr) > 0)
     users = users[model.history[users]]  # cold users ignore the weights
+    if len(users) == 0:  # nothing to learn from: the documented defaults
+        return {c: w for c, w in DEFAULT_WEIGHTS.items() if c in model.components}, math.nan
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     results = evaluate(
