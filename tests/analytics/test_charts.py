@@ -41,3 +41,25 @@ def test_rules_chart_with_and_without_rules() -> None:
     assert image.size[0] > image.size[1] > 300
     empty = _image(rules_chart(rules.head(0)))
     assert empty.size[0] > 300
+
+
+def test_charts_from_the_stored_tables() -> None:
+    import duckdb
+    import pytest
+
+    from rapport.analytics.charts import forecast_png_from_store, rules_png_from_store
+    from rapport.analytics.rules import _stored
+
+    con = duckdb.connect(":memory:")
+    y = seasonal_series(np.random.default_rng(1), 30)
+    starts = pd.DatetimeIndex(pd.date_range("2023-01-01", periods=30, freq="MS"))
+    stored_forecast = forecast_table(starts, y, fit_forecast(y, 3, 12, 0.9), "month")
+    con.register("f", stored_forecast)
+    con.execute("CREATE TABLE result_forecast_revenue_month AS SELECT * FROM f")
+    assert forecast_png_from_store(con, "revenue_month", level=0.9).startswith(PNG)
+    with pytest.raises(ValueError, match="unknown series"):
+        forecast_png_from_store(con, "revenue_day; DROP TABLE x")
+    rules = _stored(mine_rules([1, 1, 2, 2, 3], [5, 6, 5, 6, 5], min_support=0.3, min_confidence=0.3).rules)
+    con.register("r", rules)
+    con.execute("CREATE TABLE result_rules_rules AS SELECT * FROM r")
+    assert rules_png_from_store(con).startswith(PNG)

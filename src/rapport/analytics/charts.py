@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 
+import duckdb
 import matplotlib
 
 matplotlib.use("Agg")
@@ -140,3 +141,32 @@ def rules_chart(
     table.scale(1, 1.3)
     tab.set_title(f"Top {len(best)} rules by lift")
     return _png(fig)
+
+
+_SERIES = {
+    "revenue_month": ("Revenue per month", "revenue"),
+    "orders_month": ("Orders per month", "orders"),
+    "revenue_week": ("Revenue per week", "revenue"),
+    "orders_week": ("Orders per week", "orders"),
+}
+
+
+def forecast_png_from_store(
+    con: duckdb.DuckDBPyConnection, series: str, *, level: float | None = None
+) -> bytes:
+    """Service function: the chart of a stored ForecastJob table ``result_forecast_<series>``.
+
+    TODO(merge): table names follow the contract's result_<job>_<name>; the lead wires an endpoint.
+    """
+    if series not in _SERIES:
+        raise ValueError(f"unknown series {series!r}; one of {', '.join(_SERIES)}")
+    title, ylabel = _SERIES[series]
+    table = con.execute(f"SELECT * FROM result_forecast_{series} ORDER BY period_start").df()  # noqa: S608
+    return forecast_chart(table, title=title, ylabel=ylabel, level=level)
+
+
+def rules_png_from_store(
+    con: duckdb.DuckDBPyConnection, *, top: int = 12, names: Mapping[int, str] | None = None
+) -> bytes:
+    """Service function: the chart of the stored RulesJob table ``result_rules_rules``."""
+    return rules_chart(con.execute("SELECT * FROM result_rules_rules").df(), top=top, names=names)
