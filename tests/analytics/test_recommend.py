@@ -11,6 +11,7 @@ from rapport.analytics.jobs import JobContext
 from rapport.analytics.recommend import (
     Recommender,
     RecommenderConfig,
+    choose_cold_source,
     evaluate,
     evaluate_offline,
     interaction_matrix,
@@ -18,6 +19,7 @@ from rapport.analytics.recommend import (
     item_similarity,
     price_bands,
     random_split_by_user,
+    recent_buyers,
     time_split,
     top_k,
     tune_weights,
@@ -154,7 +156,7 @@ def _tokens(data: SyntheticPurchases) -> dict[int, list[str]]:
 def test_hybrid_beats_popularity_on_planted_tastes(planted: SyntheticPurchases) -> None:
     report = evaluate_offline(planted.users, planted.items, times=planted.times, item_tokens=_tokens(planted))
     m = report.metrics
-    assert set(m) == {"item_cf", "content", "popularity", "hybrid"}
+    assert set(m) == {"item_cf", "content", "popularity", "trending", "hybrid"}
     hybrid, pop = m["hybrid"], m["popularity"]
     assert hybrid["precision@10"] > 1.5 * pop["precision@10"]
     assert hybrid["recall@10"] > 1.5 * pop["recall@10"]
@@ -247,7 +249,9 @@ def test_recommend_job_scores_only_profiling_customers(planted: SyntheticPurchas
     assert labels[1000] == "personal"
     assert result.metrics["hybrid.ndcg@5"] > result.metrics["popularity.ndcg@5"]
     assert result.metrics["hybrid.precision@5"] > result.metrics["popularity.precision@5"]
-    assert list(result.tables["evaluation"]["recommender"]) == ["item_cf", "content", "popularity", "hybrid"]
+    assert list(result.tables["evaluation"]["recommender"]) == [
+        "item_cf", "content", "popularity", "trending", "hybrid",
+    ]  # fmt: skip
     assert result.metrics["customers_scored"] == len(allowed)
 
     # Cold start: the east customer gets east's favourites among profiling customers.
@@ -293,3 +297,24 @@ def test_tuning_without_validation_users_keeps_the_defaults() -> None:
     validation = sp.csr_matrix((3, 3))
     weights, ndcg = tune_weights(model, validation)
     assert weights == {"item_cf": 0.75, "popularity": 0.25} and math.isnan(ndcg)
+
+
+def test_recent_buyers_and_the_cold_start_source() -> None:
+    # Items 0 (5 buyers) and 1 (4) sold early (times 0-8); item 2 (3) is what buyers take lately (9-11).
+    users = [0, 1, 2, 3, 4, 0, 1, 2, 3, 5, 6, 7]
+    items = [0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
+    times = list(range(12))
+    assert recent_buyers(users, items, times, 3, fraction=0.25).tolist() == [0.0, 0.0, 3.0]
+    X = interaction_matrix(users, items, 12, 3)
+    model = Recommender(X, trending=recent_buyers(users, items, times, 3, fraction=0.25))
+    assert model.components == ("item_cf", "popularity", "trending")
+    # New users 10 and 11 buy item 2 in validation: trending serves them better than overall popularity.
+    validation = sp.csr_matrix(([1.0, 1.0], ([10, 11], [2, 2])), shape=(12, 3))
+    assert choose_cold_source(model, validation, {"item_cf": 1.0}) == "trending"
+    old_taste = sp.csr_matrix(([1.0], ([10], [0])), shape=(12, 3))
+    assert choose_cold_source(model, old_taste, {"item_cf": 1.0}) == "popularity"
+    assert choose_cold_source(Recommender(X), validation, {"item_cf": 1.0}) == "popularity"  # no times
+    model.cold_source = "trending"
+    assert model.recommend([10], k=1)[0][0] == [2]
+    model.cold_source = "popularity"
+    assert model.recommend([10], k=1)[0][0] == [0]

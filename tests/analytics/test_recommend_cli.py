@@ -45,7 +45,8 @@ def test_csv_with_header_and_iso_times_matches_the_library(tmp_path: Path, data:
     assert out["hybrid_weights"] == expected.weights
     assert out["counts"] == expected.counts
     assert out["split"]["method"] == "time" and out["k"] == 10
-    assert set(out["metrics"]) == {"item_cf", "popularity", "hybrid"}
+    assert set(out["metrics"]) == {"item_cf", "popularity", "trending", "hybrid"}
+    assert out["cold_start"] == expected.cold_source
     assert out["metrics"]["hybrid"]["precision@10"] > out["metrics"]["popularity"]["precision@10"]
     assert {"read_seconds", "fit_seconds", "evaluate_seconds", "tune_seconds"} <= set(out["timings"])
 
@@ -72,7 +73,7 @@ def test_movielens_format_without_header_with_item_file(tmp_path: Path, data: Sy
     out = json.loads(result.output)
     keep = stars >= 2
     assert out["counts"]["interactions"] == int(keep.sum())
-    assert set(out["metrics"]) == {"item_cf", "content", "popularity", "hybrid"}
+    assert set(out["metrics"]) == {"item_cf", "content", "popularity", "trending", "hybrid"}
     tokens = {str(i): [f"3:G{g}", "3:All"] for i, g in enumerate(data.item_group)}
     expected = evaluate_offline(
         data.users[keep].astype(str), data.items[keep].astype(str), times=_unix(data)[keep].astype(float),

@@ -4,6 +4,8 @@ Recommenders (all work on integer codes: users 0..U-1 are rows, items 0..I-1 are
 ``scipy.sparse`` CSR matrix ``X`` whose values are log1p of the summed interaction weights):
 
 - ``popularity``: number of distinct training buyers per item (the baseline).
+- ``trending`` (when interactions have times): distinct buyers per item over the most recent 10 %
+  of the training interactions.
 - ``item_cf``: item-item collaborative filtering. Similarity is the shrunk cosine of binary item
   columns, ``sim(i, j) = c_ij / (sqrt(n_i n_j) + shrink)`` with ``c_ij`` the number of users who
   bought both; only the ``neighbours`` most similar items of each item are kept. The similarity is
@@ -18,7 +20,8 @@ Recommenders (all work on integer codes: users 0..U-1 are rows, items 0..I-1 are
   data only (grid over the simplex, best NDCG@k), never on the test split.
 
 Cold start: a user without training history gets the most popular items among buyers sharing their
-first known segment attribute (e.g. region, then channel) with enough buyers, else overall popularity.
+first known segment attribute (e.g. region, then channel) with enough buyers, else overall or
+trending popularity (whichever did better for the validation split's new users).
 Every ranking breaks ties by popularity, so a user with few neighbours still gets k sensible items.
 
 Scoring is done in user batches sized so one dense ``batch x items`` block stays small; top-k uses
@@ -43,7 +46,9 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 Progress = Callable[[str, float], None]
 
-COMPONENTS = ("item_cf", "content", "popularity")
+COMPONENTS = ("item_cf", "content", "popularity", "trending")
+COLD_SOURCES = ("popularity", "trending")
+RECENT_FRACTION = 0.1
 # Scores within a component are ranked first; popularity only decides ties (and pads short lists).
 _TIE_BREAK = 1e-6
 # One dense block (batch x items, float32) holds at most this many cells.
@@ -63,6 +68,8 @@ class RecommenderConfig:
     min_segment_buyers: int = 20
     # Hybrid weights by component; None = tune on a validation split (or the defaults below).
     weights: Mapping[str, float] | None = None
+    # Fallback for users without history (and without a qualifying segment): popularity or trending.
+    cold_source: str = "popularity"
 
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {"item_cf": 0.75, "content": 0.0, "popularity": 0.25}
@@ -187,10 +194,13 @@ class Recommender:
         features: sp.csr_matrix | None = None,
         segments: Sequence[NDArray[np.int64]] = (),
         allowed_items: NDArray[np.bool_] | None = None,
+        trending: NDArray[np.float64] | None = None,
         config: RecommenderConfig | None = None,
         progress: Progress = _no_progress,
     ) -> None:
         self.config = config or RecommenderConfig()
+        self.cold_source = self.config.cold_source
+        self.trending = None if trending is None else np.asarray(trending, dtype=np.float32)
         self.X = sp.csr_matrix(X, dtype=np.float32)
         self.n_users, self.n_items = int(X.shape[0]), int(X.shape[1])
         self.features = features if features is not None and features.shape[1] > 0 else None
@@ -221,7 +231,12 @@ class Recommender:
 
     @property
     def components(self) -> tuple[str, ...]:
-        return tuple(c for c in COMPONENTS if c != "content" or self.features is not None)
+        return tuple(
+            c
+            for c in COMPONENTS
+            if (c != "content" or self.features is not None)
+            and (c != "trending" or self.trending is not None)
+        )
 
     def batch_size(self) -> int:
         return max(1, _BLOCK_CELLS // max(self.n_items, 1))
@@ -233,14 +248,18 @@ class Recommender:
             "item_cf": np.asarray((hist @ self.W).toarray(), dtype=np.float32),
             "popularity": np.broadcast_to(self.popularity, (len(users), self.n_items)).copy(),
         }
+        if self.trending is not None:
+            out["trending"] = np.broadcast_to(self.trending, (len(users), self.n_items)).copy()
         if self.features is not None:
             profile = hist @ self.features
             out["content"] = np.asarray((profile @ self.features.T).toarray(), dtype=np.float32)
         return out
 
-    def cold_popularity(self, users: IntArray) -> NDArray[np.float32]:
-        """Segment popularity for cold users (overall popularity when no segment qualifies)."""
-        out = np.broadcast_to(self.popularity, (len(users), self.n_items)).copy()
+    def cold_popularity(self, users: IntArray, source: str | None = None) -> NDArray[np.float32]:
+        """Segment popularity for cold users (``source`` popularity when no segment qualifies)."""
+        fallback = self.trending if (source or self.cold_source) == "trending" else None
+        base = self.popularity if fallback is None else fallback
+        out = np.broadcast_to(base, (len(users), self.n_items)).copy()
         for row, user in enumerate(users):
             for codes, table in zip(self.segments, self._segment_pop, strict=True):
                 seg = table.get(int(codes[user]))
@@ -250,16 +269,24 @@ class Recommender:
         return out
 
     def blend(
-        self, users: IntArray, components: Mapping[str, NDArray[np.float32]], weights: Mapping[str, float]
+        self,
+        users: IntArray,
+        components: Mapping[str, NDArray[np.float32]],
+        weights: Mapping[str, float],
+        cold_source: str | None = None,
     ) -> NDArray[np.float32]:
-        """Weighted blend of row-normalised components, masked, popularity tie-break; cold rows: segments."""
+        """Weighted blend of row-normalised components, masked, popularity tie-break.
+
+        With ``cold_source`` (the recommender's cold-start path), users without history get segment
+        popularity, else that source; without, every user gets the plain blend (for baselines).
+        """
         total = np.zeros((len(users), self.n_items), dtype=np.float32)
         for name, w in weights.items():
             if w and name in components:
                 total += np.float32(w) * _normalise_rows(components[name])
         cold = ~self.history[users]
-        if cold.any():
-            total[cold] = _normalise_rows(self.cold_popularity(users[cold]))
+        if cold_source is not None and cold.any():
+            total[cold] = _normalise_rows(self.cold_popularity(users[cold], cold_source))
         total += self._tie
         return self.mask(users, total)
 
@@ -281,7 +308,7 @@ class Recommender:
         step = self.batch_size()
         for start in range(0, len(users_arr), step):
             batch = users_arr[start : start + step]
-            scores = self.blend(batch, self.component_scores(batch), chosen)
+            scores = self.blend(batch, self.component_scores(batch), chosen, self.cold_source)
             idx, vals = top_k(scores, k)
             for row in range(len(batch)):
                 ok = np.isfinite(vals[row])
@@ -329,13 +356,16 @@ def evaluate(
     *,
     k: int = 10,
     users: IntArray | None = None,
+    cold_sources: Mapping[str, str] | None = None,
     progress: Progress = _no_progress,
 ) -> dict[str, Metrics]:
     """Top-k metrics of each named weighting against the test matrix (users x items, any positive value).
 
     Relevant items are the user's test items they had not bought in training (unless repurchase is
     on); users without relevant items are skipped. All weightings share one pass over user batches.
+    ``cold_sources`` names the weightings that take the cold-start path (see ``Recommender.blend``).
     """
+    cold_sources = cold_sources or {}
     test = sp.csr_matrix(test, dtype=np.float32)
     if not model.config.repurchase:
         seen = model.X.copy()
@@ -358,7 +388,7 @@ def evaluate(
         n_rel = np.diff(rel.indptr).astype(np.float64)
         rel_dense = rel.toarray() > 0
         for name in names:
-            idx, vals = top_k(model.blend(batch, comps, weightings[name]), k)
+            idx, vals = top_k(model.blend(batch, comps, weightings[name], cold_sources.get(name)), k)
             hits = np.take_along_axis(rel_dense, idx, axis=1) & np.isfinite(vals)
             n_hits = hits.sum(axis=1)
             cum = np.cumsum(hits, axis=1)
@@ -410,6 +440,45 @@ def tune_weights(
     return grid[best], results[str(best)].ndcg
 
 
+def choose_cold_source(
+    model: Recommender, validation: sp.csr_matrix, weights: Mapping[str, float], *, k: int = 10
+) -> str:
+    """``popularity`` or ``trending`` for new users, by validation NDCG@k of the users without history."""
+    if model.trending is None:
+        return "popularity"
+    users = np.flatnonzero(np.diff(sp.csr_matrix(validation).indptr) > 0)
+    users = users[~model.history[users]]
+    if len(users) == 0:
+        return "popularity"
+    results = evaluate(
+        model, validation, dict.fromkeys(COLD_SOURCES, weights), k=k, users=users,
+        cold_sources={s: s for s in COLD_SOURCES},
+    )  # fmt: skip
+    return max(COLD_SOURCES, key=lambda s: (results[s].ndcg, s == "popularity"))
+
+
+def recent_buyers(
+    user_codes: ArrayLike,
+    item_codes: ArrayLike,
+    times: ArrayLike,
+    n_items: int,
+    fraction: float = RECENT_FRACTION,
+) -> NDArray[np.float64]:
+    """Distinct buyers per item among the most recent ``fraction`` of interactions."""
+    t = np.asarray(times)
+    if len(t) == 0:
+        return np.zeros(n_items)
+    cutoff = np.sort(t)[min(len(t) - 1, int(len(t) * (1 - fraction)))]
+    recent = t >= cutoff
+    pairs = np.unique(
+        np.column_stack(
+            [np.asarray(user_codes, dtype=np.int64)[recent], np.asarray(item_codes, dtype=np.int64)[recent]]
+        ),
+        axis=0,
+    )
+    return np.bincount(pairs[:, 1], minlength=n_items).astype(np.float64)
+
+
 # --- splits -------------------------------------------------------------------------------------
 
 
@@ -449,6 +518,7 @@ def random_split_by_user(
 class EvaluationReport:
     metrics: dict[str, dict[str, float]]
     weights: dict[str, float]
+    cold_source: str
     validation_ndcg: float | None
     counts: dict[str, int]
     split: dict[str, Any]
@@ -458,6 +528,7 @@ class EvaluationReport:
         return {
             "metrics": self.metrics,
             "hybrid_weights": self.weights,
+            "cold_start": self.cold_source,
             "validation_ndcg": self.validation_ndcg,
             "counts": self.counts,
             "split": self.split,
@@ -509,6 +580,11 @@ def evaluate_offline(
             return cutoff, train_sub
         return None, random_split_by_user(user_codes[sub], test_fraction, seed)
 
+    def trending(idx: NDArray[np.intp]) -> NDArray[np.float64] | None:
+        if times is None:
+            return None
+        return recent_buyers(user_codes[idx], item_codes[idx], np.asarray(times)[idx], n_items)
+
     def matrix(idx: NDArray[np.intp]) -> sp.csr_matrix:
         return interaction_matrix(
             user_codes[idx], item_codes[idx], n_users, n_items, None if w is None else w[idx]
@@ -521,24 +597,37 @@ def evaluate_offline(
 
     validation_ndcg: float | None = None
     chosen = dict(config.weights) if config.weights is not None else None
+    cold_source = config.cold_source
     if chosen is None:
         started = time.perf_counter()
         _, fit_sub = split(train_mask)
         fit_idx, val_idx = train_idx[fit_sub], train_idx[~fit_sub]
-        val_model = Recommender(matrix(fit_idx), features=features, segments=segments, config=config)
+        val_model = Recommender(
+            matrix(fit_idx), features=features, segments=segments, trending=trending(fit_idx), config=config
+        )
         progress("tune hybrid", 0.0)
-        chosen, validation_ndcg = tune_weights(val_model, matrix(val_idx), k=k, seed=seed, progress=progress)
+        validation = matrix(val_idx)
+        chosen, validation_ndcg = tune_weights(val_model, validation, k=k, seed=seed, progress=progress)
+        cold_source = choose_cold_source(val_model, validation, chosen, k=k)
         timings["tune_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
     train = matrix(train_idx)
-    model = Recommender(train, features=features, segments=segments, config=config, progress=progress)
+    model = Recommender(
+        train,
+        features=features,
+        segments=segments,
+        trending=trending(train_idx),
+        config=config,
+        progress=progress,
+    )
+    model.cold_source = cold_source
     timings["fit_seconds"] = time.perf_counter() - started
     started = time.perf_counter()
     weightings: dict[str, Mapping[str, float]] = {c: single(c) for c in model.components}
     weightings["hybrid"] = chosen
     test = matrix(test_idx)
-    results = evaluate(model, test, weightings, k=k, progress=progress)
+    results = evaluate(model, test, weightings, k=k, cold_sources={"hybrid": cold_source}, progress=progress)
     timings["evaluate_seconds"] = time.perf_counter() - started
     n_eval = next(iter(results.values())).users
     test_users = np.flatnonzero(np.diff(test.indptr) > 0)
@@ -558,6 +647,7 @@ def evaluate_offline(
     return EvaluationReport(
         metrics={name: m.as_dict(k) for name, m in results.items()},
         weights=chosen,
+        cold_source=cold_source,
         validation_ndcg=validation_ndcg,
         counts=counts,
         split=split_info,

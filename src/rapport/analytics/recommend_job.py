@@ -30,8 +30,10 @@ from rapport.analytics.recommend import (
     Recommender,
     RecommenderConfig,
     evaluate_offline,
+    interaction_matrix,
     item_feature_matrix,
     price_bands,
+    recent_buyers,
 )
 
 KIND = "recommendations"
@@ -64,6 +66,7 @@ class FittedRecommender:
     product_ids: np.ndarray[Any, np.dtype[np.int64]]
     weights: dict[str, float]
     evaluation: dict[str, dict[str, float]] | None
+    cold_source: str = "popularity"
 
     def row_of(self, customer_id: int) -> int:
         pos = int(np.searchsorted(self.customer_ids, customer_id))
@@ -123,6 +126,7 @@ def fit_store_recommender(
         segments.append(codes.astype(np.int64))
 
     weights = dict(params["weights"]) if "weights" in params else None
+    cold_source = str(params.get("cold_source", "popularity"))
     evaluation = None
     ctx.report("recommend: tuning", 0.1)
     if weights is None:
@@ -141,19 +145,22 @@ def fit_store_recommender(
                 config=config,
             )
             weights = report.weights
+            cold_source = report.cold_source
             evaluation = report.metrics
     ctx.report("recommend: fitting", 0.5)
-    from rapport.analytics.recommend import interaction_matrix
-
     X = interaction_matrix(user_rows, item_cols, len(customer_ids), len(product_ids), quantity)
     model = Recommender(
         X,
         features=item_feature_matrix(tokens),
         segments=segments,
         allowed_items=products["is_active"].fillna(False).astype(bool).to_numpy(),
+        trending=recent_buyers(
+            user_rows, item_cols, lines["ordered_at"].to_numpy(dtype="datetime64[ns]"), len(product_ids)
+        ),
         config=config,
     )
-    return FittedRecommender(model, customer_ids, product_ids, weights, evaluation)
+    model.cold_source = cold_source
+    return FittedRecommender(model, customer_ids, product_ids, weights, evaluation, cold_source)
 
 
 class RecommendJob:
@@ -180,6 +187,7 @@ class RecommendJob:
         tables: dict[str, pd.DataFrame] = {}
         metrics: dict[str, float] = {"customers_scored": float(len(scores))}
         metrics.update({f"weight.{c}": w for c, w in fitted.weights.items()})
+        metrics["cold_start_trending"] = float(fitted.cold_source == "trending")
         if fitted.evaluation is not None:
             tables["evaluation"] = pd.DataFrame(
                 [{"recommender": name, **values} for name, values in fitted.evaluation.items()]
