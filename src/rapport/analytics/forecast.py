@@ -243,7 +243,7 @@ def period_series(
 ) -> tuple[pd.DatetimeIndex, FloatArray, FloatArray]:
     """(period starts, revenue, order counts) for every complete period from the first order's period.
 
-    The period holding ``as_of`` is left out unless ``as_of`` is its last instant (a partial month
+    The period holding ``as_of`` is left out unless ``as_of`` is in its last second (a partial month
     would read as a collapse). Periods without orders are zeros.
     """
     stamp = pd.Timestamp(as_of)
@@ -254,7 +254,8 @@ def period_series(
         times = times.dt.tz_convert(None)
     code = _PERIOD_FREQ[freq]
     current = stamp.to_period(code)
-    last = current if stamp + pd.Timedelta(microseconds=1) >= current.end_time else current - 1
+    # Complete once as_of reaches the period's last second (23:59:59 on its last day counts).
+    last = current if stamp >= (current + 1).start_time - pd.Timedelta(seconds=1) else current - 1
     if len(times) == 0:
         return pd.DatetimeIndex([]), np.zeros(0), np.zeros(0)
     periods = times.dt.to_period(code)

@@ -136,6 +136,29 @@ def read_interactions(
     return InteractionData(users, items, times, ratings)
 
 
+def read_dated_amounts(path: Path, date_col: str, amount_col: str | None) -> tuple[pd.Series, pd.Series]:
+    """(timestamps, amounts) of a transaction file; amounts are 1 per row without an amount column."""
+    frame, has_header = _frame(path, [date_col] + ([amount_col] if amount_col else []))
+    raw = frame[date_col].str.strip()
+    parsed = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        value = raw.iloc[int(np.flatnonzero(bad)[0])]
+        raise TableError(
+            f"line {_bad_line(bad, has_header)}: date column '{date_col}' value {value!r} is not ISO"
+        )
+    if amount_col is None:
+        return parsed.dt.tz_convert(None), pd.Series(np.ones(len(frame)))
+    amounts = pd.to_numeric(frame[amount_col].str.strip(), errors="coerce")
+    bad = ~np.isfinite(amounts.to_numpy(dtype=np.float64))
+    if bad.any():
+        value = frame[amount_col].iloc[int(np.flatnonzero(bad)[0])]
+        raise TableError(
+            f"line {_bad_line(bad, has_header)}: amount column '{amount_col}' value {value!r} is not a number"
+        )
+    return parsed.dt.tz_convert(None), amounts.astype("float64")
+
+
 def item_tokens_from(path: Path, id_col: str, feature_cols: Sequence[str]) -> dict[str, list[str]]:
     """Item id -> attribute tokens ``<column>:<value>``; '|' separates several values in one cell."""
     frame, _ = _frame(path, [id_col, *feature_cols])

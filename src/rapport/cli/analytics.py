@@ -20,6 +20,11 @@ from rapport.cli.common import fail
 app = typer.Typer(help="Customer analytics: lifetime value models, recommendations.", no_args_is_help=True)
 
 
+class Period(enum.StrEnum):
+    month = "month"
+    week = "week"
+
+
 class TimeUnit(enum.StrEnum):
     day = "day"
     week = "week"
@@ -268,3 +273,104 @@ def recommend_eval(
     typer.echo(f"hybrid weights: {weights}")
     for key, count in result["counts"].items():
         typer.echo(f"{key:>20}  {count}")
+
+
+@app.command("forecast")
+def forecast(
+    file: Path = typer.Argument(..., help="Transactions (CSV/TSV; delimiter detected), one row per order."),
+    date_column: str = typer.Option(..., "--date-column", help="Column with ISO dates or datetimes."),
+    amount_column: str | None = typer.Option(
+        None, "--amount-column", help="Column with order values; without it, orders are counted."
+    ),
+    period: Period = typer.Option(Period.month, "--period", help="Forecast per month or per ISO week."),
+    horizon: int = typer.Option(6, "--horizon", min=1, max=520, help="Periods to forecast."),
+    level: float = typer.Option(0.9, "--level", min=0.5, max=0.995, help="Prediction interval level."),
+    folds: int = typer.Option(6, "--folds", min=1, max=200, help="Rolling-origin backtest origins."),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="ISO date (inclusive) or datetime ending the history; default the last transaction's day.",
+    ),
+    png: Path | None = typer.Option(
+        None, "--png", help="Also write a chart of history, forecast and interval."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Forecast revenue (or order counts) per month or week with intervals; backtest vs seasonal naive."""
+    import pandas as pd
+
+    from rapport.analytics.charts import forecast_chart
+    from rapport.analytics.forecast import (
+        SEASON,
+        backtest,
+        fit_forecast,
+        forecast_table,
+        period_series,
+        seasonal_naive,
+    )
+    from rapport.analytics.tabular import TableError, read_dated_amounts
+
+    try:
+        when, amounts = read_dated_amounts(file, date_column, amount_column)
+    except TableError as exc:
+        fail(str(exc))
+    if len(when) == 0:
+        fail(f"{file.name} has no transactions")
+    try:
+        end = pd.Timestamp(as_of) if as_of else when.max().normalize()
+        if as_of is None or len(as_of.strip()) == 10:  # a date: through the end of that day
+            end = end.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    except ValueError:
+        fail(f"--as-of {as_of!r} is not an ISO date", 2)
+    keep = when <= end
+    starts, revenue, counts = period_series(when[keep], amounts[keep], period.value, end)
+    y = revenue if amount_column else counts
+    if len(y) < 2:
+        fail("fewer than two complete periods of history")
+    season = SEASON[period.value]
+    fc = fit_forecast(y, horizon, season, level)
+    table = forecast_table(starts, y, fc, period.value)
+    result: dict[str, Any] = {
+        "model": fc.model,
+        "level": level,
+        "series": "revenue" if amount_column else "orders",
+        "period": period.value,
+        "history_periods": len(y),
+        "forecast": [
+            {
+                "period_start": r.period_start.date().isoformat(),
+                "mean": r.value,
+                "lower": r.lower,
+                "upper": r.upper,
+            }
+            for r in table[table["kind"] == "forecast"].itertuples()
+        ],
+        "backtest": None,
+    }
+    if len(y) >= horizon + folds + 2:
+        result["backtest"] = {
+            "horizon": horizon,
+            "model": backtest(y, horizon, season, folds=folds, level=level).as_dict(),
+            "seasonal_naive": backtest(
+                y, horizon, season, folds=folds, level=level, forecaster=seasonal_naive
+            ).as_dict(),
+        }
+    if png is not None:
+        title = f"{result['series'].capitalize()} per {period.value}"
+        try:
+            png.write_bytes(forecast_chart(table, title=title, ylabel=result["series"], level=level))
+        except OSError as exc:
+            fail(f"cannot write {png}: {exc.strerror or exc}")
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"model {fc.model}, {len(y)} {period.value}s of history, {level:.0%} interval")
+    for row in result["forecast"]:
+        typer.echo(f"{row['period_start']}  {row['mean']:>14.2f}  [{row['lower']:.2f}, {row['upper']:.2f}]")
+    if result["backtest"]:
+        for name in ("model", "seasonal_naive"):
+            values = result["backtest"][name]
+            typer.echo(
+                f"backtest {name:<15} MASE {values['mase']:.3f}  sMAPE {values['smape']:.3f}  "
+                f"MAPE {values['mape']:.3f}  coverage {values['coverage']:.2f}"
+            )
