@@ -318,3 +318,17 @@ def test_recent_buyers_and_the_cold_start_source() -> None:
     assert model.recommend([10], k=1)[0][0] == [2]
     model.cold_source = "popularity"
     assert model.recommend([10], k=1)[0][0] == [0]
+
+
+def test_evaluation_on_a_sample_of_test_users(planted: SyntheticPurchases) -> None:
+    weights = {"item_cf": 1.0}
+    full = evaluate_offline(
+        planted.users, planted.items, times=planted.times, config=RecommenderConfig(weights=weights)
+    )
+    sampled = evaluate_offline(
+        planted.users, planted.items, times=planted.times, config=RecommenderConfig(weights=weights),
+        max_eval_users=300,
+    )  # fmt: skip
+    assert sampled.counts["evaluated_users"] == 300 < full.counts["evaluated_users"]
+    assert sampled.weights == full.weights == weights and sampled.validation_ndcg is None
+    assert abs(sampled.metrics["hybrid"]["recall@10"] - full.metrics["hybrid"]["recall@10"]) < 0.05

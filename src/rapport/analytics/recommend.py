@@ -366,12 +366,7 @@ def evaluate(
     ``cold_sources`` names the weightings that take the cold-start path (see ``Recommender.blend``).
     """
     cold_sources = cold_sources or {}
-    test = sp.csr_matrix(test, dtype=np.float32)
-    if not model.config.repurchase:
-        seen = model.X.copy()
-        seen.data[:] = 1.0
-        test = sp.csr_matrix(test - test.multiply(seen))
-        test.eliminate_zeros()
+    test = relevant_items(model, test)
     if users is None:
         users = np.flatnonzero(np.diff(test.indptr) > 0)
     else:
@@ -411,6 +406,17 @@ def evaluate(
         coverage = float(shown[name].sum() / model.n_items) if model.n_items else 0.0
         out[name] = Metrics(float(p), float(r), float(m), float(g), coverage, n_users)
     return out
+
+
+def relevant_items(model: Recommender, test: sp.csr_matrix) -> sp.csr_matrix:
+    """The test matrix less what each user bought in training (unless repurchase is on)."""
+    test = sp.csr_matrix(test, dtype=np.float32)
+    if not model.config.repurchase:
+        seen = model.X.copy()
+        seen.data[:] = 1.0
+        test = sp.csr_matrix(test - test.multiply(seen))
+        test.eliminate_zeros()
+    return test
 
 
 def single(component: str) -> dict[str, float]:
@@ -548,6 +554,7 @@ def evaluate_offline(
     k: int = 10,
     seed: int = 0,
     config: RecommenderConfig | None = None,
+    max_eval_users: int | None = None,
     progress: Progress = _no_progress,
 ) -> EvaluationReport:
     """Split, tune the hybrid on a validation split of the training part, refit, evaluate on test.
@@ -556,6 +563,8 @@ def evaluate_offline(
     per-user holdout. The validation split is cut the same way from the training part only.
     ``item_tokens`` maps an item label to its attribute tokens (enables the content recommender);
     each ``user_segments`` mapping gives user label -> segment (for cold-start popularity).
+    ``max_eval_users`` evaluates a seeded random sample of the test users (for very wide catalogues,
+    where every evaluated user costs a dense row per recommender).
     """
     config = config or RecommenderConfig()
     timings: dict[str, float] = {}
@@ -627,7 +636,22 @@ def evaluate_offline(
     weightings: dict[str, Mapping[str, float]] = {c: single(c) for c in model.components}
     weightings["hybrid"] = chosen
     test = matrix(test_idx)
-    results = evaluate(model, test, weightings, k=k, cold_sources={"hybrid": cold_source}, progress=progress)
+    eval_users = None
+    if max_eval_users is not None:
+        candidates = np.flatnonzero(np.diff(relevant_items(model, test).indptr) > 0)
+        if len(candidates) > max_eval_users:
+            eval_users = np.sort(
+                np.random.default_rng(seed).choice(candidates, max_eval_users, replace=False)
+            )
+    results = evaluate(
+        model,
+        test,
+        weightings,
+        k=k,
+        users=eval_users,
+        cold_sources={"hybrid": cold_source},
+        progress=progress,
+    )
     timings["evaluate_seconds"] = time.perf_counter() - started
     n_eval = next(iter(results.values())).users
     test_users = np.flatnonzero(np.diff(test.indptr) > 0)

@@ -208,6 +208,12 @@ def recommend_eval(
     neighbours: int = typer.Option(100, "--neighbours", min=1, help="Item-CF neighbours per item."),
     shrink: float = typer.Option(10.0, "--shrink", min=0.0, help="Item-CF similarity shrinkage."),
     repurchase: bool = typer.Option(False, "--repurchase", help="Recommend and count already-bought items."),
+    max_eval_users: int | None = typer.Option(
+        None,
+        "--max-eval-users",
+        min=1,
+        help="Evaluate a random sample of this many test users (wide catalogues).",
+    ),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -255,6 +261,7 @@ def recommend_eval(
             k=k,
             seed=seed,
             config=config,
+            max_eval_users=max_eval_users,
             progress=progress,
         )
     result = report.as_dict()
