@@ -4,6 +4,8 @@ Writes a ``user::item::rating::unix_time`` file (no header, like ratings.dat), r
 and prints the metrics, the stage timings, wall time and the peak memory of the command.
 
     .venv/bin/python bench/recommend.py --users 6000 --items 3700 --per-user 165
+    .venv/bin/python bench/recommend.py --users 100000 --items 50000 --groups 500 --per-user 10 \
+        --max-eval-users 5000
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=40)
     parser.add_argument("--per-user", type=float, default=165.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--max-eval-users", type=int, default=None)
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -59,6 +62,7 @@ def main() -> None:
                 "--time-column",
                 "4",
                 "--json",
+                *(["--max-eval-users", str(args.max_eval_users)] if args.max_eval_users else []),
             ],
             check=True,
             capture_output=True,
