@@ -44,3 +44,15 @@ def test_a_few_orders_are_not_enough_for_a_backtest() -> None:
     assert history[history["kind"] == "history"]["value"].tolist() == [50.0, 70.0, 0.0]
     assert len(history[history["kind"] == "forecast"]) == 6
     assert len(result.tables["backtest"]) == 0
+
+
+def test_jobs_report_progress_up_to_done() -> None:
+    seen: list[tuple[str, float]] = []
+    ctx = JobContext(
+        as_of=dt.datetime(2025, 6, 1), progress=lambda message, fraction: seen.append((message, fraction))
+    )
+    store = Store()
+    for job in (RecommendJob(), RulesJob(), ForecastJob()):
+        job.run(store.con, ctx)
+    assert [m for m, f in seen if f == 1.0] == ["recommend: done", "rules: done", "forecast: done"]
+    assert all(0.0 <= f <= 1.0 for _, f in seen)

@@ -312,7 +312,7 @@ class ForecastJob:
             period = SEASON[freq]
             for series_name, y in (("revenue", revenue), ("orders", counts)):
                 key = f"{series_name}_{freq}"
-                ctx.report(f"forecast: {key}", (2 * step + (series_name == "orders")) / 4)
+                store.report(ctx, f"forecast: {key}", (2 * step + (series_name == "orders")) / 4)
                 if len(y) == 0:
                     continue
                 fc = fit_forecast(y, horizon, period, level)
@@ -328,5 +328,5 @@ class ForecastJob:
             backtests,
             columns=["series", "model", "role", "mape", "smape", "mase", "coverage", "points", "folds"],
         )
-        ctx.report("forecast: done", 1.0)
+        store.report(ctx, "forecast: done", 1.0)
         return JobResult(scores=[], tables=tables, metrics=metrics)

@@ -2,8 +2,9 @@
 
 TODO(merge): this file is owned by the analytics-store branch; this copy only carries the contract's
 dataclasses so the recommendation, rules and forecast jobs can be written and tested alone. Keep the
-analytics-store version at merge (the jobs here only use ScoreRow, JobContext and JobResult fields
-named in the contract, plus ``JobContext.report`` as a no-op-safe progress call).
+analytics-store version at merge (the jobs here only use the fields named in the contract; their
+progress calls all go through rapport.analytics.purchases.report, the one place to adapt if the
+progress callback's signature differs).
 """
 
 from __future__ import annotations
@@ -37,9 +38,6 @@ class JobContext:
     as_of: dt.datetime
     params: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str, float], None] = _no_progress
-
-    def report(self, message: str, fraction: float) -> None:
-        self.progress(message, fraction)
 
 
 @dataclass

@@ -14,6 +14,8 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
+from rapport.analytics.jobs import JobContext
+
 PURCHASE_STATUSES: tuple[str, ...] = ("paid", "shipped", "completed")
 _STATUS_SQL = ", ".join(f"'{s}'" for s in PURCHASE_STATUSES)
 
@@ -61,3 +63,12 @@ def customers(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> pd.DataFram
         """,
         [as_of],
     ).df()
+
+
+def report(ctx: JobContext, message: str, fraction: float) -> None:
+    """Progress of a job (fraction in [0, 1]).
+
+    TODO(merge): the contract names a progress callback without its signature; this assumes
+    ``progress(message, fraction)``. Adapt here if analytics-store's JobContext differs.
+    """
+    ctx.progress(message, fraction)

@@ -128,7 +128,7 @@ def fit_store_recommender(
     weights = dict(params["weights"]) if "weights" in params else None
     cold_source = str(params.get("cold_source", "popularity"))
     evaluation = None
-    ctx.report("recommend: tuning", 0.1)
+    store.report(ctx, "recommend: tuning", 0.1)
     if weights is None:
         weights = dict(DEFAULT_WEIGHTS)
         n_buyers = len(np.unique(user_rows))
@@ -147,7 +147,7 @@ def fit_store_recommender(
             weights = report.weights
             cold_source = report.cold_source
             evaluation = report.metrics
-    ctx.report("recommend: fitting", 0.5)
+    store.report(ctx, "recommend: fitting", 0.5)
     X = interaction_matrix(user_rows, item_cols, len(customer_ids), len(product_ids), quantity)
     model = Recommender(
         X,
@@ -172,7 +172,7 @@ class RecommendJob:
         k = int(ctx.params.get("k", 10))
         ids = fitted.customer_ids.tolist()
         scores: list[ScoreRow] = []
-        ctx.report("recommend: scoring", 0.7)
+        store.report(ctx, "recommend: scoring", 0.7)
         for cid, (products, values) in zip(ids, fitted.for_customers(ids, k), strict=True):
             rounded = [round(v, 6) for v in values]
             scores.append(
@@ -196,7 +196,7 @@ class RecommendJob:
                 for key, value in fitted.evaluation[name].items():
                     if key != "users":
                         metrics[f"{name}.{key}"] = value
-        ctx.report("recommend: done", 1.0)
+        store.report(ctx, "recommend: done", 1.0)
         return JobResult(scores=scores, tables=tables, metrics=metrics)
 
 

@@ -200,9 +200,9 @@ class RulesJob:
 
     def run(self, con: duckdb.DuckDBPyConnection, ctx: JobContext) -> JobResult:
         params = ctx.params
-        ctx.report("rules: reading baskets", 0.1)
+        store.report(ctx, "rules: reading baskets", 0.1)
         lines = store.purchase_lines(con, ctx.as_of)
-        ctx.report("rules: FP-growth", 0.3)
+        store.report(ctx, "rules: FP-growth", 0.3)
         result = mine_rules(
             lines["order_id"].to_numpy(),
             lines["product_id"].to_numpy(),
@@ -211,7 +211,7 @@ class RulesJob:
             max_len=int(params.get("max_len", 3)),
             min_baskets=int(params.get("min_baskets", 5)),
         )
-        ctx.report("rules: done", 1.0)
+        store.report(ctx, "rules: done", 1.0)
         return JobResult(
             scores=[],
             tables={"rules": _stored(result.rules), "also_bought": also_bought_table(result.rules)},
