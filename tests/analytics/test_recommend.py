@@ -322,13 +322,27 @@ def test_recent_buyers_and_the_cold_start_source() -> None:
 
 def test_evaluation_on_a_sample_of_test_users(planted: SyntheticPurchases) -> None:
     weights = {"item_cf": 1.0}
-    full = evaluate_offline(
-        planted.users, planted.items, times=planted.times, config=RecommenderConfig(weights=weights)
-    )
+    config = RecommenderConfig(weights=weights, similarity="cosine")
+    full = evaluate_offline(planted.users, planted.items, times=planted.times, config=config)
     sampled = evaluate_offline(
-        planted.users, planted.items, times=planted.times, config=RecommenderConfig(weights=weights),
-        max_eval_users=300,
-    )  # fmt: skip
+        planted.users, planted.items, times=planted.times, config=config, max_eval_users=300
+    )
     assert sampled.counts["evaluated_users"] == 300 < full.counts["evaluated_users"]
     assert sampled.weights == full.weights == weights and sampled.validation_ndcg is None
     assert abs(sampled.metrics["hybrid"]["recall@10"] - full.metrics["hybrid"]["recall@10"]) < 0.05
+
+
+def test_support_shrinkage_by_hand_and_its_choice_on_validation(planted: SyntheticPurchases) -> None:
+    X = interaction_matrix(*SMALL, 3, 3)
+    W = item_similarity(X, neighbours=2, shrink=1.0, similarity="support").toarray()
+    assert W[1, 0] == pytest.approx(2 / math.sqrt(2 * 3) * 2 / 3)
+    assert W[2, 0] == pytest.approx(1 / math.sqrt(2 * 2) * 1 / 2)
+    with pytest.raises(ValueError, match="unknown similarity"):
+        item_similarity(X, similarity="jaccard")
+    chosen = evaluate_offline(planted.users, planted.items, times=planted.times)
+    assert chosen.similarity in ("cosine", "support")
+    fixed = evaluate_offline(
+        planted.users, planted.items, times=planted.times, config=RecommenderConfig(similarity="support")
+    )
+    assert fixed.similarity == "support"
+    assert fixed.as_dict()["similarity"] == "support"

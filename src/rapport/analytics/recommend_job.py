@@ -16,7 +16,7 @@ default weights are used and no evaluation is reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import duckdb
@@ -96,6 +96,7 @@ def fit_store_recommender(
         shrink=float(params.get("shrink", 10.0)),
         repurchase=bool(params.get("repurchase", False)),
         min_segment_buyers=int(params.get("min_segment_buyers", 20)),
+        similarity=params.get("similarity"),
     )
     customers = store.customers(con, ctx.as_of)
     customers = customers[customers["profiling_allowed"].astype(bool)]
@@ -146,8 +147,11 @@ def fit_store_recommender(
             )
             weights = report.weights
             cold_source = report.cold_source
+            config = replace(config, similarity=report.similarity)
             evaluation = report.metrics
     store.report(ctx, "recommend: fitting", 0.5)
+    if config.similarity is None:  # not tuned: support shrinkage, the safer one on sparse histories
+        config = replace(config, similarity="support")
     X = interaction_matrix(user_rows, item_cols, len(customer_ids), len(product_ids), quantity)
     model = Recommender(
         X,
@@ -188,6 +192,7 @@ class RecommendJob:
         metrics: dict[str, float] = {"customers_scored": float(len(scores))}
         metrics.update({f"weight.{c}": w for c, w in fitted.weights.items()})
         metrics["cold_start_trending"] = float(fitted.cold_source == "trending")
+        metrics["similarity_support"] = float(fitted.model.config.similarity == "support")
         if fitted.evaluation is not None:
             tables["evaluation"] = pd.DataFrame(
                 [{"recommender": name, **values} for name, values in fitted.evaluation.items()]
