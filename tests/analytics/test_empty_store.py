@@ -49,7 +49,7 @@ def test_a_few_orders_are_not_enough_for_a_backtest() -> None:
 def test_jobs_report_progress_up_to_done() -> None:
     seen: list[tuple[str, float]] = []
     ctx = JobContext(
-        as_of=dt.datetime(2025, 6, 1), progress=lambda message, fraction: seen.append((message, fraction))
+        as_of=dt.datetime(2025, 6, 1), progress=lambda fraction, message: seen.append((message, fraction))
     )
     store = Store()
     for job in (RecommendJob(), RulesJob(), ForecastJob()):

@@ -124,7 +124,7 @@ def rules_chart(
             f"{r['confidence']:.2f}",
             f"{r['lift']:.2f}",
         ]
-        for i, r in best.iterrows()
+        for i, r in enumerate(best.to_dict("records"))
     ]
     table = tab.table(
         cellText=cells,

@@ -271,11 +271,13 @@ def forecast_table(
 ) -> pd.DataFrame:
     """history + forecast rows: period_start, kind, value, lower, upper, model."""
     step = pd.offsets.MonthBegin(1) if freq == "month" else pd.offsets.Week(1)
-    future = pd.date_range(starts[-1] + step, periods=len(fc.mean), freq=step) if len(starts) else []
+    future: list[pd.Timestamp] = (
+        list(pd.date_range(starts[-1] + step, periods=len(fc.mean), freq=step)) if len(starts) else []
+    )
     n = len(history)
     return pd.DataFrame(
         {
-            "period_start": list(starts) + list(future),
+            "period_start": list(starts) + future,
             "kind": ["history"] * n + ["forecast"] * len(fc.mean),
             "value": np.r_[history, fc.mean],
             "lower": np.r_[np.full(n, np.nan), fc.lower],

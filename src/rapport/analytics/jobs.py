@@ -29,15 +29,16 @@ class ScoreRow:
     details: dict[str, Any] | None
 
 
-def _no_progress(message: str, fraction: float) -> None:
+def _no_progress(done: float, message: str = "") -> None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass
 class JobContext:
-    as_of: dt.datetime
+    as_of: dt.datetime  # the frozen clock: jobs never read the wall clock
     params: dict[str, Any] = field(default_factory=dict)
-    progress: Callable[[str, float], None] = _no_progress
+    # progress(fraction done 0..1, short message), as in analytics-store's version
+    progress: Callable[[float, str], None] = _no_progress
 
 
 @dataclass

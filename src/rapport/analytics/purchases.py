@@ -4,7 +4,8 @@ Only orders whose status is a purchase count (the ``OrderStatus`` values of rapp
 pending, paid, shipped, completed, cancelled, refunded; of these paid, shipped and completed are
 purchases). Every read is capped at the job's ``as_of`` so a frozen clock gives a frozen result.
 
-TODO(merge): analytics-store may export the same purchase-status constant; keep one.
+TODO(merge): analytics-store exports the same constant (rapport.analytics.store.PURCHASE_STATUSES);
+import it from there at merge.
 """
 
 from __future__ import annotations
@@ -66,9 +67,5 @@ def customers(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> pd.DataFram
 
 
 def report(ctx: JobContext, message: str, fraction: float) -> None:
-    """Progress of a job (fraction in [0, 1]).
-
-    TODO(merge): the contract names a progress callback without its signature; this assumes
-    ``progress(message, fraction)``. Adapt here if analytics-store's JobContext differs.
-    """
-    ctx.progress(message, fraction)
+    """Progress of a job (fraction in [0, 1]) through analytics-store's ``progress(done, message)``."""
+    ctx.progress(fraction, message)

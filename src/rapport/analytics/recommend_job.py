@@ -62,8 +62,8 @@ class FittedRecommender:
     """A recommender fitted on the store for the customers who allow profiling."""
 
     model: Recommender
-    customer_ids: np.ndarray[Any, np.dtype[np.int64]]
-    product_ids: np.ndarray[Any, np.dtype[np.int64]]
+    customer_ids: np.ndarray[Any, Any]
+    product_ids: np.ndarray[Any, Any]
     weights: dict[str, float]
     evaluation: dict[str, dict[str, float]] | None
     cold_source: str = "popularity"

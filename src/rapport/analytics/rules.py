@@ -74,7 +74,7 @@ def frequent_itemsets(
     keep = np.flatnonzero(counts >= math.ceil(min_support * n_baskets - 1e-9))
     if len(keep) == 0:
         return n_baskets, empty.assign(support=pd.Series([], dtype="float64"))
-    frame = pd.DataFrame.sparse.from_spmatrix(
+    frame = pd.DataFrame.sparse.from_spmatrix(  # type: ignore[attr-defined]  # accessor untyped in stubs
         sp.csc_matrix(matrix[:, keep]), columns=[str(int(x)) for x in np.asarray(labels)[keep]]
     )
     found = fpgrowth(frame, min_support=min_support, use_colnames=True, max_len=max_len)
@@ -160,13 +160,13 @@ def also_bought(table: pd.DataFrame, product_id: int, k: int = 10) -> list[dict[
     rows = table[table["product_id"] == product_id].head(k)
     return [
         {
-            "product_id": int(r.other_product_id),
-            "confidence": float(r.confidence),
-            "lift": float(r.lift),
-            "support": float(r.support),
-            "baskets": int(r.baskets),
+            "product_id": int(r["other_product_id"]),
+            "confidence": float(r["confidence"]),
+            "lift": float(r["lift"]),
+            "support": float(r["support"]),
+            "baskets": int(r["baskets"]),
         }
-        for r in rows.itertuples()
+        for r in rows.to_dict("records")
     ]
 
 

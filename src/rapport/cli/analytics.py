@@ -345,12 +345,12 @@ def forecast(
         "history_periods": len(y),
         "forecast": [
             {
-                "period_start": r.period_start.date().isoformat(),
-                "mean": r.value,
-                "lower": r.lower,
-                "upper": r.upper,
+                "period_start": pd.Timestamp(r["period_start"]).date().isoformat(),
+                "mean": r["value"],
+                "lower": r["lower"],
+                "upper": r["upper"],
             }
-            for r in table[table["kind"] == "forecast"].itertuples()
+            for r in table[table["kind"] == "forecast"].to_dict("records")
         ],
         "backtest": None,
     }
