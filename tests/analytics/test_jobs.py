@@ -66,7 +66,16 @@ def test_jobs_implement_the_protocol() -> None:
     assert isinstance(RfmJob(), AnalyticsJob)
     assert isinstance(DescriptiveJob(), AnalyticsJob)
     assert all(isinstance(job, AnalyticsJob) for job in registry().values())
-    assert list(registry()) == ["rfm", "descriptive", "clv", "lifecycle", "churn"]
+    assert list(registry()) == [
+        "rfm",
+        "descriptive",
+        "clv",
+        "lifecycle",
+        "churn",
+        "rules",
+        "forecast",
+        "recommend",
+    ]
 
 
 def test_run_writes_rfm_scores_and_result_tables(

@@ -75,11 +75,23 @@ def registry() -> dict[str, AnalyticsJob]:
     from rapport.analytics.churn import ChurnJob
     from rapport.analytics.customer_value import ClvJob
     from rapport.analytics.descriptive import DescriptiveJob
+    from rapport.analytics.forecast import ForecastJob
     from rapport.analytics.lifecycle import LifecycleJob
+    from rapport.analytics.recommend_job import RecommendJob
     from rapport.analytics.rfm import RfmJob
+    from rapport.analytics.rules import RulesJob
 
     # Lifecycle reads P(alive) from the CLV model it fits itself; churn reads behaviour only.
-    jobs: list[AnalyticsJob] = [RfmJob(), DescriptiveJob(), ClvJob(), LifecycleJob(), ChurnJob()]
+    jobs: list[AnalyticsJob] = [
+        RfmJob(),
+        DescriptiveJob(),
+        ClvJob(),
+        LifecycleJob(),
+        ChurnJob(),
+        RulesJob(),
+        ForecastJob(),
+        RecommendJob(),
+    ]
     return {job.name: job for job in jobs}
 
 

@@ -27,6 +27,11 @@ app = typer.Typer(
 )
 
 
+class Period(enum.StrEnum):
+    month = "month"
+    week = "week"
+
+
 class TimeUnit(enum.StrEnum):
     day = "day"
     week = "week"
@@ -397,3 +402,214 @@ def churn_eval(
         typer.echo(
             f"{int(row['bin']):<16}{int(row['rows']):>6}{row['mean_predicted']:>11.3f}{row['observed_rate']:>10.3f}"
         )
+
+
+@app.command("recommend-eval")
+def recommend_eval(
+    file: Path = typer.Argument(
+        ..., help="Interactions: CSV, TSV or '::'-separated (MovieLens ratings.dat); delimiter detected."
+    ),
+    user_column: str = typer.Option(
+        ..., "--user-column", help="User column name (or 1-based position when the file has no header)."
+    ),
+    item_column: str = typer.Option(..., "--item-column", help="Item column name or position."),
+    time_column: str | None = typer.Option(
+        None,
+        "--time-column",
+        help="Timestamp (ISO or Unix seconds) for a time split; without: random split by user.",
+    ),
+    rating_column: str | None = typer.Option(
+        None, "--rating-column", help="Interaction strength (rating, quantity); default 1 per row."
+    ),
+    min_rating: float | None = typer.Option(
+        None, "--min-rating", help="Drop interactions rated below this before anything else."
+    ),
+    items_file: Path | None = typer.Option(
+        None, "--items-file", help="Item attributes (e.g. movies.dat) for the content recommender."
+    ),
+    item_features: str | None = typer.Option(
+        None,
+        "--item-features",
+        help="Comma-separated attribute columns of --items-file ('|' separates several values in a cell).",
+    ),
+    items_id_column: str | None = typer.Option(
+        None, "--items-id-column", help="Item id column of --items-file (default: --item-column)."
+    ),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.01, max=0.9),
+    k: int = typer.Option(10, "--k", min=1, max=1000, help="List length for precision@k etc."),
+    neighbours: int = typer.Option(100, "--neighbours", min=1, help="Item-CF neighbours per item."),
+    shrink: float = typer.Option(10.0, "--shrink", min=0.0, help="Item-CF similarity shrinkage."),
+    repurchase: bool = typer.Option(False, "--repurchase", help="Recommend and count already-bought items."),
+    max_eval_users: int | None = typer.Option(
+        None,
+        "--max-eval-users",
+        min=1,
+        help="Evaluate a random sample of this many test users (wide catalogues).",
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Offline evaluation of the recommenders (item-CF, content, hybrid) against the popularity baseline."""
+    from rapport.analytics.recommend import RecommenderConfig, evaluate_offline
+    from rapport.analytics.tabular import TableError, item_tokens_from, read_interactions
+
+    started = time.perf_counter()
+    try:
+        data = read_interactions(file, user_column, item_column, time_column, rating_column)
+        tokens = None
+        if items_file is not None:
+            if not item_features:
+                fail("--items-file needs --item-features", 2)
+            tokens = item_tokens_from(
+                items_file, items_id_column or item_column, [c.strip() for c in item_features.split(",")]
+            )
+    except TableError as exc:
+        fail(str(exc))
+    if min_rating is not None:
+        if data.ratings is None:
+            fail("--min-rating needs --rating-column", 2)
+        data = data.filter(data.ratings >= min_rating)
+    if len(data.users) == 0:
+        fail(f"{file.name} has no interactions")
+    read_seconds = time.perf_counter() - started
+    config = RecommenderConfig(neighbours=neighbours, shrink=shrink, repurchase=repurchase)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("evaluating", total=1.0)
+
+        def progress(message: str, fraction: float) -> None:
+            bar.update(task, description=message, completed=fraction)
+
+        report = evaluate_offline(
+            data.users,
+            data.items,
+            times=data.times,
+            weights=data.ratings,
+            item_tokens=tokens,
+            test_fraction=test_fraction,
+            k=k,
+            seed=seed,
+            config=config,
+            max_eval_users=max_eval_users,
+            progress=progress,
+        )
+    result = report.as_dict()
+    result["timings"] = {"read_seconds": read_seconds, **result["timings"]}
+    if "cutoff" in result["split"]:
+        result["split"]["cutoff"] = str(result["split"]["cutoff"])
+    result["k"] = k
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    columns = [f"precision@{k}", f"recall@{k}", f"map@{k}", f"ndcg@{k}", "coverage"]
+    typer.echo(f"{'recommender':<12}" + "".join(f"{c:>14}" for c in columns))
+    for name, values in result["metrics"].items():
+        typer.echo(f"{name:<12}" + "".join(f"{values[c]:>14.4f}" for c in columns))
+    weights = ", ".join(f"{c}={w:g}" for c, w in result["hybrid_weights"].items())
+    typer.echo(f"hybrid weights: {weights}")
+    for key, count in result["counts"].items():
+        typer.echo(f"{key:>20}  {count}")
+
+
+@app.command("forecast")
+def forecast(
+    file: Path = typer.Argument(..., help="Transactions (CSV/TSV; delimiter detected), one row per order."),
+    date_column: str = typer.Option(..., "--date-column", help="Column with ISO dates or datetimes."),
+    amount_column: str | None = typer.Option(
+        None, "--amount-column", help="Column with order values; without it, orders are counted."
+    ),
+    period: Period = typer.Option(Period.month, "--period", help="Forecast per month or per ISO week."),
+    horizon: int = typer.Option(6, "--horizon", min=1, max=520, help="Periods to forecast."),
+    level: float = typer.Option(0.9, "--level", min=0.5, max=0.995, help="Prediction interval level."),
+    folds: int = typer.Option(6, "--folds", min=1, max=200, help="Rolling-origin backtest origins."),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="ISO date (inclusive) or datetime ending the history; default the last transaction's day.",
+    ),
+    png: Path | None = typer.Option(
+        None, "--png", help="Also write a chart of history, forecast and interval."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Forecast revenue (or order counts) per month or week with intervals; backtest vs seasonal naive."""
+    import pandas as pd
+
+    from rapport.analytics.charts import forecast_chart
+    from rapport.analytics.forecast import (
+        SEASON,
+        backtest,
+        fit_forecast,
+        forecast_table,
+        period_series,
+        seasonal_naive,
+    )
+    from rapport.analytics.tabular import TableError, read_dated_amounts
+
+    try:
+        when, amounts = read_dated_amounts(file, date_column, amount_column)
+    except TableError as exc:
+        fail(str(exc))
+    if len(when) == 0:
+        fail(f"{file.name} has no transactions")
+    try:
+        end = pd.Timestamp(as_of) if as_of else when.max().normalize()
+        if as_of is None or len(as_of.strip()) == 10:  # a date: through the end of that day
+            end = end.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    except ValueError:
+        fail(f"--as-of {as_of!r} is not an ISO date", 2)
+    keep = when <= end
+    starts, revenue, counts = period_series(when[keep], amounts[keep], period.value, end)
+    y = revenue if amount_column else counts
+    if len(y) < 2:
+        fail("fewer than two complete periods of history")
+    season = SEASON[period.value]
+    fc = fit_forecast(y, horizon, season, level)
+    table = forecast_table(starts, y, fc, period.value)
+    result: dict[str, Any] = {
+        "model": fc.model,
+        "level": level,
+        "series": "revenue" if amount_column else "orders",
+        "period": period.value,
+        "history_periods": len(y),
+        "forecast": [
+            {
+                "period_start": pd.Timestamp(r["period_start"]).date().isoformat(),
+                "mean": r["value"],
+                "lower": r["lower"],
+                "upper": r["upper"],
+            }
+            for r in table[table["kind"] == "forecast"].to_dict("records")
+        ],
+        "backtest": None,
+    }
+    if len(y) >= horizon + folds + 2:
+        result["backtest"] = {
+            "horizon": horizon,
+            "model": backtest(y, horizon, season, folds=folds, level=level).as_dict(),
+            "seasonal_naive": backtest(
+                y, horizon, season, folds=folds, level=level, forecaster=seasonal_naive
+            ).as_dict(),
+        }
+    if png is not None:
+        title = f"{result['series'].capitalize()} per {period.value}"
+        try:
+            png.write_bytes(forecast_chart(table, title=title, ylabel=result["series"], level=level))
+        except OSError as exc:
+            fail(f"cannot write {png}: {exc.strerror or exc}")
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"model {fc.model}, {len(y)} {period.value}s of history, {level:.0%} interval")
+    for row in result["forecast"]:
+        typer.echo(f"{row['period_start']}  {row['mean']:>14.2f}  [{row['lower']:.2f}, {row['upper']:.2f}]")
+    if result["backtest"]:
+        for name in ("model", "seasonal_naive"):
+            values = result["backtest"][name]
+            typer.echo(
+                f"backtest {name:<15} MASE {values['mase']:.3f}  sMAPE {values['smape']:.3f}  "
+                f"MAPE {values['mape']:.3f}  coverage {values['coverage']:.2f}"
+            )
