@@ -11,6 +11,7 @@ from rapport.customers.endpoints import router as customers_router
 from rapport.orders.endpoints import router as orders_router
 from rapport.organisations.endpoints import router as organisations_router
 from rapport.products.endpoints import router as products_router
+from rapport.segments.endpoints import router as segments_router
 from rapport.users.endpoints import router as users_router
 
 api_router = APIRouter(prefix="/api/v1")
@@ -22,6 +23,7 @@ for r in (
     orders_router,
     activities_router,
     users_router,
+    segments_router,
     audit_router,
 ):
     api_router.include_router(r)

@@ -35,7 +35,13 @@ def _column(record: dict[str, Any], table: str, column: str) -> dict[str, Any]:
 def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
     record = _record()
     assert [t["table"] for t in record["tables"]] == list(PERSONAL_TABLES)
-    assert [t["table"] for t in record["not_personal"]] == ["organisation", "product", "team", "custom_field"]
+    assert [t["table"] for t in record["not_personal"]] == [
+        "organisation",
+        "product",
+        "team",
+        "custom_field",
+        "segment",
+    ]
     assert record["not_personal"][1] == {
         "table": "product",
         "reason": "the catalogue: nothing about any person",

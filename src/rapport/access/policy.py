@@ -58,6 +58,7 @@ RESOURCES = (
     "api_key",
     "custom_field",
     "audit",
+    "segment",
 )
 
 _R = frozenset({Action.read})
@@ -101,6 +102,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "user": _R,
             "team": _R,
             "audit": _R,
+            "segment": _FULL - {Action.assign, Action.export},
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -120,6 +122,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "custom_field": _FULL,
             "user": _R,
             "team": _R,
+            "segment": _FULL - {Action.assign, Action.export},
         },
     )
     policy[Role.crm_specialist] = specialist
@@ -137,6 +140,9 @@ def _build() -> dict[Role, dict[str, Grant]]:
         },
     )
     sales |= _grants(Scope.all, {"product": _R, "custom_field": _R})
+    # Segment definitions are shared working lists; reading one's members still applies the
+    # caller's customer scope (rapport.segments.service).
+    sales |= _grants(Scope.all, {"segment": _R})
     sales |= _grants(Scope.team, {"user": _R, "team": _R})
     policy[Role.sales_rep] = sales
 
@@ -157,6 +163,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
         order_line=_MARGINS,
         product=_MARGINS,
     )
+    service |= _grants(Scope.all, {"segment": _R})
     service |= _grants(Scope.team, {"user": _R, "team": _R})
     policy[Role.service_rep] = service
 
@@ -185,6 +192,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
     analyst |= _grants(
         Scope.team, {"user": _R, "team": _R}, user=frozenset({"email", "display_name", "username"})
     )
+    analyst |= _grants(Scope.all, {"segment": _R})
     policy[Role.data_analyst] = analyst
     return policy
 

@@ -115,6 +115,16 @@ CUSTOM_FIELD = ResourceSpec(
     "custom_field", _t(m.CustomField), "global", _cols(_t(m.CustomField)), path="custom-fields"
 )
 
+SEGMENT = ResourceSpec(
+    "segment",
+    _t(m.Segment),
+    "owned",
+    _cols(_t(m.Segment), "deleted_at"),
+    soft_delete=True,
+    sortable=("id", "created_at", "updated_at", "name"),
+    path="segments",
+)
+
 ALL_SPECS = (
     CUSTOMER,
     ORGANISATION,
@@ -127,4 +137,5 @@ ALL_SPECS = (
     USER,
     TEAM,
     CUSTOM_FIELD,
+    SEGMENT,
 )

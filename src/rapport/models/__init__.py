@@ -11,6 +11,7 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.segments import Segment
 from rapport.models.system import AuditEvent, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
@@ -30,6 +31,7 @@ __all__ = [
     "OrderLine",
     "Organisation",
     "Product",
+    "Segment",
     "Task",
     "Team",
     "User",

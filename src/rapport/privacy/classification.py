@@ -237,6 +237,11 @@ TABLES: Mapping[str, TableDecl] = {
     "custom_field": TableDecl(
         False, "definitions of custom attributes; the values live in customer.attributes"
     ),
+    "segment": TableDecl(
+        False,
+        "definitions of customer groups (rules over fields and scores); members are computed on "
+        "demand in the analytics store and never stored; owner and team are staff ids as on organisation",
+    ),
 }
 
 

@@ -205,7 +205,8 @@ class Consent(_Node):
     purpose: ConsentPurpose
 
 
-Rule = Annotated[AllOf | AnyOf | Not | Compare | In | Between | Top | Consent, Field(discriminator="op")]
+# Consent first: tools that build an example from the first branch get a valid leaf, not endless nesting.
+Rule = Annotated[Consent | Compare | In | Between | Top | AllOf | AnyOf | Not, Field(discriminator="op")]
 
 for _model in (AllOf, AnyOf, Not):
     _model.model_rebuild()
