@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import insert
 
-from rapport.models import ApiKey, CustomField
+from rapport.models import ApiKey, CustomField, Segment
 from rapport.models.base import utcnow
 from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
 from tests.factories import Factory
@@ -64,6 +64,25 @@ def custom_field(factory: Factory) -> int:
     )
 
 
+def segment(factory: Factory, owner_id: int, team_id: int) -> int:
+    now = utcnow()
+    return int(
+        factory.conn.execute(
+            insert(Segment)
+            .values(
+                name="WeChat reachable",
+                definition={"op": "consent", "purpose": "marketing_wechat"},
+                owner_id=owner_id,
+                team_id=team_id,
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            .returning(Segment.id)
+        ).scalar_one()
+    )
+
+
 def build_side(factory: Factory, product: int, field: int) -> Side:
     team = factory.team()
     rep = factory.user("sales_rep", team)
@@ -80,6 +99,7 @@ def build_side(factory: Factory, product: int, field: int) -> Side:
         "users": rep,
         "teams": team,
         "api-keys": api_key(factory, rep, ["customer:read"]),
+        "segments": segment(factory, rep, team),
         # Global catalogues: the same row on both sides.
         "products": product,
         "custom-fields": field,

@@ -11,7 +11,18 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from rapport.http import etag
-from rapport.models import ApiKey, ContactPoint, Customer, Interaction, Order, Organisation, Task, Team, User
+from rapport.models import (
+    ApiKey,
+    ContactPoint,
+    Customer,
+    Interaction,
+    Order,
+    Organisation,
+    Segment,
+    Task,
+    Team,
+    User,
+)
 from tests.factories import Factory
 from tests.security.conftest import World
 from tests.security.walk import Examples, Operation, operations, request, required_query, snapshot
@@ -28,6 +39,7 @@ RECORD_KINDS: dict[str, type] = {
     "users": User,
     "teams": Team,
     "api-keys": ApiKey,  # /auth/api-keys: another user's key is as invisible as another team's record
+    "segments": Segment,
 }
 # Global catalogues: every role that may read them reads all of them (Scope.all in the policy),
 # so there is no "other team's" product or custom field to probe.

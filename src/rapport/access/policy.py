@@ -140,9 +140,9 @@ def _build() -> dict[Role, dict[str, Grant]]:
         },
     )
     sales |= _grants(Scope.all, {"product": _R, "custom_field": _R})
-    # Segment definitions are shared working lists; reading one's members still applies the
-    # caller's customer scope (rapport.segments.service).
-    sales |= _grants(Scope.all, {"segment": _R})
+    # A team's segments are its working lists; members are further cut to the caller's customer
+    # scope (rapport.segments.service).
+    sales |= _grants(Scope.team, {"segment": _R})
     sales |= _grants(Scope.team, {"user": _R, "team": _R})
     policy[Role.sales_rep] = sales
 

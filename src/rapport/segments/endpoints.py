@@ -33,8 +33,7 @@ def _store(request: Request) -> duckdb.DuckDBPyConnection | Path:
     responses=problem_responses(401, 403, 413, 422, 503),
 )
 def preview_segment(body: SegmentPreviewIn, request: Request, recs: Recs) -> SegmentPreviewOut:
-    with service.open_store(_store(request)) as con:
-        result = service.preview(recs, con, body.definition)
+    result = service.preview(recs, _store(request), body.definition)
     return SegmentPreviewOut(count=result.count, customer_ids=result.first_ids)
 
 
@@ -49,8 +48,7 @@ def preview_segment(body: SegmentPreviewIn, request: Request, recs: Recs) -> Seg
 def segment_members(
     record_id: RecordId, params: Annotated[MembersParams, Query()], request: Request, recs: Recs
 ) -> SegmentMembers:
-    with service.open_store(_store(request)) as con:
-        out = service.members(recs, con, record_id, cursor=params.cursor, limit=params.limit)
+    out = service.members(recs, _store(request), record_id, cursor=params.cursor, limit=params.limit)
     return SegmentMembers(**out)
 
 

@@ -106,25 +106,28 @@ def _evaluated(fn: Any) -> Any:
         ) from None
 
 
-def preview(
-    recs: Records, con: duckdb.DuckDBPyConnection, definition: Rule, *, first: int = 20
-) -> evaluate.Preview:
+Store = duckdb.DuckDBPyConnection | Path
+
+
+def preview(recs: Records, store: Store, definition: Rule, *, first: int = 20) -> evaluate.Preview:
     recs.require(SEGMENT, Action.read)
     vis = visibility(recs)
-    result: evaluate.Preview = _evaluated(lambda: evaluate.preview(con, definition, vis, first))
+    with open_store(store) as con:
+        result: evaluate.Preview = _evaluated(lambda: evaluate.preview(con, definition, vis, first))
     recs.audit("preview", "segment", None, details={"ids": result.first_ids, "count": result.count})
     return result
 
 
-def members(
-    recs: Records, con: duckdb.DuckDBPyConnection, segment_id: int, *, cursor: str | None, limit: int
-) -> dict[str, Any]:
+def members(recs: Records, store: Store, segment_id: int, *, cursor: str | None, limit: int) -> dict[str, Any]:
     row = recs.get(SEGMENT, segment_id)
     rule = _rule_of(row["definition"])
     vis = visibility(recs)
     after = recs.cursors.decode(cursor, _MEMBER_SORT, CUSTOMER.table)[1] if cursor else None
-    total: int = _evaluated(lambda: evaluate.count(con, rule, vis))
-    ids: list[int] = _evaluated(lambda: evaluate.member_ids(con, rule, after=after, limit=limit + 1, vis=vis))
+    with open_store(store) as con:
+        total: int = _evaluated(lambda: evaluate.count(con, rule, vis))
+        ids: list[int] = _evaluated(
+            lambda: evaluate.member_ids(con, rule, after=after, limit=limit + 1, vis=vis)
+        )
     next_cursor = None
     if len(ids) > limit:
         ids = ids[:limit]
