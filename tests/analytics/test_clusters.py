@@ -37,27 +37,33 @@ def _planted_store(seed: int = 7) -> tuple[duckdb.DuckDBPyConnection, dict[int, 
             customers.append((cid, created, True))
             n = int(rng.integers(f_lo, f_hi + 1))
             last = min(int(rng.integers(r_lo, r_hi + 1)), tenure)
-            days = np.sort(rng.uniform(last, tenure, size=n - 1)).tolist() + [last]
+            days = [*np.sort(rng.uniform(last, tenure, size=n - 1)).tolist(), last]
             for d in days:
                 oid += 1
                 amount = float(value * rng.lognormal(0, 0.2))
                 orders.append((oid, cid, AS_OF - dt.timedelta(days=float(d)), "completed", amount))
                 lines.append((oid, oid, 1 + int(rng.integers(0, len(CATEGORIES))), amount))
             for _ in range(int(rng.poisson(3 if g == 0 else 0.3))):
-                interactions.append((len(interactions) + 1, cid, AS_OF - dt.timedelta(days=float(rng.uniform(1, 300)))))
+                interactions.append(
+                    (len(interactions) + 1, cid, AS_OF - dt.timedelta(days=float(rng.uniform(1, 300))))
+                )
     # A refused-profiling customer with a big history: never clustered.
     customers.append((cid + 1, AS_OF - dt.timedelta(days=800), False))
     orders.append((oid + 1, cid + 1, AS_OF - dt.timedelta(days=3), "completed", 5000.0))
     frames = {
         "c": pd.DataFrame(customers, columns=["customer_id", "created_at", "profiling_allowed"]),
-        "o": pd.DataFrame(orders, columns=["order_id", "customer_id", "ordered_at", "status", "total_amount"]),
+        "o": pd.DataFrame(
+            orders, columns=["order_id", "customer_id", "ordered_at", "status", "total_amount"]
+        ),
         "l": pd.DataFrame(lines, columns=["line_id", "order_id", "product_id", "line_total"]),
         "i": pd.DataFrame(interactions, columns=["interaction_id", "customer_id", "occurred_at"]),
     }
     for name, frame in frames.items():
         con.register(name, frame)
     con.execute("INSERT INTO customers (customer_id, created_at, profiling_allowed) SELECT * FROM c")
-    con.execute("INSERT INTO orders (order_id, customer_id, ordered_at, status, total_amount) SELECT * FROM o")
+    con.execute(
+        "INSERT INTO orders (order_id, customer_id, ordered_at, status, total_amount) SELECT * FROM o"
+    )
     con.execute("INSERT INTO order_lines (line_id, order_id, product_id, line_total) SELECT * FROM l")
     con.execute("INSERT INTO interactions (interaction_id, customer_id, occurred_at) SELECT * FROM i")
     for pid, cat in enumerate(CATEGORIES, start=1):

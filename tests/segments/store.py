@@ -68,14 +68,23 @@ def customer(
     )
 
 
-def order(con: duckdb.DuckDBPyConnection, oid: int, cid: int, days_ago: float, total: float, status: str = "completed") -> None:
+def order(
+    con: duckdb.DuckDBPyConnection,
+    oid: int,
+    cid: int,
+    days_ago: float,
+    total: float,
+    status: str = "completed",
+) -> None:
     con.execute(
         "INSERT INTO orders VALUES (?, ?, ?, ?, 'web', 'CNY', ?, ?)",
         [oid, cid, AS_OF - dt.timedelta(days=days_ago), status, total, total * 0.3],
     )
 
 
-def score(con: duckdb.DuckDBPyConnection, cid: int, kind: str, value: float | None, label: str | None = None) -> None:
+def score(
+    con: duckdb.DuckDBPyConnection, cid: int, kind: str, value: float | None, label: str | None = None
+) -> None:
     con.execute("INSERT INTO scores VALUES (?, ?, ?, ?)", [cid, kind, value, label])
 
 

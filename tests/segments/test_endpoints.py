@@ -102,7 +102,9 @@ def test_who_may_write_and_read(client: TestClient, factory: Factory) -> None:
     body = _create(client, lead)
     for role, status in (("data_analyst", 403), ("sales_rep", 403), ("service_rep", 403)):
         h = factory.auth(factory.user(role, team))
-        assert client.post(API, json={"name": "x", "definition": WECHAT_RISK}, headers=h).status_code == status
+        assert (
+            client.post(API, json={"name": "x", "definition": WECHAT_RISK}, headers=h).status_code == status
+        )
         assert client.get(f"{API}/{body['id']}", headers=h).status_code == 200, role
     # A sales rep of another team does not see the lead's segment.
     other = factory.auth(factory.user("sales_rep", factory.team()))

@@ -63,7 +63,9 @@ def test_top_percent_ranks_profiled_customers_with_a_value(store: duckdb.DuckDBP
 
 
 def test_not_is_the_complement_including_missing_values(store: duckdb.DuckDBPyConnection) -> None:
-    assert member_ids(store, _rule({"op": "not", "rule": {"op": ">", "field": "churn_risk", "value": 0.6}})) == [
+    assert member_ids(
+        store, _rule({"op": "not", "rule": {"op": ">", "field": "churn_risk", "value": 0.6}})
+    ) == [
         1,
         2,
         3,
@@ -72,7 +74,9 @@ def test_not_is_the_complement_including_missing_values(store: duckdb.DuckDBPyCo
         6,
         12,
     ]
-    assert member_ids(store, _rule({"op": "not", "rule": {"op": "consent", "purpose": "marketing_wechat"}})) == [
+    assert member_ids(
+        store, _rule({"op": "not", "rule": {"op": "consent", "purpose": "marketing_wechat"}})
+    ) == [
         1,
         3,
         5,
@@ -89,7 +93,9 @@ def test_behaviour_fields(store: duckdb.DuckDBPyConnection) -> None:
     ).fetchone()
     assert row == (3.0, 2.0, 600.0, 400.0, 200.0, 10.0, 400.0)
     assert member_ids(store, _rule({"op": ">=", "field": "orders", "value": 1})) == [1, 2]
-    assert member_ids(store, _rule({"op": "between", "field": "recency_days", "low": 300, "high": 400})) == [2]
+    assert member_ids(store, _rule({"op": "between", "field": "recency_days", "low": 300, "high": 400})) == [
+        2
+    ]
     assert member_ids(store, _rule({"op": "=", "field": "recency_days", "value": 10})) == [1]
     assert member_ids(store, _rule({"op": "<", "field": "tenure_days", "value": 100})) == [12]
 
@@ -135,7 +141,10 @@ def test_unbuilt_store_is_reported() -> None:
     ("raw", "message"),
     [
         ({"op": ">", "field": "salary", "value": 1}, "unknown field 'salary'"),
-        ({"op": ">", "field": "churn_risk", "value": "high"}, "value for field 'churn_risk' must be a number"),
+        (
+            {"op": ">", "field": "churn_risk", "value": "high"},
+            "value for field 'churn_risk' must be a number",
+        ),
         ({"op": "=", "field": "region", "value": 3}, "value for field 'region' must be a text"),
         ({"op": ">", "field": "region", "value": "a"}, "operator '>' needs a number field"),
         ({"op": "=", "field": "is_b2b", "value": 1}, "must be a bool"),

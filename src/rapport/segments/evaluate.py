@@ -85,4 +85,13 @@ def preview(con: duckdb.DuckDBPyConnection, rule: Rule, vis: Visibility = ALL, f
     return Preview(count(con, rule, vis), member_ids(con, rule, limit=first, vis=vis))
 
 
-__all__ = ["ALL", "Preview", "StoreNotReady", "Visibility", "build_features", "count", "member_ids", "preview"]
+__all__ = [
+    "ALL",
+    "Preview",
+    "StoreNotReady",
+    "Visibility",
+    "build_features",
+    "count",
+    "member_ids",
+    "preview",
+]

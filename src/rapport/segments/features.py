@@ -29,7 +29,9 @@ FEATURES_TABLE = "segment_features"
 # Order statuses that count as purchases (rapport.orders.schemas.OrderStatus).
 PURCHASE_STATUSES = ("paid", "shipped", "completed")
 
-SCORES_DDL = "CREATE TABLE IF NOT EXISTS scores (customer_id BIGINT, kind VARCHAR, value DOUBLE, label VARCHAR)"
+SCORES_DDL = (
+    "CREATE TABLE IF NOT EXISTS scores (customer_id BIGINT, kind VARCHAR, value DOUBLE, label VARCHAR)"
+)
 CONSENTS_DDL = "CREATE TABLE IF NOT EXISTS consents (customer_id BIGINT, purpose VARCHAR, granted BOOLEAN)"
 
 # score field -> (kind, column of scores)
@@ -98,7 +100,8 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
         FROM scores s GROUP BY s.customer_id
     ),
     base AS (
-        SELECT c.customer_id, c.team_id, c.owner_id, coalesce(c.profiling_allowed, FALSE) AS profiling_allowed,
+        SELECT c.customer_id, c.team_id, c.owner_id,
+               coalesce(c.profiling_allowed, FALSE) AS profiling_allowed,
                c.region, c.city, c.gender, CAST(c.birth_year AS DOUBLE) AS birth_year,
                c.preferred_channel, c.preferred_language, c.acquisition_source, c.lifecycle_stage,
                c.organisation_id IS NOT NULL AS is_b2b,
@@ -121,7 +124,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
     SELECT *, {top_cols}
     FROM base
     ORDER BY customer_id
-    """
+    """  # noqa: S608 (names and literals are this module's constants; as_of is a parameter)
     con.execute(sql, [as_of_naive])
     row = con.execute(f"SELECT count(*) FROM {FEATURES_TABLE}").fetchone()  # noqa: S608
     return int(row[0]) if row else 0

@@ -36,7 +36,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 FieldType = Literal["number", "text", "bool"]
 
@@ -258,6 +267,9 @@ class Compiled:
     params: list[Any]
 
 
+_CONSENT_SQL = (
+    "EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = {}.customer_id AND c.purpose = ? AND c.granted)"
+)
 _SQL_OPS = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
@@ -293,9 +305,7 @@ def compile_rule(rule: Rule, alias: str = "f") -> Compiled:
             params.append(float(node.percent) / 100)
             return f"COALESCE({col(node.field)}__top <= ?, FALSE)"
         params.append(node.purpose)
-        return (
-            f"EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = {alias}.customer_id "
-            "AND c.purpose = ? AND c.granted)"
-        )
+        # The alias is the caller's constant; the purpose travels as a parameter.
+        return _CONSENT_SQL.format(alias)
 
     return Compiled(walk(rule), params)

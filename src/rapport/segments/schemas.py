@@ -10,7 +10,6 @@ from rapport.segments.rules import Rule, check_size
 from rapport.text import LongText, Name, SearchText
 
 
-
 def _sized(rule: Rule) -> Rule:
     check_size(rule)
     return rule

@@ -118,7 +118,9 @@ def preview(recs: Records, store: Store, definition: Rule, *, first: int = 20) -
     return result
 
 
-def members(recs: Records, store: Store, segment_id: int, *, cursor: str | None, limit: int) -> dict[str, Any]:
+def members(
+    recs: Records, store: Store, segment_id: int, *, cursor: str | None, limit: int
+) -> dict[str, Any]:
     row = recs.get(SEGMENT, segment_id)
     rule = _rule_of(row["definition"])
     vis = visibility(recs)
@@ -133,4 +135,10 @@ def members(recs: Records, store: Store, segment_id: int, *, cursor: str | None,
         ids = ids[:limit]
         next_cursor = recs.cursors.encode(_MEMBER_SORT, ids[-1], ids[-1])
     recs.audit("members", "segment", segment_id, details={"ids": ids, "count": total})
-    return {"segment_id": segment_id, "count": total, "customer_ids": ids, "next_cursor": next_cursor, "limit": limit}
+    return {
+        "segment_id": segment_id,
+        "count": total,
+        "customer_ids": ids,
+        "next_cursor": next_cursor,
+        "limit": limit,
+    }
