@@ -550,7 +550,7 @@ class _ChunkBuilder:
         for k, ordered in enumerate(times):
             target = rng.gammavariate(seg.p, 1 / nu) * truth.SEASONALITY[ordered.month] * 100  # cents
             if b2b:
-                target *= 3
+                target *= 2
             total = self.order(cid, k, ordered, "completed", target, home, b2b, channels)
             bought += 1
             spent += total
@@ -588,7 +588,7 @@ class _ChunkBuilder:
                 pool = cats[rng.randrange(len(cats))]
             product = pool[int(len(pool) * rand() ** 1.6)]
             price = product.price
-            qty = max(1, min(12 if b2b else 3, round((target - total) / price)))
+            qty = max(1, min(3, round((target - total) / price)))
             gross = price * qty
             discount = int(gross * rng.uniform(0.05, 0.15)) if rand() < 0.25 else 0
             total += gross - discount

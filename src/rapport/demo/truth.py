@@ -30,9 +30,10 @@ buying at that moment with probability :data:`CHURN_IF_UNRESOLVED` (unresolved) 
 :data:`CHURN_IF_RESOLVED` (resolved). Customers without a complaint churn only through BG/NBD.
 
 **Product affinities.** Categories fall into :data:`AFFINITY_GROUPS`. Each buyer has a home group
-(B2B buyers: ``work``); each order line comes from the home group with probability
-:data:`HOME_GROUP_SHARE` (uniform category inside it), else from any category. Categories of one
-group are therefore bought together (lift > 1), across groups less than at random.
+(B2B buyers: ``work``, and their orders are worth twice as much); each order line comes from the
+home group with probability :data:`HOME_GROUP_SHARE` (uniform category inside it), else from any
+category. Categories of one group are therefore bought together (lift > 1), across groups less
+than at random.
 
 **Seasonality.** Order *values* (not their timing, so the count process stays BG/NBD) are
 multiplied by the month factor of :data:`SEASONALITY`: the November shopping festival (双十一),
