@@ -6,8 +6,10 @@ import duckdb
 import pytest
 from pydantic import ValidationError
 
+from rapport.analytics.jobs import JobContext
 from rapport.segments.evaluate import StoreNotReady, Visibility, count, member_ids, preview
 from rapport.segments.features import build_features
+from rapport.segments.job import SegmentsJob
 from rapport.segments.rules import MAX_DEPTH, Definition, compile_rule
 from tests.segments.store import AS_OF, consent, customer, empty_store, order, score
 
@@ -171,3 +173,20 @@ def test_nesting_is_limited() -> None:
     _rule(node)
     with pytest.raises(ValidationError, match=f"nest {MAX_DEPTH + 1} levels deep"):
         _rule({"op": "not", "rule": node})
+
+
+def test_segments_job_scores_members_of_saved_segments() -> None:
+    con = empty_store()
+    for i in range(1, 6):
+        customer(con, i, profiling=i != 5)
+        score(con, i, "churn_risk", i / 5)
+    result = SegmentsJob().run(
+        con,
+        JobContext(as_of=AS_OF, params={"segments": {7: {"op": ">", "field": "churn_risk", "value": 0.5}}}),
+    )
+    assert [(s.customer_id, s.kind, s.value) for s in result.scores] == [
+        (3, "segment:7", 1.0),
+        (4, "segment:7", 1.0),
+    ]
+    assert result.tables["counts"].to_dict("records") == [{"segment_id": 7, "members": 2}]
+    assert result.metrics == {"features": 5.0, "segments": 1.0}

@@ -81,6 +81,14 @@ def member_ids(
     return [int(r[0]) for r in con.execute(sql, [*params, limit]).fetchall()]
 
 
+def all_member_ids(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[int]:
+    """Every member, ascending (for jobs that materialise a segment)."""
+    _ready(con)
+    where, params = _where(rule, ALL)
+    sql = f"SELECT f.customer_id FROM {FEATURES_TABLE} f WHERE {where} ORDER BY f.customer_id"  # noqa: S608
+    return [int(r[0]) for r in con.execute(sql, params).fetchall()]
+
+
 def preview(con: duckdb.DuckDBPyConnection, rule: Rule, vis: Visibility = ALL, first: int = 20) -> Preview:
     return Preview(count(con, rule, vis), member_ids(con, rule, limit=first, vis=vis))
 
