@@ -90,7 +90,14 @@ def all_member_ids(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[int]:
 
 
 def preview(con: duckdb.DuckDBPyConnection, rule: Rule, vis: Visibility = ALL, first: int = 20) -> Preview:
-    return Preview(count(con, rule, vis), member_ids(con, rule, limit=first, vis=vis))
+    """Count and the ``first`` smallest ids in one scan (``min(x, n)`` keeps a top-n heap)."""
+    _ready(con)
+    where, params = _where(rule, vis)
+    sql = f"SELECT count(*), min(f.customer_id, ?) FROM {FEATURES_TABLE} f WHERE {where}"  # noqa: S608
+    row = con.execute(sql, [first, *params]).fetchone()
+    if row is None:
+        return Preview(0, [])
+    return Preview(int(row[0]), [int(i) for i in (row[1] or [])])
 
 
 __all__ = [

@@ -267,9 +267,8 @@ class Compiled:
     params: list[Any]
 
 
-_CONSENT_SQL = (
-    "EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = {}.customer_id AND c.purpose = ? AND c.granted)"
-)
+# A semi-join (hash join) rather than a correlated EXISTS: one pass over consents per rule.
+_CONSENT_SQL = "{}.customer_id IN (SELECT c.customer_id FROM consents c WHERE c.purpose = ? AND c.granted)"
 _SQL_OPS = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
