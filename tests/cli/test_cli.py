@@ -105,7 +105,7 @@ def test_demo_migrates_an_empty_sqlite_file_first(tmp_path: Path) -> None:
     result = rapport(url, "demo", "--customers", "3", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "customers: " not in result.output
-    assert rapport(url, "db", "current").output.strip() == "0001 (head)"
+    assert rapport(url, "db", "current").output.strip() == "0003 (head)"
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
     result = rapport(url, "user", "list")
     assert result.exit_code == 1
     assert (
-        "error: database schema is at nothing, this version needs 0001; run `rapport db upgrade` first"
+        "error: database schema is at nothing, this version needs 0003; run `rapport db upgrade` first"
         in (result.output)
     )
 
@@ -377,12 +377,12 @@ def test_db_upgrade_current_and_check(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sub' / 'x.db'}"
     behind = rapport(url, "db", "current")
     assert behind.exit_code == 1
-    assert behind.output.strip() == "none (head is 0001; run `rapport db upgrade`)"
+    assert behind.output.strip() == "none (head is 0003; run `rapport db upgrade`)"
     up = rapport(url, "db", "upgrade")
     assert up.exit_code == 0
-    assert up.output.strip().endswith("is at revision 0001 (head)")
+    assert up.output.strip().endswith("is at revision 0003 (head)")
     assert rapport(url, "db", "upgrade").exit_code == 0  # idempotent
-    assert rapport(url, "db", "current").output.strip() == "0001 (head)"
+    assert rapport(url, "db", "current").output.strip() == "0003 (head)"
     checked = rapport("unused", "db", "check", "--url", url)
     assert checked.exit_code == 0, checked.output
     assert "no drift: the migrations match the models" in checked.output
@@ -410,7 +410,7 @@ def test_serve_migrates_then_runs_the_requested_workers_on_sqlite(
             },
         )
     ]
-    assert rapport(url, "db", "current").output.strip() == "0001 (head)"
+    assert rapport(url, "db", "current").output.strip() == "0003 (head)"
 
 
 def test_help_everywhere() -> None:
