@@ -119,7 +119,12 @@ def test_user_values_are_parameters_never_sql(store: duckdb.DuckDBPyConnection) 
     rule = _rule({"op": "=", "field": "region", "value": evil})
     compiled = compile_rule(rule)
     assert evil not in compiled.where
+    assert compiled.where == "f.region = ?"
     assert compiled.params == [evil]
+    negated = compile_rule(
+        _rule({"op": "not", "rule": {"op": "in", "field": "region", "values": ["a", "b"]}})
+    )
+    assert negated.where == "(NOT COALESCE(f.region IN (?, ?), FALSE))"
     assert count(store, rule) == 0
 
 

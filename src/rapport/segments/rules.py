@@ -275,8 +275,10 @@ _SQL_OPS = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 def compile_rule(rule: Rule, alias: str = "f") -> Compiled:
     """A boolean SQL expression over ``segment_features AS <alias>`` and its ``?`` parameters.
 
-    Leaves are wrapped in COALESCE(..., FALSE) so a missing value is simply "no", which makes
-    ``not`` a true complement. Column names come from :data:`FIELDS`, never from the input.
+    A missing value is simply "no", which makes ``not`` a true complement. Outside any ``not``,
+    SQL's NULL already filters a row out like FALSE, so only leaves under a ``not`` are wrapped in
+    COALESCE(..., FALSE); bare comparisons elsewhere let DuckDB push them into the scan. Column
+    names come from :data:`FIELDS`, never from the input.
     """
     params: list[Any] = []
 
@@ -284,27 +286,30 @@ def compile_rule(rule: Rule, alias: str = "f") -> Compiled:
         _field(name)  # defence in depth: the models already refused unknown names
         return f"{alias}.{name}"
 
-    def walk(node: Rule) -> str:
+    def leaf(sql: str, negated: bool) -> str:
+        return f"COALESCE({sql}, FALSE)" if negated else sql
+
+    def walk(node: Rule, negated: bool) -> str:
         if isinstance(node, AllOf | AnyOf):
             joiner = " AND " if isinstance(node, AllOf) else " OR "
-            return "(" + joiner.join(walk(r) for r in node.rules) + ")"
+            return "(" + joiner.join(walk(r, negated) for r in node.rules) + ")"
         if isinstance(node, Not):
-            return f"(NOT {walk(node.rule)})"
+            return f"(NOT {walk(node.rule, True)})"
         if isinstance(node, Compare):
             params.append(node.value)
-            return f"COALESCE({col(node.field)} {_SQL_OPS[node.op]} ?, FALSE)"
+            return leaf(f"{col(node.field)} {_SQL_OPS[node.op]} ?", negated)
         if isinstance(node, In):
             params.extend(node.values)
             marks = ", ".join("?" * len(node.values))
-            return f"COALESCE({col(node.field)} IN ({marks}), FALSE)"
+            return leaf(f"{col(node.field)} IN ({marks})", negated)
         if isinstance(node, Between):
             params.extend((node.low, node.high))
-            return f"COALESCE({col(node.field)} BETWEEN ? AND ?, FALSE)"
+            return leaf(f"{col(node.field)} BETWEEN ? AND ?", negated)
         if isinstance(node, Top):
             params.append(float(node.percent) / 100)
-            return f"COALESCE({col(node.field)}__top <= ?, FALSE)"
+            return leaf(f"{col(node.field)}__top <= ?", negated)
         params.append(node.purpose)
-        # The alias is the caller's constant; the purpose travels as a parameter.
+        # Never NULL (ids are not null). The alias is the caller's constant; the purpose a parameter.
         return _CONSENT_SQL.format(alias)
 
-    return Compiled(walk(rule), params)
+    return Compiled(walk(rule, False), params)
