@@ -15,6 +15,8 @@ tasks, plus
 * ``consents(customer_id BIGINT, purpose VARCHAR, granted BOOLEAN)``: the current consent state.
 
 Missing ``scores``/``consents`` tables are created empty, so a fresh store still evaluates.
+TODO(merge): rapport.analytics.store must mirror customer_score into ``scores`` (latest per kind)
+and the consent state (rapport.privacy.consent) into ``consents`` on every sync.
 """
 
 from __future__ import annotations
