@@ -21,8 +21,10 @@ from rapport import migrate
 from rapport.app import create_app
 from rapport.config import Settings
 from rapport.db import Database, make_engine
+from rapport.segments.features import build_features
 from tests.conftest import _drop_schema, _fresh_url
 from tests.factories import Factory
+from tests.segments.store import AS_OF, empty_store
 
 EXAMPLES_PER_OPERATION = 25
 SEED = 20_240_611
@@ -63,6 +65,10 @@ def fuzz_admin(fuzz_db: Database) -> int:
 @pytest.fixture(scope="module")
 def api_schema(settings: Settings, fuzz_db: Database) -> schemathesis.BaseSchema:
     app = create_app(settings, fuzz_db)
+    # Segment previews and members read the analytics store: give them an empty, built one.
+    store = empty_store()
+    build_features(store, AS_OF)
+    app.state.analytics_store = store
     config = schemathesis.Config.from_dict(
         {
             "seed": SEED,

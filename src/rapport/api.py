@@ -17,6 +17,7 @@ from rapport.privacy.endpoints import router as privacy_router
 from rapport.privacy.portal_endpoints import router as portal_router
 from rapport.privacy.request_endpoints import router as privacy_requests_router
 from rapport.products.endpoints import router as products_router
+from rapport.segments.endpoints import router as segments_router
 from rapport.users.endpoints import router as users_router
 from rapport.webhooks.endpoints import router as webhooks_router
 
@@ -31,6 +32,7 @@ for r in (
     orders_router,
     activities_router,
     users_router,
+    segments_router,
     audit_router,
     analytics_router,
     privacy_requests_router,

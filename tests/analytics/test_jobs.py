@@ -75,6 +75,8 @@ def test_jobs_implement_the_protocol() -> None:
         "rules",
         "forecast",
         "recommend",
+        "clusters",
+        "segments",
     ]
 
 

@@ -9,14 +9,22 @@ from typing import Any
 
 import duckdb
 import pytest
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
 from rapport.access.specs import CUSTOMER
 from rapport.analytics import store as store_mod
 from rapport.analytics.store import STORE_TABLES, AnalyticsStore, StoreTable
 from rapport.errors import Forbidden
-from rapport.models import ContactPoint, Customer, Interaction, Order, Task
+from rapport.models import (
+    ContactPoint,
+    Customer,
+    CustomerScore,
+    Interaction,
+    Order,
+    ProcessingRestriction,
+    Task,
+)
 from rapport.models.base import table_of, utcnow
 from rapport.privacy.classification import identifying_columns
 from tests.factories import Factory
@@ -263,7 +271,8 @@ def test_forget_deletes_a_customer_everywhere(
     )
     store.con.execute(f"INSERT INTO score_history VALUES ({a}, 'rfm', 555, 'champions', 'v', now())")
     deleted = store.forget([a])
-    assert deleted == 7  # customer, order, line, interaction, task, result row, history row
+    # customer, order, line, interaction, task, result row, history row, mirrored profiling consent
+    assert deleted == 8
     for table in ("customers", "orders", "interactions", "tasks", "result_x_customers", "score_history"):
         assert _rows(store, f"SELECT count(*) FROM {table} WHERE customer_id = {a}") == [(0,)]
     assert _rows(store, f"SELECT count(*) FROM order_lines WHERE order_id = {world['o1']}") == [(0,)]
@@ -297,6 +306,45 @@ def test_forget_in_store_file(db: Session, tmp_path: Any, world: dict[str, int])
     assert not path.exists()  # erasure does not create a store
     with AnalyticsStore.open(path) as st:
         st.sync(db)
-    assert store_mod.forget_in_store(path, [world["b"]]) == 3  # customer, order, line
+    # customer, order, line, mirrored profiling consent
+    assert store_mod.forget_in_store(path, [world["b"]]) == 4
     with AnalyticsStore.open(path) as st:
         assert st.count("customers") == 1
+
+
+def test_sync_mirrors_consent_and_scores_for_segment_rules(
+    db: Session, store: AnalyticsStore, world: dict[str, int], factory: Factory
+) -> None:
+    a, b = world["a"], world["b"]
+    factory.consent(a, "marketing_wechat")
+    factory.consent(b, "marketing_wechat", granted=False)
+    factory.conn.execute(
+        insert(CustomerScore).values(
+            customer_id=a,
+            kind="churn_risk",
+            value=0.75,
+            label=None,
+            details=None,
+            model_version="t",
+            computed_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+        )
+    )
+    store.sync(db)
+    assert _rows(
+        store, "SELECT customer_id, purpose, granted FROM consents ORDER BY purpose, customer_id"
+    ) == [
+        (a, "marketing_wechat", True),
+        (a, "profiling", True),
+        (b, "profiling", True),
+    ]
+    assert _rows(store, "SELECT customer_id, kind, value FROM scores") == [(a, "churn_risk", 0.75)]
+    # Restriction reaches the mirror at the next sync, through the consent module's answer.
+    factory.conn.execute(
+        insert(ProcessingRestriction).values(customer_id=a, restricted=True, reason="r", changed_at=utcnow())
+    )
+    store.sync(db)
+    assert _rows(store, "SELECT customer_id, purpose FROM consents ORDER BY customer_id") == [
+        (b, "profiling")
+    ]
+    store.forget([a])
+    assert _rows(store, "SELECT count(*) FROM scores") == [(0,)]

@@ -45,6 +45,7 @@ def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
         "sharing_partner",
         "sharing_agreement",
         "encryption_key",
+        "segment",
     ]
     assert record["not_personal"][3] == {
         "table": "product",

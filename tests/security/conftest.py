@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import insert
 
-from rapport.models import ApiKey, CustomField, DataSubjectRequest
+from rapport.models import ApiKey, CustomField, DataSubjectRequest, Segment
 from rapport.models.base import utcnow
 from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
 from tests.factories import Factory
@@ -86,6 +86,25 @@ def privacy_request(factory: Factory, customer_id: int) -> int:
     )
 
 
+def segment(factory: Factory, owner_id: int, team_id: int) -> int:
+    now = utcnow()
+    return int(
+        factory.conn.execute(
+            insert(Segment)
+            .values(
+                name="WeChat reachable",
+                definition={"op": "consent", "purpose": "marketing_wechat"},
+                owner_id=owner_id,
+                team_id=team_id,
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            .returning(Segment.id)
+        ).scalar_one()
+    )
+
+
 def build_side(factory: Factory, product: int, field: int, agreement: int, complaint: int) -> Side:
     team = factory.team()
     rep = factory.user("sales_rep", team)
@@ -103,6 +122,7 @@ def build_side(factory: Factory, product: int, field: int, agreement: int, compl
         "teams": team,
         "api-keys": api_key(factory, rep, ["customer:read"]),
         "requests": privacy_request(factory, customer),  # /privacy/requests
+        "segments": segment(factory, rep, team),
         # Global catalogues: the same row on both sides.
         "products": product,
         "custom-fields": field,

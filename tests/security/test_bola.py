@@ -19,6 +19,7 @@ from rapport.models import (
     Interaction,
     Order,
     Organisation,
+    Segment,
     Task,
     Team,
     User,
@@ -40,6 +41,7 @@ RECORD_KINDS: dict[str, type] = {
     "teams": Team,
     "api-keys": ApiKey,  # /auth/api-keys: another user's key is as invisible as another team's record
     "requests": DataSubjectRequest,  # /privacy/requests: scoped through the customer
+    "segments": Segment,
 }
 # Global catalogues: every role that may read them reads all of them (Scope.all in the policy),
 # so there is no "other team's" product or custom field to probe.

@@ -75,6 +75,7 @@ RESOURCES = (
     "sharing_agreement",
     "privacy_complaint",
     "webhook",  # outbound event subscriptions: administrators only
+    "segment",
 )
 
 _R = frozenset({Action.read})
@@ -134,6 +135,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             # Privacy requests of the team's customers: handled (verify, assign, complete) here.
             "data_subject_request": _RCU | {Action.assign},
             "consent": _RCU,
+            "segment": _FULL - {Action.assign, Action.export},
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -162,6 +164,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             # The privacy office: reads the register and provides data under it; handles complaints.
             "sharing_agreement": _RX,
             "privacy_complaint": _RCU,
+            "segment": _FULL - {Action.assign, Action.export},
         },
     )
     policy[Role.crm_specialist] = specialist
@@ -180,6 +183,9 @@ def _build() -> dict[Role, dict[str, Grant]]:
         },
     )
     sales |= _grants(Scope.all, {"product": _R, "custom_field": _R})
+    # A team's segments are its working lists; members are further cut to the caller's customer
+    # scope (rapport.segments.service).
+    sales |= _grants(Scope.team, {"segment": _R})
     sales |= _grants(Scope.team, {"user": _R, "team": _R})
     # Front-line staff log a request the moment a customer makes it; specialists handle it.
     sales |= _grants(Scope.team, {"data_subject_request": frozenset({Action.create})})
@@ -205,6 +211,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
         order_line=_MARGINS,
         product=_MARGINS,
     )
+    service |= _grants(Scope.all, {"segment": _R})
     service |= _grants(Scope.team, {"user": _R, "team": _R})
     service |= _grants(Scope.all, {"data_subject_request": frozenset({Action.create})})
     service["contact_point"] = replace(service["contact_point"], masked=_SERVICE_MASKS)
@@ -238,6 +245,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
     analyst |= _grants(
         Scope.team, {"user": _R, "team": _R}, user=frozenset({"email", "display_name", "username"})
     )
+    analyst |= _grants(Scope.all, {"segment": _R})
     policy[Role.data_analyst] = analyst
     return policy
 

@@ -127,6 +127,15 @@ DATA_SUBJECT_REQUEST = ResourceSpec(
     path="privacy/requests",
     hidden_always=frozenset({"export_body"}),
 )
+SEGMENT = ResourceSpec(
+    "segment",
+    _t(m.Segment),
+    "owned",
+    _cols(_t(m.Segment), "deleted_at"),
+    soft_delete=True,
+    sortable=("id", "created_at", "updated_at", "name"),
+    path="segments",
+)
 
 ALL_SPECS = (
     CUSTOMER,
@@ -141,4 +150,5 @@ ALL_SPECS = (
     TEAM,
     CUSTOM_FIELD,
     DATA_SUBJECT_REQUEST,
+    SEGMENT,
 )

@@ -22,13 +22,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import duckdb
 import pandas as pd
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rapport.analytics.store import AnalyticsStore, SyncReport
 from rapport.db import Database
-from rapport.models import CustomerScore
+from rapport.models import CustomerScore, Segment
 from rapport.models.base import table_of, utcnow
 
 
@@ -73,6 +73,7 @@ class AnalyticsJob(Protocol):
 def registry() -> dict[str, AnalyticsJob]:
     """Every job the runner knows, in run order (imported here so compute modules stay leaf modules)."""
     from rapport.analytics.churn import ChurnJob
+    from rapport.analytics.clusters import ClustersJob
     from rapport.analytics.customer_value import ClvJob
     from rapport.analytics.descriptive import DescriptiveJob
     from rapport.analytics.forecast import ForecastJob
@@ -80,6 +81,7 @@ def registry() -> dict[str, AnalyticsJob]:
     from rapport.analytics.recommend_job import RecommendJob
     from rapport.analytics.rfm import RfmJob
     from rapport.analytics.rules import RulesJob
+    from rapport.segments.job import SegmentsJob
 
     # Lifecycle reads P(alive) from the CLV model it fits itself; churn reads behaviour only.
     jobs: list[AnalyticsJob] = [
@@ -91,6 +93,9 @@ def registry() -> dict[str, AnalyticsJob]:
         RulesJob(),
         ForecastJob(),
         RecommendJob(),
+        ClustersJob(),
+        # Last: segment rules may use every score the jobs above wrote.
+        SegmentsJob(),
     ]
     return {job.name: job for job in jobs}
 
@@ -242,6 +247,13 @@ class RunReport:
 ProgressHook = Callable[[str, float, str], None]  # (job name or "sync", fraction, message)
 
 
+def saved_segment_definitions(session: Session) -> dict[int, Any]:
+    """Definitions of the live saved segments (a system job: every team's segments)."""
+    t = table_of(Segment)
+    rows = session.execute(select(t.c.id, t.c.definition).where(t.c.deleted_at.is_(None)).order_by(t.c.id))
+    return {int(r.id): r.definition for r in rows}
+
+
 def run_jobs(
     database: Database,
     store: AnalyticsStore,
@@ -273,9 +285,14 @@ def run_jobs(
     outcomes: list[JobOutcome] = []
     for name in names:
         job = available[name]
+        job_params = dict((params or {}).get(name, {}))
+        if name == "segments" and "segments" not in job_params:
+            with database.unit(write=False) as session:
+                store.mirror_scores(session)  # rules see the scores the jobs before wrote
+                job_params["segments"] = saved_segment_definitions(session)
         ctx = JobContext(
             as_of=as_of,
-            params=dict((params or {}).get(name, {})),
+            params=job_params,
             progress=lambda done, message, _n=name: hook(_n, done, message),  # type: ignore[misc]
         )
         hook(name, 0.0, "running")

@@ -33,7 +33,19 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import ColumnElement, Integer, Select, cast, extract, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Select,
+    cast,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from rapport.access.policy import GENERALISED, Role
@@ -41,12 +53,19 @@ from rapport.access.principal import Principal
 from rapport.access.records import Records
 from rapport.access.specs import CUSTOMER, INTERACTION, ORDER, ORDER_LINE, PRODUCT, TASK, ResourceSpec
 from rapport.errors import Forbidden
+from rapport.models import CustomerScore
+from rapport.models.base import table_of
 from rapport.pagination import CursorCodec
-from rapport.privacy.consent import Purpose, allowed_customer_ids
+from rapport.privacy.consent import PARTNER_PURPOSES, Purpose, allowed_customer_ids
 
 # Orders that count as purchases (see OrderStatus in rapport.orders.schemas): not pending,
 # cancelled or refunded.
 PURCHASE_STATUSES: tuple[str, ...] = ("paid", "shipped", "completed")
+# Mirrors the segment rules read (rapport.segments.features): latest scores and current consent.
+SCORES_DDL = (
+    "CREATE TABLE IF NOT EXISTS scores (customer_id BIGINT, kind VARCHAR, value DOUBLE, label VARCHAR)"
+)
+CONSENTS_DDL = "CREATE TABLE IF NOT EXISTS consents (customer_id BIGINT, purpose VARCHAR, granted BOOLEAN)"
 
 # The store reads as a data analyst does: every record, pseudonymised (policy.py decides what
 # that hides), and never writes records through this principal.
@@ -306,6 +325,8 @@ class AnalyticsStore:
                 self._sync_table(recs, table, report, batch_size, progress, full, returned=returned)
             self._remove_deleted(recs, report, batch_size)
             report.profiling_allowed = self._refresh_profiling(session, batch_size)
+            self._mirror_consents(session, batch_size)
+            self.mirror_scores(session, batch_size)
             self._do("COMMIT")
         except BaseException:
             self._do("ROLLBACK")
@@ -470,6 +491,67 @@ class AnalyticsStore:
         row = first_row(self.con, "SELECT count(*) FROM customers WHERE profiling_allowed")
         return int(row[0]) if row else 0
 
+    # -- mirrors for segment rules -------------------------------------------------------------
+
+    def _replace_rows(self, name: str, ddl: str, columns: list[tuple[str, pa.DataType]], stmt: Any,
+                      conn: Any, batch_size: int) -> None:  # fmt: skip
+        self._do(f"DROP TABLE IF EXISTS {name}")
+        self._do(ddl)
+        result = conn.execute(stmt.execution_options(yield_per=batch_size))
+        for rows in result.partitions():
+            batch = pa.Table.from_arrays(
+                [pa.array([r[i] for r in rows], type=t) for i, (_, t) in enumerate(columns)],
+                names=[c for c, _ in columns],
+            )
+            self.con.register("_rows", batch)
+            self._do(f"INSERT INTO {name} SELECT * FROM _rows")  # noqa: S608 - fixed names
+            self.con.unregister("_rows")
+
+    def _mirror_consents(self, session: Session, batch_size: int) -> None:
+        """Who may be used for which purpose now, answered by the consent module (restriction included).
+
+        Segment rules such as ``consent(marketing_wechat)`` read this table; it is rebuilt on every
+        sync because consent changes without the customer row changing. Partner purposes need a
+        named partner and are not segment criteria.
+        """
+        purposes = [p for p in Purpose if p not in PARTNER_PURPOSES]
+        stmt = union_all(
+            *(
+                select(
+                    allowed_customer_ids(session, p).subquery().c.customer_id,
+                    literal(p.value).label("purpose"),
+                    literal(True).label("granted"),
+                )
+                for p in purposes
+            )
+        )
+        self._replace_rows(
+            "consents",
+            CONSENTS_DDL,
+            [("customer_id", pa.int64()), ("purpose", pa.string()), ("granted", pa.bool_())],
+            stmt,
+            session.connection(),
+            batch_size,
+        )
+
+    def mirror_scores(self, session: Session, batch_size: int = 50_000) -> None:
+        """The latest score per customer and kind (``customer_score``), for segment rules."""
+        t = table_of(CustomerScore)
+        stmt = select(t.c.customer_id, t.c.kind, cast(t.c.value, Float), t.c.label).order_by(t.c.id)
+        self._replace_rows(
+            "scores",
+            SCORES_DDL,
+            [
+                ("customer_id", pa.int64()),
+                ("kind", pa.string()),
+                ("value", pa.float64()),
+                ("label", pa.string()),
+            ],
+            stmt,
+            session.connection(),
+            batch_size,
+        )
+
     # -- erasure ------------------------------------------------------------------------------
 
     def forget(self, customer_ids: Iterable[int]) -> int:
@@ -490,6 +572,10 @@ class AnalyticsStore:
                 f"DELETE FROM {name} WHERE customer_id IN (SELECT id FROM _forget)"  # noqa: S608
                 for name in self.derived_tables()
             ),
+            *(
+                f"DELETE FROM {name} WHERE customer_id IN (SELECT id FROM _forget)"  # noqa: S608
+                for name in self.mirror_tables()
+            ),
         ]
         try:
             for sql in statements:
@@ -505,6 +591,14 @@ class AnalyticsStore:
             self.con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'score_history'"
         )
         return [*found, "score_history"] if history and history[0] else found
+
+    def mirror_tables(self) -> list[str]:
+        """The score and consent mirrors that exist (they appear with the first sync)."""
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name IN ('scores', 'consents') "
+            "ORDER BY table_name"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def result_tables(self, *, with_column: str | None = None) -> list[str]:
         sql = (

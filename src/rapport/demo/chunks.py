@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from rapport.customers.search import terms_for
-from rapport.demo import vocab
+from rapport.demo import truth, vocab
 
 ANCHOR = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 HISTORY_DAYS = 730  # two years of orders before the anchor
@@ -160,6 +160,7 @@ class Chunk:
     number: int
     rows: dict[str, list[list[Any]]]
     first_customer: str | None
+    truth: list[truth.CustomerTruth] = field(default_factory=list)  # planted, per customer
 
 
 class Weighted:
@@ -187,6 +188,9 @@ _DOMAINS_EN = Weighted(vocab.EMAIL_DOMAINS_EN)
 _MALE = vocab.GIVEN_MALE + vocab.GIVEN_NEUTRAL
 _FEMALE = vocab.GIVEN_FEMALE + vocab.GIVEN_NEUTRAL
 _WECHAT_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+_SEGMENTS = Weighted([(i, s.share) for i, s in enumerate(truth.SEGMENTS)])
+_GROUPS = Weighted([(i, w) for i, w in enumerate(truth.GROUP_WEIGHTS)])
+_WORK = truth.GROUP_NAMES.index("work")
 
 
 def poisson(rng: random.Random, lam: float) -> int:
@@ -248,6 +252,7 @@ class _ChunkBuilder:
         self.rng = random.Random(f"{ctx.seed}:{number}")
         self.rows: dict[str, list[list[Any]]] = {t: [] for t in TABLES}
         self.order_seq = 0  # chunk-local order ids; the loader shifts them to real ids
+        self.truth: list[truth.CustomerTruth] = []
         self.window_start = ANCHOR - dt.timedelta(days=HISTORY_DAYS)
         self.by_category: list[list[ProductRef]] = [[] for _ in vocab.CATEGORIES]
         for p in ctx.products:
@@ -265,7 +270,7 @@ class _ChunkBuilder:
             name = self.customer(self.ctx.customer_base + i)
             if first_name is None:
                 first_name = name
-        return Chunk(self.number, self.rows, first_name)
+        return Chunk(self.number, self.rows, first_name, self.truth)
 
     def customer(self, cid: int) -> str:
         rng, rand, ts = self.rng, self.rng.random, self.ts
@@ -309,7 +314,7 @@ class _ChunkBuilder:
         r = rand()
         owner = team.users["sales" if r < 0.75 else "lead" if r < 0.9 else "crm"]
 
-        bought, spent, last_order = self.orders(cid, signup, org is not None)
+        bought, spent, last_order = self.orders(cid, signup, org is not None, team)
         touches = self.interactions(cid, team, signup)
         at_risk = last_order is not None and (ANCHOR - last_order).days > 120
         touches += self.tasks(cid, team, signup, at_risk)
@@ -492,95 +497,174 @@ class _ChunkBuilder:
                 ]
             )
 
-    def orders(self, cid: int, signup: dt.datetime, b2b: bool) -> tuple[int, int, dt.datetime | None]:
-        """Orders from a latent purchase rate, lifetime and spend level.
+    def orders(
+        self, cid: int, signup: dt.datetime, b2b: bool, team: TeamRef
+    ) -> tuple[int, int, dt.datetime | None]:
+        """Orders following the planted truth (:mod:`rapport.demo.truth`): segment, BG/NBD, spend.
 
-        Returns (orders not cancelled, spend in cents net of refunds, last such order).
+        Returns (purchases, spend in cents of the purchases, last purchase).
         """
-        rng, rand, ts, money = self.rng, self.rng.random, self.ts, self.money
-        segment = rand()
-        if segment < 0.2:
-            return 0, 0, None  # browsers: signed up, never bought
-        loyal = segment > 0.88
-        rate = rng.gammavariate(5.0, 2.6) if loyal else rng.gammavariate(1.3, 2.4)  # orders a year
-        if b2b:
-            rate *= 1.3
-        lifetime = rng.expovariate(1 / (1500 if loyal else 540))  # days until they stop buying
-        start = max(signup, self.window_start)
-        end = min(ANCHOR, signup + dt.timedelta(days=lifetime))
-        span = (end - start).total_seconds()
-        if span <= 0:
+        rng, rand = self.rng, self.rng.random
+        seg_i = _SEGMENTS.pick(rng)
+        seg = truth.SEGMENTS[seg_i]
+        if not seg.buys:
+            self.truth.append(truth.CustomerTruth(cid, seg_i, -1, truth.NO_COMPLAINT, False))
             return 0, 0, None
-        n = min(poisson(rng, rate * span / (365 * 86400)), self.ctx.max_orders)
-        if n == 0:
+        group = _WORK if b2b else _GROUPS.pick(rng)
+        lam = rng.gammavariate(seg.r, 1 / seg.alpha)  # purchases per day while active
+        drop = rng.betavariate(seg.a, seg.b)
+        nu = rng.gammavariate(seg.q, 1 / seg.gamma)
+        first = signup + dt.timedelta(days=rng.expovariate(1 / truth.FIRST_PURCHASE_DAYS))
+        times: list[dt.datetime] = []
+        dropped = False
+        if first < ANCHOR:
+            horizon = (ANCHOR - first).total_seconds() / 86400
+            offsets, t = [0.0], 0.0
+            while len(offsets) <= self.ctx.max_orders:
+                t += rng.expovariate(max(lam, 1e-12))
+                if t > horizon:
+                    break
+                offsets.append(t)
+                if rand() < drop:  # dropout after a repeat purchase
+                    dropped = True
+                    break
+            times = [first + dt.timedelta(days=o) for o in offsets]
+        complaint, churned = truth.NO_COMPLAINT, False
+        if times and rand() < truth.COMPLAINT_RATE:
+            at = first + (ANCHOR - first) * rand()
+            unresolved = rand() < truth.UNRESOLVED_RATE
+            complaint = truth.UNRESOLVED if unresolved else truth.RESOLVED
+            active = not dropped or times[-1] > at
+            risk = truth.CHURN_IF_UNRESOLVED if unresolved else truth.CHURN_IF_RESOLVED
+            if rand() < risk and active:
+                churned = True
+                times = [x for x in times if x <= at]
+            self.complaint(cid, team, at, unresolved)
+        self.truth.append(truth.CustomerTruth(cid, seg_i, group, complaint, churned))
+        times = [x for x in times[: self.ctx.max_orders] if x >= self.window_start]
+        if not times:
             return 0, 0, None
-        basket = rng.lognormvariate(math.log(900 if b2b else 260), 0.7) * 100  # cents
-        cats = self.by_category
-        favourites = (rng.randrange(len(cats)), len(cats) - 1 if b2b else rng.randrange(len(cats)))
+        home = truth.AFFINITY_GROUPS[truth.GROUP_NAMES[group]]
         channels = _B2B_CHANNELS if b2b else _ORDER_CHANNELS
-        orders, lines = self.rows["sales_order"], self.rows["order_line"]
-        bought, spent, last = 0, 0, None
-        for k, offset in enumerate(sorted(rng.uniform(0, span) for _ in range(n))):
-            ordered = start + dt.timedelta(seconds=offset)
-            self.order_seq += 1
-            oid = self.order_seq
-            n_lines = 1 if (r := rand()) < 0.55 else 2 if r < 0.8 else 3 if r < 0.93 else 4
-            total = cost = 0
-            for _ in range(n_lines):
-                pool = cats[favourites[rng.randrange(2)]] if rand() < 0.7 else cats[rng.randrange(len(cats))]
-                product = pool[int(len(pool) * rand() ** 1.6)]
-                price = product.price
-                qty = rng.randint(1, 3) if price * 3 < basket else 1
-                if b2b and rand() < 0.4:
-                    qty = rng.randint(2, 12)
-                gross = price * qty
-                discount = int(gross * rng.uniform(0.05, 0.15)) if rand() < 0.25 else 0
-                total += gross - discount
-                cost += product.cost * qty
-                lines.append(
-                    [
-                        oid,
-                        product.id,
-                        qty,
-                        money(price),
-                        money(product.cost),
-                        money(discount),
-                        money(gross - discount),
-                    ]
-                )
+        bought, spent = 0, 0
+        for k, ordered in enumerate(times):
+            target = rng.gammavariate(seg.p, 1 / nu) * truth.SEASONALITY[ordered.month] * 100  # cents
+            if b2b:
+                target *= 2
+            total = self.order(cid, k, ordered, "completed", target, home, b2b, channels)
+            bought += 1
+            spent += total
             r = rand()
-            status = "cancelled" if r < 0.05 else "refunded" if r < 0.09 else "completed"
-            paid = None
-            if status != "cancelled" or rand() < 0.5:
-                paid = ordered + dt.timedelta(minutes=rand() * 30)
-            completed = None
-            if status != "cancelled":
-                completed = ordered + dt.timedelta(days=1 + rand() * 6)
-                if completed > ANCHOR:  # still on its way at the anchor
-                    status, completed = "paid", None
-                bought += 1
-                spent += total if status != "refunded" else 0
-                last = ordered
-            orders.append(
+            if r < 0.1:
+                # Extra orders next to the planted purchase: an abandoned checkout or a return.
+                extra = ordered + dt.timedelta(hours=1 + rand() * 48)
+                if extra < ANCHOR:
+                    status = "cancelled" if r < 0.06 else "refunded"
+                    self.order(cid, len(times) + k, extra, status, target, home, b2b, channels)
+        return bought, spent, times[-1]
+
+    def order(
+        self,
+        cid: int,
+        k: int,
+        ordered: dt.datetime,
+        status: str,
+        target: float,
+        home: tuple[int, ...],
+        b2b: bool,
+        channels: Weighted,
+    ) -> int:
+        """One order with lines filled up to about ``target`` cents; returns its total."""
+        rng, rand, ts, money = self.rng, self.rng.random, self.ts, self.money
+        cats = self.by_category
+        self.order_seq += 1
+        oid = self.order_seq
+        lines = self.rows["order_line"]
+        total = cost = 0
+        for _ in range(4):
+            if rand() < truth.HOME_GROUP_SHARE:
+                pool = cats[home[rng.randrange(len(home))]]
+            else:
+                pool = cats[rng.randrange(len(cats))]
+            product = pool[int(len(pool) * rand() ** 1.6)]
+            price = product.price
+            qty = max(1, min(3, round((target - total) / price)))
+            gross = price * qty
+            discount = int(gross * rng.uniform(0.05, 0.15)) if rand() < 0.25 else 0
+            total += gross - discount
+            cost += product.cost * qty
+            lines.append(
                 [
                     oid,
-                    f"DM{ordered:%Y%m%d}-{cid}-{k + 1}",
-                    cid,
-                    status,
-                    channels.pick(rng),
-                    "CNY",
-                    money(total),
-                    money(cost),
-                    money(total - cost),
-                    ts(ordered),
-                    ts(paid) if paid else None,
-                    ts(completed) if completed else None,
-                    ts(ordered),
-                    ts(completed or paid or ordered),
-                    1,
+                    product.id,
+                    qty,
+                    money(price),
+                    money(product.cost),
+                    money(discount),
+                    money(gross - discount),
                 ]
             )
-        return bought, spent, last
+            if total >= 0.7 * target:
+                break
+        paid = None
+        if status != "cancelled" or rand() < 0.5:
+            paid = ordered + dt.timedelta(minutes=rand() * 30)
+        completed = None
+        if status != "cancelled":
+            completed = ordered + dt.timedelta(days=1 + rand() * 6)
+            if completed > ANCHOR:  # still on its way at the anchor
+                status, completed = "paid", None
+        self.rows["sales_order"].append(
+            [
+                oid,
+                f"DM{ordered:%Y%m%d}-{cid}-{k + 1}",
+                cid,
+                status,
+                channels.pick(rng),
+                "CNY",
+                money(total),
+                money(cost),
+                money(total - cost),
+                ts(ordered),
+                ts(paid) if paid else None,
+                ts(completed) if completed else None,
+                ts(ordered),
+                ts(completed or paid or ordered),
+                1,
+            ]
+        )
+        return total
+
+    def complaint(self, cid: int, team: TeamRef, at: dt.datetime, unresolved: bool) -> None:
+        """The planted churn driver: an inbound complaint call and its (maybe still open) task."""
+        ts, rand = self.ts, self.rng.random
+        kind, direction, channel, subject, body = truth.COMPLAINT_CALL
+        when = ts(at)
+        self.rows["interaction"].append(
+            [cid, kind, direction, channel, team.users["service"], when, subject, body, when, when, 1]
+        )
+        latest = ANCHOR - dt.timedelta(hours=1)
+        created = min(at, latest)
+        due = at + dt.timedelta(days=3)
+        status, completed = "open", None
+        if not unresolved:
+            status, completed = "done", min(at + dt.timedelta(days=rand() * 3), latest)
+        title, description = truth.COMPLAINT_TASK
+        self.rows["task"].append(
+            [
+                cid,
+                title,
+                description,
+                status,
+                "high",
+                ts(due),
+                team.users["service"],
+                ts(completed) if completed else None,
+                ts(created),
+                ts(completed or created),
+                1,
+            ]
+        )
 
     def interactions(self, cid: int, team: TeamRef, signup: dt.datetime) -> int:
         rng, rand, ts = self.rng, self.rng.random, self.ts

@@ -18,6 +18,9 @@ service.north  service_rep     华北 North
 analyst.north  data_analyst    华北 North
 =============  ==============  ===========
 
+Purchases, spend, complaints, category mixes and seasonality follow the planted truth documented
+in :mod:`rapport.demo.truth` (latent BG/NBD segments and more), so analytics have something to find.
+
 The same seed always yields the same rows: every random draw comes from one ``random.Random(seed)``
 in a fixed order and every timestamp is an offset from ``ANCHOR`` (never the wall clock). Rows are
 written with batched Core ``executemany`` inserts and ids allocated here, so children can point at

@@ -32,6 +32,7 @@ from rapport.models.security import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from rapport.models.segments import Segment
 from rapport.models.system import AuditEvent, EncryptionKey, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
 
@@ -64,6 +65,7 @@ __all__ = [
     "ProvisionLog",
     "RecoveryCode",
     "RoleMfaRequirement",
+    "Segment",
     "SharingAgreement",
     "SharingPartner",
     "Task",

@@ -333,6 +333,11 @@ TABLES: Mapping[str, TableDecl] = {
     "encryption_key": TableDecl(
         False, "versions of the field-encryption data key, each wrapped by the master key"
     ),
+    "segment": TableDecl(
+        False,
+        "definitions of customer groups (rules over fields and scores); members are computed on "
+        "demand in the analytics store and never stored; owner and team are staff ids as on organisation",
+    ),
 }
 
 

@@ -1,7 +1,7 @@
 """security
 
-Revision ID: 0007
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 21:39:21.662436
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import rapport.models.base
 
-revision: str = "0007"
-down_revision: str | None = "0005"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """privacy consent sharing
 
-Revision ID: 0005
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-30 21:38:28.642333
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import rapport.models.base
 
-revision: str = "0005"
-down_revision: str | None = "0006"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

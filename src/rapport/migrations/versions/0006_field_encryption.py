@@ -1,7 +1,7 @@
 """field encryption: sealed contact values, blind index, wrapped data keys
 
-Revision ID: 0004
-Revises: 0001
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 21:50:00
 
 Existing rows are encrypted here, in the migration's transaction: contact values (label, value,
@@ -19,8 +19,8 @@ from alembic import op
 
 import rapport.models.base
 
-revision: str = "0004"
-down_revision: str | None = "0007"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

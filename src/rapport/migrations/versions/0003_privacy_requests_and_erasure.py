@@ -1,7 +1,7 @@
 """privacy requests and erasure
 
-Revision ID: 0006
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-30 21:38:09.413958
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 import rapport.models.base
 
-revision: str = "0006"
+revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
