@@ -22,6 +22,7 @@ setup: $(BIN)/.installed
 run: setup
 	$(BIN)/rapport db upgrade
 	$(BIN)/rapport demo --if-empty --customers $(DEMO_CUSTOMERS)
+	test -f data/analytics.duckdb || $(BIN)/rapport analytics run
 	$(BIN)/rapport serve --host $(HOST) --port $(PORT)
 
 lint: setup

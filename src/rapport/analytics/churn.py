@@ -166,7 +166,9 @@ def _as_number(column: pd.Series) -> pd.Series | None:
     if parsed.notna().mean() < 0.95:
         return None
     out: pd.Series = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
-    return out.astype(np.float64)
+    numbers = out.astype(np.float64)
+    # "inf" parses as a number, but no model takes it: treat it as missing like a blank cell.
+    return numbers.where(np.isfinite(numbers))
 
 
 def prepare_table(frame: pd.DataFrame, target: str) -> PreparedTable:
@@ -482,7 +484,9 @@ def churn_features(
         [*statuses, at, at, at, at, at, at],
     ).df()
     base["trend_90d"] = base["orders_90d"] - base["orders_prev_90d"]
-    base["recency_over_gap"] = base["recency_days"] / base["mean_gap_days"]
+    # Two purchases on one day make the mean gap 0; the ratio is then unknown, not infinite.
+    gap = base["mean_gap_days"]
+    base["recency_over_gap"] = base["recency_days"] / gap.where(gap > 0)
     inter = con.execute(
         """
         SELECT customer_id, count(*) AS interactions,

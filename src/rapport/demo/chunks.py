@@ -109,6 +109,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "updated_at",
         "version",
     ),
+    "consent_event": ("customer_id", "purpose", "granted", "source", "at", "actor_kind"),
     "task": (
         "customer_id",
         "title",
@@ -250,6 +251,8 @@ class _ChunkBuilder:
         self.ctx = ctx
         self.number = number
         self.rng = random.Random(f"{ctx.seed}:{number}")
+        # Its own stream, so planting consent leaves every other generated value as it was.
+        self.consent_rng = random.Random(f"{ctx.seed}:{number}:consent")
         self.rows: dict[str, list[list[Any]]] = {t: [] for t in TABLES}
         self.order_seq = 0  # chunk-local order ids; the loader shifts them to real ids
         self.truth: list[truth.CustomerTruth] = []
@@ -361,6 +364,12 @@ class _ChunkBuilder:
         terms = search_terms(display, family, given, latin)
         self.rows["customer_search_term"].extend([t, cid] for t in sorted(terms))
         self.contacts(cid, city, ts(signup), local, english, org)
+        chance = self.consent_rng.random
+        self.rows["consent_event"].extend(
+            [cid, purpose, True, "web_form", ts(signup), "data_subject"]
+            for purpose, share in truth.CONSENT_SHARES
+            if chance() < share
+        )
         return display
 
     def contacts(

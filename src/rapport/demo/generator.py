@@ -161,6 +161,7 @@ COUNT_NAMES = {
     "order_line": "order_lines",
     "interaction": "interactions",
     "task": "tasks",
+    "consent_event": "consents",
 }
 
 
@@ -470,6 +471,17 @@ class _Loader:
             out.append([cid, *row, bidx])
         return out
 
+    def _consent_state(self) -> None:
+        """The current-state rows the consent module answers from, one per planted consent."""
+        self.session.execute(
+            text(
+                "INSERT INTO consent_state (customer_id, purpose, partner_key, granted, event_id, at) "
+                "SELECT e.customer_id, e.purpose, 0, e.granted, e.id, e.at FROM consent_event e "
+                "WHERE e.partner_id IS NULL AND NOT EXISTS (SELECT 1 FROM consent_state s "
+                "WHERE s.customer_id = e.customer_id AND s.purpose = e.purpose AND s.partner_key = 0)"
+            )
+        )
+
     def run(self) -> DemoResult:
         started = time.perf_counter()
         self.progress("users", 0, 1)
@@ -478,6 +490,7 @@ class _Loader:
         self.load_products()
         self.load_organisations()
         first_customer = self.load_customers()
+        self._consent_state()
         self._sync_sequences()
         counts = dict(self.counts)
         record_audit(

@@ -35,6 +35,10 @@ home group with probability :data:`HOME_GROUP_SHARE` (uniform category inside it
 category. Categories of one group are therefore bought together (lift > 1), across groups less
 than at random.
 
+**Consent.** Each customer records each purpose separately at sign-up (source ``web_form``), with
+the probabilities of :data:`CONSENT_SHARES`; the rest never consented, so analytics profiles only
+about four in five demo customers and marketing segments depend on the channel consents.
+
 **Seasonality.** Order *values* (not their timing, so the count process stays BG/NBD) are
 multiplied by the month factor of :data:`SEASONALITY`: the November shopping festival (双十一),
 Spring Festival in January/February and December gifting up, summer down.
@@ -135,3 +139,13 @@ class CustomerTruth:
     group: int  # index into GROUP_NAMES (-1 for browsers)
     complaint: int  # NO_COMPLAINT, RESOLVED or UNRESOLVED
     churned_by_complaint: bool
+
+
+# Probability that a demo customer consented to each purpose at sign-up (one record per purpose).
+CONSENT_SHARES: tuple[tuple[str, float], ...] = (
+    ("profiling", 0.82),
+    ("marketing_wechat", 0.55),
+    ("marketing_sms", 0.40),
+    ("marketing_email", 0.35),
+    ("marketing_phone", 0.15),
+)
