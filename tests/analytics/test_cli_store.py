@@ -59,9 +59,14 @@ def test_run_sync_and_report(
     assert reported.exit_code == 0, reported.output
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == [
+        "basket_rules.png",
         "breakdowns.png",
         "cohorts.png",
         "distributions.png",
+        "forecast_orders_month.png",
+        "forecast_orders_week.png",
+        "forecast_revenue_month.png",
+        "forecast_revenue_week.png",
         "revenue.png",
         "rfm_grid.png",
         "rfm_segments.png",
@@ -69,7 +74,10 @@ def test_run_sync_and_report(
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "rfm_segments.csv").exists()
-    assert not (out / "rfm_customers.csv").exists()  # per-person rows stay in the store
+    # per-person rows stay in the store
+    assert [
+        p.name for p in out.glob("*.csv") if p.name.startswith(("rfm_customers", "lifecycle", "clv_hist"))
+    ] == []
     region = (out / "descriptive_breakdown_region.csv").read_text(encoding="utf-8-sig")
     assert "'=cmd,1,0.25" in region
 

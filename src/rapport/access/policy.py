@@ -284,8 +284,8 @@ PSEUDONYMISED: dict[str, dict[str, tuple[str, str]]] = {
 
 
 def pseudonym(key: bytes, kind: str, record_id: int) -> str:
-    # TODO(merge): use rapport.security.crypto.blind_index("pseudonym:" + kind, str(record_id))
-    # once the encryption branch lands, so the key is managed (and rotated) with the others.
+    # Keyed with the pseudonym key (RAPPORT_PSEUDONYM_KEY), separate from the blind-index key, so
+    # a pseudonymised export cannot be joined against blind indexes of contact values.
     mac = hmac.new(key, f"{kind}:{record_id}".encode(), hashlib.sha256).hexdigest()
     return "p_" + mac[:20]
 

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # after use("Agg"): the backend must be chosen 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 _HISTORY = "#1f4e79"
 _FORECAST = "#c55a11"
@@ -110,6 +110,7 @@ def rules_chart(
     ax.legend(loc="lower right", frameon=False, fontsize=8, markerscale=0.5)
     fig.colorbar(points, ax=ax, label="lift")
     ax.set_xlabel("support (share of baskets)")
+    ax.xaxis.set_major_locator(MaxNLocator(5))  # small supports make long tick labels
     ax.set_ylabel("confidence")
     ax.set_title(title)
     ax.set_ylim(0, 1.05)
@@ -154,10 +155,7 @@ _SERIES = {
 def forecast_png_from_store(
     con: duckdb.DuckDBPyConnection, series: str, *, level: float | None = None
 ) -> bytes:
-    """Service function: the chart of a stored ForecastJob table ``result_forecast_<series>``.
-
-    TODO(merge): table names follow the contract's result_<job>_<name>; the lead wires an endpoint.
-    """
+    """Service function: the chart of a stored ForecastJob table ``result_forecast_<series>``."""
     if series not in _SERIES:
         raise ValueError(f"unknown series {series!r}; one of {', '.join(_SERIES)}")
     title, ylabel = _SERIES[series]

@@ -126,6 +126,17 @@ def revenue(
 
 
 @router.get(
+    "/analytics/tables/{table}",
+    response_model=AnalyticsTable,
+    summary="Any aggregate result of the last run as JSON: models, forecasts, rules, clusters, ...",
+    operation_id="analytics_table",
+    responses=_ERRORS,
+)
+def table(table: service.TableName, request: Request, recs: Recs) -> Response:
+    return _table(request, recs, table.value)
+
+
+@router.get(
     "/analytics/export",
     response_class=Response,
     summary="One analytics table as CSV (formula-safe; audited)",

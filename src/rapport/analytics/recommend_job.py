@@ -214,8 +214,8 @@ def customer_recommendations(
 
     Raises ProfilingNotAllowed when the customer does not allow profiling. The caller (endpoint) must
     have read the customer through rapport.access.records.Records first, so scope and audit apply.
-    TODO(merge): the lead wires GET /customers/{id}/recommendations to this (or to the stored
-    customer_score row of kind "recommendations", whose details have the same lists).
+    The API serves the stored result instead: the customer_score row of kind "recommendations"
+    (GET /api/v1/customers/{id}/scores), whose details hold the same lists.
     """
     [(products, values)] = fitted.for_customers([customer_id], k)
     return [{"product_id": p, "score": s} for p, s in zip(products, values, strict=True)]

@@ -258,12 +258,32 @@ def write_report(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
         cohort_chart(con, out / "cohorts.png"),
         revenue_chart(con, out / "revenue.png"),
     ]
-    tables = con.execute(
+    tables = [str(r[0]) for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, 'result_') "
         "ORDER BY table_name"
-    ).fetchall()
-    for (name,) in tables:
-        if name == "result_rfm_customers":
+    ).fetchall()]  # fmt: skip
+    # Charts of the forecast and basket-rule jobs, when they have run.
+    from rapport.analytics.charts import forecast_png_from_store, rules_png_from_store
+
+    for series in ("revenue_month", "orders_month", "revenue_week", "orders_week"):
+        if f"result_forecast_{series}" in tables:
+            path = out / f"forecast_{series}.png"
+            path.write_bytes(forecast_png_from_store(con, series))
+            written.append(path)
+    if "result_rules_rules" in tables:
+        path = out / "basket_rules.png"
+        # SKUs, not names: no CJK font can be assumed on a server, and product names are often Chinese.
+        names = {int(r[0]): str(r[1]) for r in con.execute("SELECT product_id, sku FROM products").fetchall()}
+        path.write_bytes(rules_png_from_store(con, names=names))
+        written.append(path)
+    per_person = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'customer_id'"
+        ).fetchall()
+    }
+    for name in tables:
+        if name in per_person:
             continue  # per-person rows stay in the store; the report holds aggregates only
         written.append(write_csv(_read(con, str(name)), out / f"{str(name).removeprefix('result_')}.csv"))
     return written

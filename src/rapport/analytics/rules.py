@@ -175,8 +175,8 @@ def also_bought_from_store(
 ) -> list[dict[str, Any]]:
     """Service function: the lookup on the stored result table ``result_rules_also_bought``.
 
-    TODO(merge): the table name follows the contract's result_<job>_<name>; the lead wires
-    GET /products/{id}/also-bought to this. Rules are aggregates over orders (no customer ids).
+    The same table is served as JSON by GET /api/v1/analytics/tables/also_bought. Rules are
+    aggregates over orders (no customer ids).
     """
     frame = con.execute(
         "SELECT * FROM result_rules_also_bought WHERE product_id = ? "
@@ -206,7 +206,8 @@ class RulesJob:
         result = mine_rules(
             lines["order_id"].to_numpy(),
             lines["product_id"].to_numpy(),
-            min_support=float(params.get("min_support", 0.01)),
+            # Baskets are spread over a whole catalogue: 0.1 % of orders (with min_baskets) is signal.
+            min_support=float(params.get("min_support", 0.001)),
             min_confidence=float(params.get("min_confidence", 0.1)),
             max_len=int(params.get("max_len", 3)),
             min_baskets=int(params.get("min_baskets", 5)),

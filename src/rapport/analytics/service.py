@@ -43,6 +43,20 @@ TABLES: dict[str, str] = {
     "cohorts": "result_descriptive_cohorts",
     "revenue_monthly": "result_descriptive_revenue_monthly",
     "revenue_weekly": "result_descriptive_revenue_weekly",
+    # Models and aggregates of the other jobs (no per-customer rows).
+    "clv_params": "result_clv_params",
+    "churn_model": "result_churn_model",
+    "churn_calibration": "result_churn_calibration",
+    "clusters_profiles": "result_clusters_profiles",
+    "rules": "result_rules_rules",
+    "also_bought": "result_rules_also_bought",
+    "forecast_revenue_month": "result_forecast_revenue_month",
+    "forecast_orders_month": "result_forecast_orders_month",
+    "forecast_revenue_week": "result_forecast_revenue_week",
+    "forecast_orders_week": "result_forecast_orders_week",
+    "forecast_backtest": "result_forecast_backtest",
+    "recommend_evaluation": "result_recommend_evaluation",
+    "segments_counts": "result_segments_counts",
 }
 
 
@@ -63,6 +77,19 @@ class TableName(StrEnum):
     cohorts = "cohorts"
     revenue_monthly = "revenue_monthly"
     revenue_weekly = "revenue_weekly"
+    clv_params = "clv_params"
+    churn_model = "churn_model"
+    churn_calibration = "churn_calibration"
+    clusters_profiles = "clusters_profiles"
+    rules = "rules"
+    also_bought = "also_bought"
+    forecast_revenue_month = "forecast_revenue_month"
+    forecast_orders_month = "forecast_orders_month"
+    forecast_revenue_week = "forecast_revenue_week"
+    forecast_orders_week = "forecast_orders_week"
+    forecast_backtest = "forecast_backtest"
+    recommend_evaluation = "recommend_evaluation"
+    segments_counts = "segments_counts"
 
 
 assert {t.value for t in TableName} == set(TABLES)

@@ -70,8 +70,8 @@ class MfaEnrolmentRequired(RapportError):
 
 
 # -- sealing the secret ----------------------------------------------------------------------
-# TODO(merge): replace seal/unseal with rapport.security.crypto (encryption branch) so TOTP
-# secrets share the key management (rotation, KMS) of the other encrypted columns.
+# Sealed under a key derived from the secret key, not the field-encryption keyring: moving TOTP
+# secrets under the keyring (rotation, KMS) is left for later (README, security).
 
 
 def _key(server_secret: str) -> bytes:

@@ -21,8 +21,7 @@ class UserTotp(Base):
         primary_key=True,
         info=pii("reference", purposes=("security",)),
     )
-    # TODO(merge): encrypt this column with rapport.security.crypto (encryption branch); until
-    # then it holds the base32 secret sealed by rapport.auth.mfa.seal (AES-GCM, key from the secret key).
+    # The base32 secret sealed by rapport.auth.mfa.seal (AES-GCM, key derived from the secret key).
     secret: Mapped[str] = mapped_column(
         String(200), info=pii("credential", purposes=("security",), note="TOTP shared secret, sealed")
     )
@@ -96,7 +95,7 @@ class WebhookSubscription(Tracked, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str]] = mapped_column(default=list)
-    # TODO(merge): encrypt with rapport.security.crypto; the receiver needs it in clear to verify.
+    # Stored as given: Rapport signs with it at send time. Known gap: not yet under field encryption.
     secret: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
 

@@ -4,10 +4,10 @@ Which columns are encrypted is declared once, on the columns (``pii(..., protect
 :func:`sealed_columns` reads it. Every path that writes or reads those columns goes through
 :func:`seal_values` / :func:`open_rows` with the row's id, which the ciphertext is bound to.
 
-TODO(merge): code in other branches that reads contact_point with its own Core statements (the
-portability export of dsr-retention, duplicate detection) must open the rows with
-``open_rows(session, table, rows)`` or ``Records.open``, and look values up by
-``crypto.blind_index(kind, normalised)`` against ``value_bidx``, never by ``value_normalized``.
+Code that reads contact_point with its own Core statements (portability, erasure, the privacy
+portal, sharing) opens the rows with ``open_rows(session, table, rows)`` or ``Records.open``, and
+looks values up by ``crypto.blind_index(kind, normalised)`` against ``value_bidx``, never by
+``value_normalized``.
 """
 
 from __future__ import annotations
