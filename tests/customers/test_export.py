@@ -4,9 +4,10 @@ import csv
 import io
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from rapport.models import AuditEvent
+from rapport.models import AuditEvent, ProcessingRestriction
+from rapport.models.base import utcnow
 from tests.factories import Factory
 
 
@@ -70,3 +71,21 @@ def test_export_pages_with_a_cursor(client: TestClient, factory: Factory) -> Non
     )
     assert [int(r["id"]) for r in _rows(rest.content)] == ids[2:]
     assert "x-next-cursor" not in rest.headers
+
+
+def test_customers_who_restricted_processing_leave_every_export(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    lead = factory.user("team_lead", team)
+    kept, restricted = factory.customer(team_id=team), factory.customer(team_id=team)
+    factory.conn.execute(
+        insert(ProcessingRestriction).values(
+            customer_id=restricted, restricted=True, reason="art. 44 request", changed_at=utcnow()
+        )
+    )
+    h = factory.auth(lead)
+    plain = client.get("/api/v1/customers/export", headers=h)
+    assert [int(r["id"]) for r in _rows(plain.content)] == [kept]
+    pseudo = client.get("/api/v1/customers/export", params={"pseudonymised": "true"}, headers=h)
+    assert len(_rows(pseudo.content)) == 1
+    # Still a customer: the record itself stays readable to staff in scope.
+    assert client.get(f"/api/v1/customers/{restricted}", headers=h).status_code == 200

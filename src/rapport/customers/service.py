@@ -39,6 +39,7 @@ from rapport.customers.search import looks_like_phone, query_term
 from rapport.errors import Forbidden, InvalidInput
 from rapport.models import CustomField
 from rapport.privacy import consent
+from rapport.privacy.consent import not_restricted
 from rapport.text import normalise_email, normalise_phone
 from rapport.webhooks import service as webhooks
 
@@ -128,6 +129,10 @@ class Customers(Resource):
     filters = CustomerFilters
     tag = "customers"
 
+    def export_where(self, recs: Records, f: CustomerFilters) -> list[ColumnElement[bool]]:
+        # A person who restricted processing (PIPL art. 44, GDPR art. 18) leaves every export.
+        return [*self.where(recs, f), not_restricted(CUSTOMER.table.c.id)]
+
     def where(self, recs: Records, f: CustomerFilters) -> Sequence[ColumnElement[bool]]:
         t = CUSTOMER.table
         clauses = equal_filters(
@@ -205,7 +210,7 @@ class Customers(Resource):
     ) -> tuple[bytes, str | None]:
         """CSV without direct identifiers: keyed pseudonyms, birth-year bands, regions only."""
         page = recs.pseudonymised_page(
-            CUSTOMER, key=key, cursor=params.cursor, limit=params.limit, where=self.where(recs, params)
+            CUSTOMER, key=key, cursor=params.cursor, limit=params.limit, where=self.export_where(recs, params)
         )
         columns = list(PSEUDONYMISED["customer"])
         out = io.StringIO()
@@ -222,7 +227,7 @@ class Customers(Resource):
             sort=params.sort or "id",
             cursor=params.cursor,
             limit=params.limit,
-            where=self.where(recs, params),
+            where=self.export_where(recs, params),
             action=Action.export,
         )
         rows = self.expand(recs, page.items)

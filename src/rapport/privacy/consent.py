@@ -13,7 +13,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, false, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, exists, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -84,6 +84,15 @@ def _partner_key(session: Session, purpose: Purpose, partner_id: int | None, *, 
     if partner_id is not None:
         raise invalid_field("partner_id", f"{purpose.value} consent is not given to a partner")
     return 0
+
+
+def not_restricted(customer_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """SQL condition: the customer has not restricted processing (for exports and bulk jobs)."""
+    return ~exists(
+        select(RESTRICTION.c.customer_id).where(
+            RESTRICTION.c.customer_id == customer_id, RESTRICTION.c.restricted.is_(True)
+        )
+    )
 
 
 def is_restricted(session: Session, customer_id: int) -> bool:
