@@ -32,6 +32,7 @@ from rapport.models.base import table_of, utcnow
 from rapport.models.privacy import PortalChallenge, PortalSession
 from rapport.privacy import consent
 from rapport.privacy.outbox import Message, Notifier
+from rapport.privacy.portability import CUSTOMER_FIELDS
 from rapport.privacy.requests import RequestKind, open_request
 from rapport.security.crypto import blind_index
 from rapport.security.keyring import open_rows
@@ -255,25 +256,8 @@ def end(session: Session, subject: Subject) -> None:
 
 # -- what the customer sees ----------------------------------------------------------------------
 
-_PROFILE = (
-    "id",
-    "display_name",
-    "family_name",
-    "given_name",
-    "name_latin",
-    "gender",
-    "birth_date",
-    "occupation",
-    "region",
-    "city",
-    "preferred_language",
-    "preferred_channel",
-    "acquisition_source",
-    "lifecycle_stage",
-    "attributes",
-    "created_at",
-    "updated_at",
-)
+# What the person sees of their profile: the same fields their portability export carries.
+_PROFILE = ("id", *CUSTOMER_FIELDS, "updated_at")
 # Staff-typed labels ("wife's mobile") are staff notes, not data the customer gave.
 _CONTACT = (
     "kind",
