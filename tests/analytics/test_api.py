@@ -77,7 +77,13 @@ def test_readers_get_the_rfm_segments(
 def test_other_roles_may_not_read_analytics(
     client: TestClient, factory: Factory, ran: dict[str, int], role: str
 ) -> None:
-    for path in ("rfm/segments", "rfm/grid", "cohorts", "export?table=cohorts", "tables/forecast_backtest"):
+    for path in (
+        "rfm/segments",
+        "rfm/grid",
+        "cohorts",
+        "export?table=cohorts",
+        "tables?table=forecast_backtest",
+    ):
         r = client.get(f"{API}/analytics/{path}", headers=auth(factory, ran, role))
         assert r.status_code == 403, (path, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -123,10 +129,10 @@ def test_tables(client: TestClient, factory: Factory, ran: dict[str, int]) -> No
     bad = client.get(f"{API}/analytics/breakdowns?by=shoe_size", headers=h)
     assert bad.status_code == 422
     # The generic route serves the same tables, and those of jobs that have not run yet as empty.
-    assert items("tables/rfm_grid") == items("rfm/grid")
-    params = client.get(f"{API}/analytics/tables/clv_params", headers=h).json()
+    assert items("tables?table=rfm_grid") == items("rfm/grid")
+    params = client.get(f"{API}/analytics/tables?table=clv_params", headers=h).json()
     assert (params["name"], params["computed_at"], params["items"]) == ("clv_params", None, [])
-    assert client.get(f"{API}/analytics/tables/rfm_customers", headers=h).status_code == 422
+    assert client.get(f"{API}/analytics/tables?table=rfm_customers", headers=h).status_code == 422
 
 
 def test_csv_export_is_formula_safe_and_audited(

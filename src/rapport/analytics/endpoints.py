@@ -126,13 +126,13 @@ def revenue(
 
 
 @router.get(
-    "/analytics/tables/{table}",
+    "/analytics/tables",
     response_model=AnalyticsTable,
     summary="Any aggregate result of the last run as JSON: models, forecasts, rules, clusters, ...",
     operation_id="analytics_table",
     responses=_ERRORS,
 )
-def table(table: service.TableName, request: Request, recs: Recs) -> Response:
+def table(table: Annotated[service.TableName, Query()], request: Request, recs: Recs) -> Response:
     return _table(request, recs, table.value)
 
 

@@ -175,7 +175,7 @@ def also_bought_from_store(
 ) -> list[dict[str, Any]]:
     """Service function: the lookup on the stored result table ``result_rules_also_bought``.
 
-    The same table is served as JSON by GET /api/v1/analytics/tables/also_bought. Rules are
+    The same table is served as JSON by GET /api/v1/analytics/tables?table=also_bought. Rules are
     aggregates over orders (no customer ids).
     """
     frame = con.execute(
