@@ -62,6 +62,7 @@ def test_run_sync_and_report(
         "basket_rules.png",
         "breakdowns.png",
         "cohorts.png",
+        "customer_value.png",
         "distributions.png",
         "forecast_orders_month.png",
         "forecast_orders_week.png",

@@ -240,6 +240,53 @@ def revenue_chart(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
     return path
 
 
+def customer_value_chart(con: duckdb.DuckDBPyConnection, path: Path) -> Path | None:
+    """Predicted 12-month CLV, churn risk and lifecycle stages of the scored customers (aggregates).
+
+    Reads the store's mirror of the scores written back by the last run; None before any run.
+    """
+    found = first_row(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'")
+    if not found or not found[0]:
+        return None
+    clv = np.asarray(
+        con.execute("SELECT value FROM scores WHERE kind = 'clv_12m' AND value > 0").fetchnumpy()["value"],
+        dtype=np.float64,
+    )
+    risk = np.asarray(
+        con.execute("SELECT value FROM scores WHERE kind = 'churn_risk'").fetchnumpy()["value"],
+        dtype=np.float64,
+    )
+    stages = con.execute(
+        "SELECT label, count(*) AS customers FROM scores WHERE kind = 'lifecycle' GROUP BY label "
+        "ORDER BY customers DESC"
+    ).df()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    ax = axes[0]
+    if len(clv):
+        # Lifetime values are heavy-tailed: equal-width bins on a log scale show the whole range.
+        bins = np.logspace(np.log10(max(float(clv.min()), 1.0)), np.log10(float(clv.max()) + 1.0), 30)
+        ax.hist(clv, bins=bins, color="#8172B2")
+        ax.set_xscale("log")
+    ax.set_title(f"Predicted 12-month CLV ({len(clv):,} customers)")
+    ax.set_xlabel("CLV (log scale)")
+    ax.set_ylabel("customers")
+    ax = axes[1]
+    if len(risk):
+        ax.hist(risk, bins=np.linspace(0, 1, 11), color="#C44E52")
+    ax.set_title(f"Churn risk ({len(risk):,} customers)")
+    ax.set_xlabel("probability of no purchase in the churn window")
+    ax.set_ylabel("customers")
+    ax.set_xlim(0, 1)
+    if len(stages):
+        _bars(axes[2], stages, "label", "Lifecycle stages")
+    else:
+        axes[2].axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """UTF-8 CSV with a BOM, spreadsheet formulas neutralised like the customer export."""
     path.write_bytes(frame_to_csv(frame))
@@ -258,6 +305,9 @@ def write_report(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
         cohort_chart(con, out / "cohorts.png"),
         revenue_chart(con, out / "revenue.png"),
     ]
+    value = customer_value_chart(con, out / "customer_value.png")
+    if value is not None:
+        written.append(value)
     tables = [str(r[0]) for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, 'result_') "
         "ORDER BY table_name"
