@@ -44,6 +44,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from rapport.analytics.jobs import JobContext, JobResult, ScoreRow
+from rapport.analytics.store import PURCHASE_STATUSES
 
 BEHAVIOUR = ("recency_days", "frequency", "monetary", "aov", "tenure_days", "interactions")
 K_RANGE = range(2, 9)
@@ -51,7 +52,6 @@ K_RANGE = range(2, 9)
 MIN_CUSTOMERS = max(K_RANGE) + 2
 FIT_SAMPLE = 20_000
 SILHOUETTE_SAMPLE = 5_000
-PURCHASE_STATUSES = ("paid", "shipped", "completed")
 PRIOR_ORDERS = 2.0
 
 

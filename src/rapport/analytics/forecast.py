@@ -314,7 +314,7 @@ class ForecastJob:
             period = SEASON[freq]
             for series_name, y in (("revenue", revenue), ("orders", counts)):
                 key = f"{series_name}_{freq}"
-                store.report(ctx, f"forecast: {key}", (2 * step + (series_name == "orders")) / 4)
+                ctx.progress((2 * step + (series_name == "orders")) / 4, f"forecast: {key}")
                 if len(y) == 0:
                     continue
                 fc = fit_forecast(y, horizon, period, level)
@@ -330,5 +330,5 @@ class ForecastJob:
             backtests,
             columns=["series", "model", "role", "mape", "smape", "mase", "coverage", "points", "folds"],
         )
-        store.report(ctx, "forecast: done", 1.0)
+        ctx.progress(1.0, "forecast: done")
         return JobResult(scores=[], tables=tables, metrics=metrics)

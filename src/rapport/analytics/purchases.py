@@ -12,7 +12,6 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
-from rapport.analytics.jobs import JobContext
 from rapport.analytics.store import PURCHASE_STATUSES
 
 _STATUS_SQL = ", ".join(f"'{s}'" for s in PURCHASE_STATUSES)
@@ -61,8 +60,3 @@ def customers(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> pd.DataFram
         """,
         [as_of],
     ).df()
-
-
-def report(ctx: JobContext, message: str, fraction: float) -> None:
-    """Progress of a job (fraction in [0, 1]) through analytics-store's ``progress(done, message)``."""
-    ctx.progress(fraction, message)

@@ -129,7 +129,7 @@ def fit_store_recommender(
     weights = dict(params["weights"]) if "weights" in params else None
     cold_source = str(params.get("cold_source", "popularity"))
     evaluation = None
-    store.report(ctx, "recommend: tuning", 0.1)
+    ctx.progress(0.1, "recommend: tuning")
     if weights is None:
         weights = dict(DEFAULT_WEIGHTS)
         n_buyers = len(np.unique(user_rows))
@@ -149,7 +149,7 @@ def fit_store_recommender(
             cold_source = report.cold_source
             config = replace(config, similarity=report.similarity)
             evaluation = report.metrics
-    store.report(ctx, "recommend: fitting", 0.5)
+    ctx.progress(0.5, "recommend: fitting")
     if config.similarity is None:  # not tuned: support shrinkage, the safer one on sparse histories
         config = replace(config, similarity="support")
     X = interaction_matrix(user_rows, item_cols, len(customer_ids), len(product_ids), quantity)
@@ -176,7 +176,7 @@ class RecommendJob:
         k = int(ctx.params.get("k", 10))
         ids = fitted.customer_ids.tolist()
         scores: list[ScoreRow] = []
-        store.report(ctx, "recommend: scoring", 0.7)
+        ctx.progress(0.7, "recommend: scoring")
         for cid, (products, values) in zip(ids, fitted.for_customers(ids, k), strict=True):
             if not products:  # nothing to suggest (an empty catalogue): no score rather than an empty one
                 continue
@@ -203,7 +203,7 @@ class RecommendJob:
                 for key, value in fitted.evaluation[name].items():
                     if key != "users":
                         metrics[f"{name}.{key}"] = value
-        store.report(ctx, "recommend: done", 1.0)
+        ctx.progress(1.0, "recommend: done")
         return JobResult(scores=scores, tables=tables, metrics=metrics)
 
 

@@ -200,9 +200,9 @@ class RulesJob:
 
     def run(self, con: duckdb.DuckDBPyConnection, ctx: JobContext) -> JobResult:
         params = ctx.params
-        store.report(ctx, "rules: reading baskets", 0.1)
+        ctx.progress(0.1, "rules: reading baskets")
         lines = store.purchase_lines(con, ctx.as_of)
-        store.report(ctx, "rules: FP-growth", 0.3)
+        ctx.progress(0.3, "rules: FP-growth")
         result = mine_rules(
             lines["order_id"].to_numpy(),
             lines["product_id"].to_numpy(),
@@ -212,7 +212,7 @@ class RulesJob:
             max_len=int(params.get("max_len", 3)),
             min_baskets=int(params.get("min_baskets", 5)),
         )
-        store.report(ctx, "rules: done", 1.0)
+        ctx.progress(1.0, "rules: done")
         return JobResult(
             scores=[],
             tables={"rules": _stored(result.rules), "also_bought": also_bought_table(result.rules)},
