@@ -55,6 +55,26 @@ class Settings(BaseSettings):
     retention_token_days: int = Field(default=30, ge=1, description="Keep expired or revoked tokens.")
     complaint_acknowledge_days: int = Field(default=3, description="Privacy complaints: days to acknowledge.")
     complaint_resolve_days: int = Field(default=15, description="Privacy complaints: days to resolve.")
+    merge_source_ranking: list[str] = Field(
+        default=[
+            "manual",
+            "crm_import",
+            "store_visit",
+            "referral",
+            "trade_show",
+            "shop",
+            "wechat_mini_program",
+            "tmall",
+            "jd",
+            "douyin",
+            "xiaohongshu",
+            "online_ads",
+            "organic_search",
+            "partner",
+        ],
+        description="Customer merge: acquisition sources from most to least trusted (JSON list); "
+        "unlisted sources rank below every listed one.",
+    )
     portal_code_minutes: int = Field(default=10, description="Privacy portal: one-time code lifetime.")
     portal_code_attempts: int = Field(default=5, description="Privacy portal: wrong codes before it dies.")
     portal_session_minutes: int = Field(default=15, description="Privacy portal: session token lifetime.")

@@ -36,7 +36,7 @@ from rapport.customers.schemas import (
     CustomerUpdate,
 )
 from rapport.customers.search import looks_like_phone, query_term
-from rapport.errors import Forbidden, InvalidInput
+from rapport.errors import Forbidden, InvalidInput, NotFound
 from rapport.models import CustomField
 from rapport.privacy import consent
 from rapport.privacy.consent import not_restricted
@@ -198,6 +198,16 @@ class Customers(Resource):
                 created = recs.create(CONTACT_POINT, values)
                 if cp.is_primary:
                     demote_other_primaries(recs, created["id"])
+
+    def get(self, recs: Records, record_id: int) -> Row:
+        try:
+            return super().get(recs, record_id)
+        except NotFound:
+            # A merged id redirects to the survivor (imported here: merge builds on customers).
+            from rapport.merge.redirect import redirect_if_merged
+
+            redirect_if_merged(recs, record_id)
+            raise
 
     def expand(self, recs: Records, rows: list[Row]) -> list[Row]:
         tags = repo.tags_by_customer(recs.session, (r["id"] for r in rows))

@@ -12,6 +12,7 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.merge import CustomerAlias, CustomerMerge
 from rapport.models.privacy import (
     ConsentEvent,
     ConsentState,
@@ -46,6 +47,8 @@ __all__ = [
     "ContactPoint",
     "CustomField",
     "Customer",
+    "CustomerAlias",
+    "CustomerMerge",
     "CustomerScore",
     "CustomerSearchTerm",
     "CustomerTag",

@@ -311,6 +311,18 @@ TABLES: Mapping[str, TableDecl] = {
         _CUSTOMER,
         Retention.security_log,
     ),
+    "customer_merge": TableDecl(
+        True,
+        "merges of duplicate person records: sealed before-images of every merged record, moved-row ids",
+        _CUSTOMER,
+        Retention.relationship,
+    ),
+    "customer_alias": TableDecl(
+        True,
+        "ids of merged person records and the survivor they resolve to",
+        _CUSTOMER,
+        Retention.relationship,
+    ),
     "role_mfa_requirement": TableDecl(False, "which roles must use a second factor; about roles, not people"),
     "webhook_subscription": TableDecl(
         False, "receiver URLs and signing secrets configured by an administrator; no person's data"

@@ -16,6 +16,9 @@ What happens to each place Rapport stores a person (see README "Erasure"):
   of their names or contact values) are deleted.
 - ``data_subject_request``: the person's cases keep kind, dates and status as proof the request
   was answered; their free text and any produced export are cleared.
+- ``customer_merge`` / ``customer_alias``: the sealed before-images and reason of every merge the
+  person took part in are cleared (the record keeps ids only and can no longer be undone), their
+  aliases deleted, and the records merged into them (the same person) are erased as well.
 - ``audit_event``: untouched, and it need not be touched: events hold record ids and field names,
   never values (tests/privacy/test_erasure.py proves no planted value survives anywhere in the
   database file), so the hash chain stays valid.
@@ -46,6 +49,7 @@ from rapport.access.specs import CUSTOMER
 from rapport.analytics.store import forget_in_store
 from rapport.config import get_settings
 from rapport.errors import Forbidden, NotFound
+from rapport.merge.erasure import forget_merges
 from rapport.models import (
     ContactPoint,
     Customer,
@@ -215,15 +219,26 @@ def _forget_analytics(customer_ids: list[int], path: Path | None) -> str:
 
 
 def erase_customer(
-    session: Session, customer_id: int, *, actor: Principal, reason: str, analytics_path: Path | None = None
+    session: Session,
+    customer_id: int,
+    *,
+    actor: Principal,
+    reason: str,
+    analytics_path: Path | None = None,
+    merged_into: int | None = None,
 ) -> ErasureReport:
-    """Erase one person in the caller's unit (flushes, never commits); idempotent."""
+    """Erase one person in the caller's unit (flushes, never commits); idempotent.
+
+    ``merged_into``: internal, set when erasing a record that was merged into the customer being
+    erased (same person; the actor's scope was checked on the survivor).
+    """
     recs = records(session, actor)
     c = table_of(Customer)
     customer = session.execute(select(c).where(c.c.id == customer_id)).first()
     if customer is None:
         raise NotFound(f"customer {customer_id} not found")
-    _check_actor(recs, customer)
+    if merged_into is None:
+        _check_actor(recs, customer)
     now = utcnow()
     report = ErasureReport(customer_id, now, already_erased=customer.erased_at is not None)
     values = _identifying_values(session, customer)
@@ -290,6 +305,20 @@ def erase_customer(
             **dict.fromkeys(CLEARED_CUSTOMER_COLUMNS),
         )
     )
+    merges_cleared, merged_records = forget_merges(session, customer_id)
+    if merges_cleared or merged_records:
+        # Only when merges were involved, so reports of people never merged keep their shape.
+        counts["merges_cleared"] = merges_cleared
+        counts["merged_records"] = len(merged_records)
+    for merged_id in merged_records:
+        erase_customer(
+            session,
+            merged_id,
+            actor=actor,
+            reason=f"merged_into:{customer_id}",
+            analytics_path=analytics_path,
+            merged_into=customer_id,
+        )
     report.analytics = _forget_analytics([customer_id], analytics_path)
     report.hooks = [hook(session, customer_id) for hook in ERASURE_HOOKS]
     recs.audit(
@@ -316,5 +345,7 @@ ERASED_TABLES = (
     "task",
     "idempotency_record",
     "data_subject_request",
+    "customer_merge",
+    "customer_alias",
 )
 """Tables erasure writes to: PostgreSQL vacuums these afterwards."""

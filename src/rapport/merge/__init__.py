@@ -1,0 +1,1 @@
+"""Customer merge: survivorship, moving related records, aliases and undo."""
