@@ -23,7 +23,7 @@ def forget_merges(session: Session, customer_id: int) -> tuple[int, list[int]]:
     """(merge records cleared, ids of customers merged into this one); aliases are deleted."""
     as_alias = select(ALIASES.c.merge_id).where(ALIASES.c.alias_id == customer_id).scalar_subquery()
     cleared = int(
-        session.execute(
+        session.execute(  # type: ignore[attr-defined]
             update(MERGES)
             .where(
                 or_(MERGES.c.survivor_id == customer_id, MERGES.c.id.in_(as_alias)),
@@ -39,7 +39,9 @@ def forget_merges(session: Session, customer_id: int) -> tuple[int, list[int]]:
     )
     merged_into = list(
         session.execute(
-            select(ALIASES.c.alias_id).where(ALIASES.c.customer_id == customer_id).order_by(ALIASES.c.alias_id)
+            select(ALIASES.c.alias_id)
+            .where(ALIASES.c.customer_id == customer_id)
+            .order_by(ALIASES.c.alias_id)
         ).scalars()
     )
     session.execute(

@@ -502,7 +502,7 @@ def undo_merge(session: Session, principal: Principal, merge_id: int) -> MergeRe
 # -- reads ---------------------------------------------------------------------------------------
 
 
-def get_merge(session: Session, principal: Principal, merge_id: int) -> dict[str, Any]:
+def get_merge(session: Session, principal: Principal, merge_id: int, *, audit: bool = True) -> dict[str, Any]:
     """The merge record, for callers who can see the survivor (deleted or not)."""
     recs = records(session, principal)
     merge = session.execute(select(MERGES).where(MERGES.c.id == merge_id)).mappings().first()
@@ -513,10 +513,11 @@ def get_merge(session: Session, principal: Principal, merge_id: int) -> dict[str
         .mappings()
         .first()
     )
-    if survivor is None or not _in_scope(recs, survivor):
+    if survivor is None or not _in_scope(recs, dict(survivor)):
         recs.audit("read", "customer_merge", merge_id, outcome="denied")
         raise NotFound(f"merge {merge_id} not found")
-    recs.audit("read", "customer_merge", merge_id)
+    if audit:
+        recs.audit("read", "customer_merge", merge_id)
     bookkeeping = merge["moved"] or {}
     reason = unseal(session, "reason", merge_id, merge["reason"])
     return {
