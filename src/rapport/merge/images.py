@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
 
 from rapport.security.keyring import keyring_for
 
@@ -35,8 +36,9 @@ def decode_row(table: Table, data: dict[str, Any]) -> dict[str, Any]:
     for k, v in data.items():
         col = table.c.get(k)
         if v is not None and col is not None and isinstance(v, str):
+            kind = col.type.impl if isinstance(col.type, TypeDecorator) else col.type
             try:
-                py = col.type.python_type
+                py = kind.python_type
             except NotImplementedError:
                 py = str
             if py is dt.datetime:

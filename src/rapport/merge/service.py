@@ -13,8 +13,9 @@
    where each came from), and the field choices; and queues one ``merge`` audit event listing the
    ids and which customer each field came from (never values, never the free-text reason).
 
-Moved rows change only their customer reference: their version and ``updated_at`` stay, so undo
-restores them exactly; the merge record is their history.
+Moved rows change only their customer reference (and get a new version and ``updated_at``, so
+ETags go stale and the analytics sync sees them); undo puts every reference back, so the rows
+are as they were apart from those two bookkeeping columns.
 
 :func:`undo_merge` moves everything back, restores the survivor's fields from the before-image,
 revives the merged customers and removes the aliases. It refuses (409, listing fields and
@@ -115,7 +116,7 @@ def _require(recs: Records, rows: Mapping[int, Mapping[str, Any]], ids: Sequence
             if row is not None:
                 recs.audit(action, CUSTOMER.name, cid, outcome="denied")
             raise NotFound(f"customer {cid} not found")
-    if not grant.allows(Action.update):
+    if action != "merge_preview" and not grant.allows(Action.update):
         for cid in ids:
             recs.audit(action, CUSTOMER.name, cid, outcome="denied")
         raise Forbidden("your role may not merge customer records")
@@ -170,13 +171,14 @@ def plan(
     survivor_id: int,
     merged_ids: list[int],
     overrides: Mapping[str, int],
+    action: str = "merge",
 ) -> tuple[Records, dict[int, dict[str, Any]], list[Any]]:
-    """Scope checks and the field choices, without writing anything."""
+    """Scope checks and the field choices, without writing anything (a preview needs read only)."""
     recs = records(session, principal)
     merged = _check_request(survivor_id, merged_ids)
     ids = [survivor_id, *merged]
     rows = _load(session, ids, lock=False)
-    _require(recs, rows, ids, "merge")
+    _require(recs, rows, ids, action)
     _check_state(session, rows, ids)
     check_overrides(overrides, ids)
     choices = decide([rows[i] for i in ids], survivor_id, overrides, get_settings().merge_source_ranking)
@@ -214,9 +216,20 @@ def _move(session: Session, rel: Relation, survivor_id: int, merged: list[int]) 
             moved.append({"pk": {c: r[c] for c in pk}, "from": mid})
     for m in moved:
         session.execute(
-            update(t).where(*(t.c[c] == v for c, v in m["pk"].items())).values({rel.column: survivor_id})
+            update(t)
+            .where(*(t.c[c] == v for c, v in m["pk"].items()))
+            .values(_touch(t, rel.column, survivor_id))
         )
     return moved
+
+
+def _touch(t: Any, column: str, customer_id: int) -> dict[str, Any]:
+    """The new reference, and a new version where the row has one (``updated_at`` follows by the
+    column's onupdate): ETags go stale and the analytics sync sees the row changed."""
+    values: dict[str, Any] = {column: customer_id}
+    if "version" in t.c:
+        values["version"] = t.c.version + 1
+    return values
 
 
 def _after_pk(rel: Relation, m: dict[str, Any], survivor_id: int) -> dict[str, Any]:
@@ -239,7 +252,11 @@ def _one_primary_per_kind(session: Session, survivor_id: int, moved_ids: set[int
         keep = own[0] if own else ids[0]
         demoted += [i for i in ids if i != keep and i in moved_ids]
     if demoted:
-        session.execute(update(CONTACTS).where(CONTACTS.c.id.in_(demoted)).values(is_primary=False))
+        session.execute(
+            update(CONTACTS)
+            .where(CONTACTS.c.id.in_(demoted))
+            .values(is_primary=False, version=CONTACTS.c.version + 1)
+        )
     return sorted(demoted)
 
 
@@ -442,11 +459,17 @@ def undo_merge(session: Session, principal: Principal, merge_id: int) -> MergeRe
         for m in moved:
             pk = _after_pk(rel, m, survivor_id)
             session.execute(
-                update(t).where(*(t.c[c] == v for c, v in pk.items())).values({rel.column: m["from"]})
+                update(t)
+                .where(*(t.c[c] == v for c, v in pk.items()))
+                .values(_touch(t, rel.column, m["from"]))
             )
     demoted = bookkeeping.get("demoted_primaries") or []
     if demoted:
-        session.execute(update(CONTACTS).where(CONTACTS.c.id.in_(demoted)).values(is_primary=True))
+        session.execute(
+            update(CONTACTS)
+            .where(CONTACTS.c.id.in_(demoted))
+            .values(is_primary=True, version=CONTACTS.c.version + 1)
+        )
     # Consents: append the survivor's earlier decisions (the ledger is never rewritten).
     changes = [
         {**ch, "before": img["before"]}
@@ -544,7 +567,9 @@ def preview(
     overrides: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Per field: the value a merge would keep, from which customer and by which rule (masked)."""
-    recs, _, choices = plan(session, principal, survivor_id, merged_ids, dict(overrides or {}))
+    recs, _, choices = plan(
+        session, principal, survivor_id, merged_ids, dict(overrides or {}), "merge_preview"
+    )
     ids = [survivor_id, *dict.fromkeys(merged_ids)]
     # Values are shown as the caller may read them: hidden fields stay hidden, masks apply.
     shown = {cid: recs.get(CUSTOMER, cid) for cid in ids}
