@@ -225,9 +225,13 @@ def test_undo_refuses_when_the_survivor_changed_since(factory: Factory, db: Sess
 def test_undo_refuses_when_consent_changed_since(factory: Factory, db: Session) -> None:
     f = family(factory)
     result = merge_customers(db, f.principal, f.survivor, [f.m1])
-    st = table_of(ConsentState)
+    st, ev = table_of(ConsentState), table_of(ConsentEvent)
+    # A later decision of the survivor's (here: its earlier event made current again).
+    earlier = db.execute(
+        select(ev.c.id).where(ev.c.customer_id == f.survivor, ev.c.source != "merge")
+    ).scalar_one()
     db.execute(
-        update(st).where(st.c.customer_id == f.survivor, st.c.purpose == "marketing").values(event_id=1)
+        update(st).where(st.c.customer_id == f.survivor, st.c.purpose == "marketing").values(event_id=earlier)
     )
     with pytest.raises(Conflict) as err:
         undo_merge(db, f.principal, result.merge_id)

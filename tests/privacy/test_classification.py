@@ -50,6 +50,8 @@ PERSONAL_TABLES = (
     "mfa_recovery_code",
     "oidc_identity",
     "webhook_delivery",
+    "customer_merge",
+    "customer_alias",
 )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import insert
 
-from rapport.models import ApiKey, CustomField, DataSubjectRequest, Segment
+from rapport.models import ApiKey, CustomerMerge, CustomField, DataSubjectRequest, Segment
 from rapport.models.base import utcnow
 from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
 from tests.factories import Factory
@@ -105,6 +105,17 @@ def segment(factory: Factory, owner_id: int, team_id: int) -> int:
     )
 
 
+def merge_record(factory: Factory, survivor_id: int) -> int:
+    """A merge record of the side's customer (nothing merged: the route's scope is the point)."""
+    return int(
+        factory.conn.execute(
+            insert(CustomerMerge)
+            .values(survivor_id=survivor_id, merged_ids=[], status="merged", choices={}, merged_at=utcnow())
+            .returning(CustomerMerge.id)
+        ).scalar_one()
+    )
+
+
 def build_side(factory: Factory, product: int, field: int, agreement: int, complaint: int) -> Side:
     team = factory.team()
     rep = factory.user("sales_rep", team)
@@ -123,6 +134,7 @@ def build_side(factory: Factory, product: int, field: int, agreement: int, compl
         "api-keys": api_key(factory, rep, ["customer:read"]),
         "requests": privacy_request(factory, customer),  # /privacy/requests
         "segments": segment(factory, rep, team),
+        "merges": merge_record(factory, customer),
         # Global catalogues: the same row on both sides.
         "products": product,
         "custom-fields": field,

@@ -15,6 +15,7 @@ from rapport.models import (
     ApiKey,
     ContactPoint,
     Customer,
+    CustomerMerge,
     DataSubjectRequest,
     Interaction,
     Order,
@@ -42,6 +43,7 @@ RECORD_KINDS: dict[str, type] = {
     "api-keys": ApiKey,  # /auth/api-keys: another user's key is as invisible as another team's record
     "requests": DataSubjectRequest,  # /privacy/requests: scoped through the customer
     "segments": Segment,
+    "merges": CustomerMerge,  # scoped through the survivor
 }
 # Global catalogues: every role that may read them reads all of them (Scope.all in the policy),
 # so there is no "other team's" product or custom field to probe.

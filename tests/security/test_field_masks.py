@@ -54,6 +54,8 @@ def test_analyst_lists_contain_no_names_phones_or_emails(
             continue  # public routes are the login flows, not data
         if op.path.startswith("/api/v1/privacy-portal"):
             continue  # the customers' own portal: staff tokens are not accepted there (401)
+        if op.path == "/api/v1/merges/preview":
+            continue  # needs two real customer ids; its masks are proven in tests/merge/test_api.py
         r = request(client, op, headers=h, query=required_query(examples, op))
         if r.status_code == 403:
             continue  # the analyst may not list this resource at all

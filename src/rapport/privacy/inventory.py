@@ -55,6 +55,9 @@ _OTHER_EXPOSURE: Mapping[str, str] = {
     "mfa_recovery_code": "never returned; the codes are shown once and stored as argon2 hashes",
     "oidc_identity": "never returned; links a single sign-on subject to a staff account",
     "webhook_delivery": "the delivery log, to administrators; receivers get ids only, never values",
+    "customer_merge": "GET /merges/{id} to whoever may read the survivor: ids, rules, counts and the "
+    "reason; the sealed before- and after-images never leave the database",
+    "customer_alias": "never returned; a read of a merged id redirects (307) to the survivor",
 }
 
 
