@@ -149,3 +149,17 @@ def test_merge_request_validation(client: TestClient, factory: Factory, db: Sess
     db.execute(update(C).where(C.c.id == f.m2).values(erased_at=C.c.created_at, deleted_at=C.c.created_at))
     erased = client.post("/api/v1/merges", json={"survivor_id": f.survivor, "merged_ids": [f.m2]}, headers=h)
     assert (erased.status_code, erased.json()["detail"]) == (409, f"customer {f.m2} was erased")
+
+
+def test_a_merged_customer_is_revived_by_undo_not_by_restore(
+    client: TestClient, factory: Factory, db: Session
+) -> None:
+    f = family(factory)
+    h = factory.auth(f.user)
+    client.post("/api/v1/merges", json={"survivor_id": f.survivor, "merged_ids": [f.m1]}, headers=h)
+    version = db.execute(select(C.c.version).where(C.c.id == f.m1)).scalar_one()
+    r = client.post(f"/api/v1/customers/{f.m1}/restore", headers={**h, "If-Match": f'"{f.m1}.{version}"'})
+    assert r.status_code == 409, r.text
+    assert (
+        r.json()["detail"] == f"customer {f.m1} was merged into customer {f.survivor}; undo the merge instead"
+    )

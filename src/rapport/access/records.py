@@ -34,11 +34,13 @@ from rapport.access.specs import CUSTOMER, ORDER, ResourceSpec
 from rapport.audit.chain import PendingEvent
 from rapport.db import record_audit
 from rapport.errors import Conflict, Forbidden, NotFound, PreconditionFailed
-from rapport.models.base import utcnow
+from rapport.models import CustomerAlias
+from rapport.models.base import table_of, utcnow
 from rapport.pagination import CursorCodec, Sort, keyset
 from rapport.security.keyring import allocate_id, open_rows, seal_values, sealed_columns
 
 Row = dict[str, Any]
+_ALIASES = table_of(CustomerAlias)
 
 
 @dataclass(slots=True)
@@ -401,6 +403,14 @@ class Records:
             and self.conn.execute(select(t.c.erased_at).where(t.c.id == record_id)).scalar_one() is not None
         ):
             raise Conflict(f"{spec.name.replace('_', ' ')} {record_id} was erased; erasure cannot be undone")
+        if spec.name == CUSTOMER.name:
+            survivor = self.conn.execute(
+                select(_ALIASES.c.customer_id).where(_ALIASES.c.alias_id == record_id)
+            ).scalar()
+            if survivor is not None:
+                raise Conflict(
+                    f"customer {record_id} was merged into customer {survivor}; undo the merge instead"
+                )
         done = self.conn.execute(
             update(t)
             .where(t.c.id == record_id, t.c.version == expected_version)
