@@ -41,6 +41,8 @@ def test_merge_read_redirect_and_undo_through_the_api(
     assert gone.headers["location"] == f"/api/v1/customers/{f.survivor}"
     assert gone.headers["rapport-merged-into"] == str(f.survivor)
     assert gone.json()["merged_into"] == f.survivor
+    view = client.get(f"/api/v1/customers/{f.m1}/360", headers=h, follow_redirects=False)
+    assert (view.status_code, view.headers["location"]) == (307, f"/api/v1/customers/{f.survivor}/360")
     followed = client.get(f"/api/v1/customers/{f.m1}", headers=h)
     assert (followed.status_code, followed.json()["id"], followed.json()["city"]) == (200, f.survivor, "上海")
 

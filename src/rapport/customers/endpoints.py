@@ -11,6 +11,7 @@ from rapport.crud import RecordId, mount, problem_responses
 from rapport.customers.schemas import AssignmentIn, Customer360, CustomerExportParams, CustomerRead
 from rapport.customers.service import customers
 from rapport.deps import Recs
+from rapport.errors import NotFound
 from rapport.http import JSON, expected_version, json_record
 
 router = APIRouter()
@@ -58,7 +59,13 @@ mount(router, contact_points)
 async def customer_360(
     record_id: RecordId, recs: Recs, timeline_limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> Response:
-    return JSON(customers.view_360(recs, record_id, timeline_limit))
+    try:
+        return JSON(customers.view_360(recs, record_id, timeline_limit))
+    except NotFound:
+        from rapport.merge.redirect import redirect_if_merged  # merge builds on customers
+
+        redirect_if_merged(recs, record_id, "/360")
+        raise
 
 
 @router.post(

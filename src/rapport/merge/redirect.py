@@ -23,7 +23,7 @@ class MergedCustomer(RapportError):
     status, slug, title = 307, "customer-merged", "Customer merged into another"
 
 
-def redirect_if_merged(recs: Records, customer_id: int) -> None:
+def redirect_if_merged(recs: Records, customer_id: int, suffix: str = "") -> None:
     """Raise the redirect when ``customer_id`` is an alias of a survivor the caller can see."""
     target = resolve_customer_id(recs.session, customer_id)
     if target == customer_id:
@@ -34,6 +34,6 @@ def redirect_if_merged(recs: Records, customer_id: int) -> None:
         return
     raise MergedCustomer(
         f"customer {customer_id} was merged into customer {target}",
-        headers={"Location": f"{API_PREFIX}/customers/{target}", "Rapport-Merged-Into": str(target)},
+        headers={"Location": f"{API_PREFIX}/customers/{target}{suffix}", "Rapport-Merged-Into": str(target)},
         merged_into=target,
     )
