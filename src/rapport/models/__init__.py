@@ -12,6 +12,7 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.dedup import DedupCluster, DedupPair, DedupRun
 from rapport.models.privacy import (
     ConsentEvent,
     ConsentState,
@@ -50,6 +51,9 @@ __all__ = [
     "CustomerSearchTerm",
     "CustomerTag",
     "DataSubjectRequest",
+    "DedupCluster",
+    "DedupPair",
+    "DedupRun",
     "EncryptionKey",
     "IdempotencyRecord",
     "Interaction",
