@@ -40,8 +40,12 @@ def settings() -> Any:
         comparison_description="Chinese characters (simplified), pinyin and Latin names",
         comparison_levels=[
             cll.NullLevel("name_py"),
-            cll.ExactMatchLevel("name_cjk").configure(label_for_charts="same characters"),
-            cll.ExactMatchLevel("name_py").configure(label_for_charts="same pinyin / Latin name"),
+            cll.ExactMatchLevel("name_cjk", term_frequency_adjustments=True).configure(
+                label_for_charts="same characters"
+            ),
+            cll.ExactMatchLevel("name_py", term_frequency_adjustments=True).configure(
+                label_for_charts="same pinyin / Latin name"
+            ),
             cll.ExactMatchLevel("name_chars").configure(label_for_charts="same characters, other order"),
             cll.And(
                 cll.CustomLevel("length(name_cjk_l) >= 3 AND length(name_cjk_r) >= 3"),
@@ -57,15 +61,26 @@ def settings() -> Any:
         comparison_levels=[
             cll.NullLevel("birth_str"),
             cll.ExactMatchLevel("birth_str"),
-            cll.LevenshteinLevel("birth_str", 1).configure(label_for_charts="one digit differs"),
+            cll.Or(
+                cll.LevenshteinLevel("birth_str", 1),
+                cll.CustomLevel(
+                    "substr(birth_str_l, 1, 4) = substr(birth_str_r, 1, 4) AND "
+                    "substr(birth_str_l, 5, 2) = substr(birth_str_r, 7, 2) AND "
+                    "substr(birth_str_l, 7, 2) = substr(birth_str_r, 5, 2)"
+                ),
+            ).configure(label_for_charts="one digit differs, or day and month swapped"),
             cll.ExactMatchLevel("birth_year").configure(label_for_charts="same year"),
-            cll.ElseLevel(),
+            # Duplicates rarely carry unrelated birth dates; EM on data where they never do would
+            # learn m = 0 (an infinite penalty), so this one is fixed: 1% of true pairs.
+            cll.ElseLevel().configure(m_probability=0.01, fix_m_probability=True),
         ],
     )
     location = cl.CustomComparison(
         output_column_name="location",
+        comparison_description="same address (blind index), city or region; moving is common",
         comparison_levels=[
             cll.NullLevel("city"),
+            cll.ExactMatchLevel("address_bidx").configure(label_for_charts="same address"),
             cll.ExactMatchLevel("city"),
             cll.ExactMatchLevel("region"),
             cll.ElseLevel(),
@@ -88,11 +103,18 @@ def settings() -> Any:
         comparisons=[
             name,
             birth,
-            cl.ExactMatch("gender"),
+            cl.CustomComparison(
+                output_column_name="gender",
+                comparison_levels=[
+                    cll.NullLevel("gender"),
+                    cll.ExactMatchLevel("gender"),
+                    # Fixed like the birth date's: a wrong gender is a rare typing error (0.5%).
+                    cll.ElseLevel().configure(m_probability=0.005, fix_m_probability=True),
+                ],
+            ),
             location,
             array_level("phones"),
             array_level("emails"),
-            cl.ExactMatch("address_bidx"),
             cl.ExactMatch("external_id"),
         ],
         blocking_rules_to_generate_predictions=BLOCKING_RULES(),
