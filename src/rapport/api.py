@@ -11,6 +11,7 @@ from rapport.auth.endpoints import router as auth_router
 from rapport.auth.mfa_endpoints import router as mfa_router
 from rapport.auth.oidc_endpoints import router as oidc_router
 from rapport.customers.endpoints import router as customers_router
+from rapport.dedup.endpoints import router as dedup_router
 from rapport.orders.endpoints import router as orders_router
 from rapport.organisations.endpoints import router as organisations_router
 from rapport.privacy.endpoints import router as privacy_router
@@ -33,6 +34,7 @@ for r in (
     activities_router,
     users_router,
     segments_router,
+    dedup_router,
     audit_router,
     analytics_router,
     privacy_requests_router,
