@@ -105,6 +105,9 @@ def evaluate(
     customers: int, seed: int, rate: float, threshold: float, backend: str = "duckdb", url: str | None = None
 ) -> dict[str, Any]:
     """Demo customers with planted copies in a temporary SQLite database (or ``url``), scanned."""
+    from sqlalchemy import select
+
+    from rapport.access.specs import CUSTOMER
     from rapport.db import Database, make_engine
     from rapport.dedup import service, synth
     from rapport.demo.generator import DemoConfig, load_demo
@@ -129,7 +132,7 @@ def evaluate(
             t = time.perf_counter()
             with database.unit(write=True) as session:
                 result = service.scan(session, threshold=threshold, backend=backend)  # type: ignore[arg-type]
-                ids = [int(x) for x in session.execute(service.select(service.CUSTOMER.table.c.id)).scalars()]
+                ids = [int(x) for x in session.execute(select(CUSTOMER.table.c.id)).scalars()]
             scan_seconds = time.perf_counter() - t
         finally:
             engine.dispose()
