@@ -12,6 +12,7 @@ from rapport.auth.mfa_endpoints import router as mfa_router
 from rapport.auth.oidc_endpoints import router as oidc_router
 from rapport.customers.endpoints import router as customers_router
 from rapport.merge.endpoints import router as merges_router
+from rapport.dedup.endpoints import router as dedup_router
 from rapport.orders.endpoints import router as orders_router
 from rapport.organisations.endpoints import router as organisations_router
 from rapport.privacy.endpoints import router as privacy_router
@@ -35,6 +36,7 @@ for r in (
     users_router,
     segments_router,
     merges_router,
+    dedup_router,
     audit_router,
     analytics_router,
     privacy_requests_router,

@@ -76,6 +76,9 @@ RESOURCES = (
     "privacy_complaint",
     "webhook",  # outbound event subscriptions: administrators only
     "segment",
+    # Duplicate detection (rapport.dedup): the review queue of clusters; update = dismiss or merge
+    # (a merge also needs the customer permissions rapport.merge checks).
+    "dedup",
 )
 
 _R = frozenset({Action.read})
@@ -136,6 +139,8 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "data_subject_request": _RCU | {Action.assign},
             "consent": _RCU,
             "segment": _FULL - {Action.assign, Action.export},
+            # Clusters with at least one of the team's customers; members outside it stay hidden.
+            "dedup": frozenset({Action.read, Action.update}),
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -165,6 +170,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "sharing_agreement": _RX,
             "privacy_complaint": _RCU,
             "segment": _FULL - {Action.assign, Action.export},
+            "dedup": frozenset({Action.read, Action.update}),
         },
     )
     policy[Role.crm_specialist] = specialist
@@ -257,6 +263,32 @@ POLICY: dict[Role, dict[str, Grant]] = _build()
 GENERALISED: dict[str, dict[str, str]] = {"customer": {"birth_date": "year"}}
 
 NO_ACCESS = Grant(frozenset(), Scope.own)
+
+# -- record linkage (duplicate detection) ------------------------------------------------------------
+# The duplicate scan (rapport.dedup) reads as a system principal that holds no role: its grants are
+# built from these allow-lists (every other column of the resource is hidden), read-only, scope all.
+# It needs names (the analyst grant hides them), so it cannot borrow the analytics principal.
+# Contact points enter only as blind indexes (resource "contact_point_index", a view of
+# contact_point without value, value_normalized, label, district or postal code): phones and emails
+# are compared as keyed digests and never decrypted for linkage. Occupation, organisation, owner,
+# custom attributes and every free-text field stay hidden.
+LINKAGE_FIELDS: dict[str, frozenset[str]] = {
+    "customer": frozenset(
+        {
+            "id",
+            "display_name",
+            "family_name",
+            "given_name",
+            "name_latin",
+            "gender",
+            "birth_date",
+            "region",
+            "city",
+            "updated_at",
+        }
+    ),
+    "contact_point_index": frozenset({"id", "customer_id", "kind", "value_bidx"}),
+}
 
 
 def grant_for(role: Role, resource: str) -> Grant:

@@ -137,6 +137,25 @@ SEGMENT = ResourceSpec(
     path="segments",
 )
 
+# The blind indexes of contact points, for record linkage only (no role holds this resource; the
+# duplicate scan's principal does, see policy.LINKAGE_FIELDS). Not in ALL_SPECS: it is a view of
+# contact_point, whose columns the privacy inventory describes through CONTACT_POINT.
+CONTACT_POINT_INDEX = ResourceSpec(
+    "contact_point_index",
+    _t(m.ContactPoint),
+    "via_customer",
+    ("id", "customer_id", "kind", "value_bidx"),
+    personal=True,
+)
+DEDUP_CLUSTER = ResourceSpec(
+    "dedup",
+    _t(m.DedupCluster),
+    "global",
+    _cols(_t(m.DedupCluster)),
+    sortable=("id", "max_probability", "created_at"),
+    path="dedup/clusters",
+)
+
 ALL_SPECS = (
     CUSTOMER,
     ORGANISATION,
@@ -151,4 +170,5 @@ ALL_SPECS = (
     CUSTOM_FIELD,
     DATA_SUBJECT_REQUEST,
     SEGMENT,
+    DEDUP_CLUSTER,
 )

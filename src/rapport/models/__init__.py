@@ -13,6 +13,7 @@ from rapport.models.customers import (
     Organisation,
 )
 from rapport.models.merge import CustomerAlias, CustomerMerge
+from rapport.models.dedup import DedupCluster, DedupPair, DedupRun
 from rapport.models.privacy import (
     ConsentEvent,
     ConsentState,
@@ -53,6 +54,9 @@ __all__ = [
     "CustomerSearchTerm",
     "CustomerTag",
     "DataSubjectRequest",
+    "DedupCluster",
+    "DedupPair",
+    "DedupRun",
     "EncryptionKey",
     "IdempotencyRecord",
     "Interaction",

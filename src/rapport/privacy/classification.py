@@ -323,6 +323,12 @@ TABLES: Mapping[str, TableDecl] = {
         _CUSTOMER,
         Retention.relationship,
     ),
+    "dedup_pair": TableDecl(
+        True,
+        "pairs of customers the duplicate detection scored as probably the same person",
+        _CUSTOMER,
+        Retention.derived,
+    ),
     "role_mfa_requirement": TableDecl(False, "which roles must use a second factor; about roles, not people"),
     "webhook_subscription": TableDecl(
         False, "receiver URLs and signing secrets configured by an administrator; no person's data"
@@ -349,6 +355,12 @@ TABLES: Mapping[str, TableDecl] = {
         False,
         "definitions of customer groups (rules over fields and scores); members are computed on "
         "demand in the analytics store and never stored; owner and team are staff ids as on organisation",
+    ),
+    "dedup_run": TableDecl(False, "duplicate-detection scans: threshold, counts, timings, model parameters"),
+    "dedup_cluster": TableDecl(
+        False,
+        "review-queue entries (status, size, best probability); the customer ids live in dedup_pair, "
+        "the decider is a staff id",
     ),
 }
 

@@ -1,0 +1,298 @@
+"""The linkage model: one Splink settings builder, trained without labels, run on DuckDB or Spark.
+
+:func:`settings` is the only model definition; :func:`link` runs it on the embedded DuckDB
+(default) or on a Spark session with the same blocking rules, comparisons and training steps:
+
+1. ``probability_two_random_records_match`` from deterministic rules (same phone, or same email,
+   with agreeing pinyin names) at an assumed recall of 0.8;
+2. u probabilities by random sampling of record pairs (seeded);
+3. m probabilities by expectation maximisation over two blocking rules (each comparison is
+   estimated in at least one of them): same pinyin name and birth year, then same first phone.
+
+No labels enter training. Predictions are the blocked pairs scored by the trained model;
+clusters are Splink's connected components of the pairs at or above the threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+
+Backend = Literal["duckdb", "spark"]
+
+DEFAULT_THRESHOLD = 0.95
+# RAPPORT_DEDUP_DEBUG=1 shows Splink's training log (EM iterations, u sampling).
+_LOG_LEVEL = logging.INFO if os.environ.get("RAPPORT_DEDUP_DEBUG") else logging.ERROR
+DEFAULT_SEED = 42
+U_MAX_PAIRS = 2_000_000
+
+
+def settings() -> Any:
+    """The Splink model: blocking rules, comparisons and their levels (dialect-neutral)."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator
+
+    name = cl.CustomComparison(
+        output_column_name="name",
+        comparison_description="Chinese characters (simplified), pinyin and Latin names",
+        comparison_levels=[
+            cll.NullLevel("name_py"),
+            cll.ExactMatchLevel("name_cjk", term_frequency_adjustments=True).configure(
+                label_for_charts="same characters"
+            ),
+            cll.ExactMatchLevel("name_py", term_frequency_adjustments=True).configure(
+                label_for_charts="same pinyin / Latin name"
+            ),
+            cll.ExactMatchLevel("name_chars").configure(label_for_charts="same characters, other order"),
+            cll.And(
+                cll.CustomLevel("length(name_cjk_l) >= 3 AND length(name_cjk_r) >= 3"),
+                cll.LevenshteinLevel("name_cjk", 1),
+            ).configure(label_for_charts="one character differs (3+ characters)"),
+            cll.JaroWinklerLevel("name_py", 0.92),
+            cll.JaroWinklerLevel("name_py", 0.80),
+            cll.ElseLevel(),
+        ],
+    )
+    birth = cl.CustomComparison(
+        output_column_name="birth_date",
+        comparison_levels=[
+            cll.NullLevel("birth_str"),
+            cll.ExactMatchLevel("birth_str"),
+            cll.Or(
+                cll.LevenshteinLevel("birth_str", 1),
+                cll.CustomLevel(
+                    "substr(birth_str_l, 1, 4) = substr(birth_str_r, 1, 4) AND "
+                    "substr(birth_str_l, 5, 2) = substr(birth_str_r, 7, 2) AND "
+                    "substr(birth_str_l, 7, 2) = substr(birth_str_r, 5, 2)"
+                ),
+            ).configure(label_for_charts="one digit differs, or day and month swapped"),
+            cll.ExactMatchLevel("birth_year").configure(label_for_charts="same year"),
+            # Duplicates rarely carry unrelated birth dates; EM on data where they never do would
+            # learn m = 0 (an infinite penalty), so this one is fixed: 1% of true pairs.
+            cll.ElseLevel().configure(m_probability=0.01, fix_m_probability=True),
+        ],
+    )
+    location = cl.CustomComparison(
+        output_column_name="location",
+        comparison_description="same address (blind index), city or region; moving is common",
+        comparison_levels=[
+            cll.NullLevel("city"),
+            cll.ExactMatchLevel("address_bidx").configure(label_for_charts="same address"),
+            cll.ExactMatchLevel("city"),
+            cll.ExactMatchLevel("region"),
+            cll.ElseLevel(),
+        ],
+    )
+
+    def array_level(col: str) -> Any:
+        return cl.CustomComparison(
+            output_column_name=col,
+            comparison_levels=[
+                cll.NullLevel(col),
+                cll.ArrayIntersectLevel(col, 1),
+                cll.ElseLevel(),
+            ],
+        )
+
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=[
+            name,
+            birth,
+            cl.CustomComparison(
+                output_column_name="gender",
+                comparison_levels=[
+                    cll.NullLevel("gender"),
+                    cll.ExactMatchLevel("gender"),
+                    # Fixed like the birth date's: a wrong gender is a rare typing error (0.5%).
+                    cll.ElseLevel().configure(m_probability=0.005, fix_m_probability=True),
+                ],
+            ),
+            location,
+            array_level("phones"),
+            array_level("emails"),
+            cl.ExactMatch("external_id"),
+        ],
+        blocking_rules_to_generate_predictions=BLOCKING_RULES(),
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+        max_iterations=20,
+        em_convergence=0.001,
+    )
+
+
+def BLOCKING_RULES() -> list[Any]:  # noqa: N802 (a constant built lazily: splink is imported on use)
+    from splink import block_on
+
+    return [
+        block_on("phones", arrays_to_explode=["phones"]),
+        block_on("emails", arrays_to_explode=["emails"]),
+        block_on("name_py", "birth_year"),
+        block_on("name_chars", "city"),
+        block_on("birth_date", "city"),
+        block_on("external_id"),
+        block_on("address_bidx"),
+    ]
+
+
+def _train(linker: Any, seed: int) -> None:
+    from splink import block_on
+
+    linker.training.estimate_probability_two_random_records_match(
+        [
+            "l.phone1 = r.phone1 AND l.name_py = r.name_py",
+            "l.email1 = r.email1 AND l.name_py = r.name_py",
+        ],
+        recall=0.8,
+    )
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=U_MAX_PAIRS, seed=seed, num_chunks=1, min_count_per_level=None
+    )
+    from splink.internals.exceptions import EMTrainingException
+
+    for rule in (block_on("name_py", "birth_year"), block_on("phone1")):
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, estimate_without_term_frequencies=True
+            )
+        except EMTrainingException:
+            # No pairs under this rule (a small or duplicate-free population): the m values of
+            # the comparisons it would have estimated keep their starting values.
+            continue
+
+
+@dataclass
+class LinkResult:
+    pairs: pd.DataFrame  # left_id, right_id, probability (>= threshold), left_id < right_id
+    clusters: dict[int, list[int]]  # cluster key (smallest member id) -> member ids (>= 2 members)
+    compared: int  # blocked pairs scored
+    seconds: dict[str, float] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(frame: pd.DataFrame) -> pd.DataFrame:
+    """Derived columns the comparisons use (same on every backend)."""
+    out = frame.copy()
+    out["birth_str"] = out["birth_date"].dt.strftime("%Y%m%d").astype("object")
+    out.loc[out["birth_date"].isna(), "birth_str"] = None
+    out["birth_date"] = out["birth_date"].dt.date
+    return out
+
+
+def spark_session(cores: int = 2) -> Any:
+    """A local Spark session with Splink's similarity functions (jar shipped with Splink)."""
+    from pyspark.sql import SparkSession
+    from splink.internals.spark.jar_location import similarity_jar_location
+
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("rapport-dedup")
+        .config("spark.jars", similarity_jar_location())
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(max(1, cores)))
+        .config("spark.default.parallelism", str(max(1, cores)))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+
+
+def _db_api(backend: Backend, spark: Any | None) -> Any:
+    if backend == "spark":
+        from splink import SparkAPI
+
+        if spark is None:
+            spark = spark_session()
+        checkpoint = "/tmp/rapport-splink-checkpoints"  # noqa: S108 (local scratch of a local session)
+        spark.sparkContext.setCheckpointDir(checkpoint)
+        return SparkAPI(spark_session=spark, break_lineage_method="persist")
+    import duckdb
+    from splink import DuckDBAPI
+
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    return DuckDBAPI(connection=con)
+
+
+def _input(db_api: Any, backend: Backend, frame: pd.DataFrame, spark: Any | None) -> Any:
+    if backend == "spark":
+        import pyarrow as pa
+
+        sdf = db_api.spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False).to_pandas())
+        return db_api.register(sdf)
+    return db_api.register(frame)
+
+
+def link(
+    frame: pd.DataFrame,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    backend: Backend = "duckdb",
+    spark: Any | None = None,
+    seed: int = DEFAULT_SEED,
+    trained: dict[str, Any] | None = None,
+    cluster: bool = True,
+) -> LinkResult:
+    """Train (unless ``trained`` model JSON is given), predict and cluster one frame."""
+    from splink import Linker
+
+    logging.getLogger("splink").setLevel(_LOG_LEVEL)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = prepare(frame)
+    db_api = _db_api(backend, spark)
+    sdf = _input(db_api, backend, data, spark)
+    linker = Linker(
+        sdf,
+        trained if trained is not None else settings(),
+        log_level=_LOG_LEVEL,
+    )
+    seconds["load"] = time.perf_counter() - t0
+    if trained is None and len(data) >= 2:
+        t = time.perf_counter()
+        _train(linker, seed)
+        seconds["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    predictions = linker.inference.predict()
+    name = predictions.physical_name
+    count_sql = f"SELECT count(*) AS n FROM {name}"  # noqa: S608 (Splink's own table name)
+    compared = int(linker.misc.query_sql(count_sql, output_type="pandas")["n"][0])
+    pairs = linker.misc.query_sql(
+        f"SELECT unique_id_l, unique_id_r, match_probability FROM {name} "  # noqa: S608 (splink's table)
+        f"WHERE match_probability >= {float(threshold)!r}",
+        output_type="pandas",
+    )
+    seconds["predict"] = time.perf_counter() - t
+    t = time.perf_counter()
+    clusters: dict[int, list[int]] = {}
+    if cluster and len(pairs):
+        clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(
+            predictions, threshold_match_probability=threshold
+        ).as_pandas_dataframe()
+        for _, group in clustered.groupby("cluster_id"):
+            members = sorted(int(x) for x in group["unique_id"])
+            if len(members) >= 2:
+                clusters[members[0]] = members
+    seconds["cluster"] = time.perf_counter() - t
+    left = pairs["unique_id_l"].astype("int64").to_numpy()
+    right = pairs["unique_id_r"].astype("int64").to_numpy()
+    import numpy as np
+
+    out = pd.DataFrame(
+        {
+            "left_id": np.minimum(left, right),
+            "right_id": np.maximum(left, right),
+            "probability": pairs["match_probability"].astype("float64").to_numpy(),
+        }
+    )
+    out = out.sort_values(["left_id", "right_id"]).reset_index(drop=True)
+    return LinkResult(out, clusters, compared, seconds, linker.misc.save_model_to_json())
