@@ -76,6 +76,9 @@ RESOURCES = (
     "privacy_complaint",
     "webhook",  # outbound event subscriptions: administrators only
     "segment",
+    # Bulk imports (rapport.ingest): create = start one, update = cancel or revert it. Rows still
+    # need the customer/order permissions of the person importing them.
+    "import",
 )
 
 _R = frozenset({Action.read})
@@ -136,6 +139,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "data_subject_request": _RCU | {Action.assign},
             "consent": _RCU,
             "segment": _FULL - {Action.assign, Action.export},
+            "import": _RCU,
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -165,6 +169,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "sharing_agreement": _RX,
             "privacy_complaint": _RCU,
             "segment": _FULL - {Action.assign, Action.export},
+            "import": _RCU,
         },
     )
     policy[Role.crm_specialist] = specialist

@@ -4,6 +4,7 @@ from rapport.models.activities import Interaction, Task
 from rapport.models.analytics import CustomerScore
 from rapport.models.base import Base
 from rapport.models.commerce import Order, OrderLine, Product
+from rapport.models.ingest import CustomerExternalId, ImportChange, ImportJob, ImportRejection
 from rapport.models.customers import (
     ContactPoint,
     Customer,
@@ -48,10 +49,14 @@ __all__ = [
     "Customer",
     "CustomerScore",
     "CustomerSearchTerm",
+    "CustomerExternalId",
     "CustomerTag",
     "DataSubjectRequest",
     "EncryptionKey",
     "IdempotencyRecord",
+    "ImportChange",
+    "ImportJob",
+    "ImportRejection",
     "Interaction",
     "OidcIdentity",
     "Order",

@@ -1,0 +1,158 @@
+"""Bulk reads and writes of the import pipeline: id blocks, key lookups, executemany inserts.
+
+Everything here works on whole batches (one statement per table per batch), never per row: a
+million-row import is a few hundred statements per table, not millions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
+
+from rapport.access.specs import CONTACT_POINT, CUSTOMER, ORGANISATION
+from rapport.models import CustomerExternalId, CustomerTag, ImportChange, ImportJob, ImportRejection
+from rapport.models.base import table_of
+
+EXTERNAL = table_of(CustomerExternalId)
+TAGS = table_of(CustomerTag)
+CHANGES = table_of(ImportChange)
+JOBS = table_of(ImportJob)
+REJECTIONS = table_of(ImportRejection)
+_IN_CHUNK = 900  # stays below SQLite's default limit of bound parameters
+
+
+def chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def allocate_ids(conn: Connection, table: Table, n: int) -> int:
+    """The first of ``n`` consecutive ids reserved for ``table`` (ciphertexts need ids up front).
+
+    PostgreSQL: the serial sequence is advanced by ``n`` under a transaction-scoped advisory lock,
+    so the block is contiguous. SQLite: max + 1, safe under the write unit's single-writer lock.
+    """
+    if n <= 0:
+        return 0
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": "rapport-ids:" + table.name})
+        seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar_one()
+        first = int(conn.execute(text("SELECT nextval(:s)"), {"s": seq}).scalar_one())
+        top = int(conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one())
+        first = max(first, top + 1)
+        conn.execute(text("SELECT setval(:s, :v, true)"), {"s": seq, "v": first + n - 1})
+        return first
+    return int(conn.execute(select(func.coalesce(func.max(table.c.id), 0) + 1)).scalar_one())
+
+
+def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+def live_customers_by_external_id(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    c = CUSTOMER.table
+    out: dict[str, int] = {}
+    for part in chunks(sorted(set(ids))):
+        stmt = (
+            select(EXTERNAL.c.external_id, EXTERNAL.c.customer_id)
+            .join(c, c.c.id == EXTERNAL.c.customer_id)
+            .where(EXTERNAL.c.external_id.in_(part), c.c.deleted_at.is_(None))
+        )
+        out.update({r[0]: int(r[1]) for r in conn.execute(stmt)})
+    return out
+
+
+def live_customers_by_contact(conn: Connection, kind: str, digests: Sequence[str]) -> dict[str, set[int]]:
+    """Blind-index digest -> ids of live customers holding that contact value."""
+    cp, c = CONTACT_POINT.table, CUSTOMER.table
+    out: dict[str, set[int]] = defaultdict(set)
+    for part in chunks(sorted(set(digests))):
+        stmt = (
+            select(cp.c.value_bidx, cp.c.customer_id)
+            .join(c, c.c.id == cp.c.customer_id)
+            .where(cp.c.kind == kind, cp.c.value_bidx.in_(part), c.c.deleted_at.is_(None))
+        )
+        for digest, cid in conn.execute(stmt):
+            out[digest].add(int(cid))
+    return out
+
+
+def customers_touched_by_job(conn: Connection, job_id: int, ids: Sequence[int]) -> set[int]:
+    out: set[int] = set()
+    for part in chunks(sorted(set(ids))):
+        stmt = select(CHANGES.c.record_id).where(
+            CHANGES.c.job_id == job_id, CHANGES.c.entity == "customer", CHANGES.c.record_id.in_(part)
+        )
+        out.update(int(r[0]) for r in conn.execute(stmt))
+    return out
+
+
+def rows_by_id(conn: Connection, table: Table, columns: Sequence[str], ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for part in chunks(sorted(set(ids))):
+        stmt = select(table.c.id, *(table.c[c] for c in columns)).where(table.c.id.in_(part))
+        out.update({int(r["id"]): dict(r) for r in conn.execute(stmt).mappings()})
+    return out
+
+
+def tags_of(conn: Connection, ids: Sequence[int]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for part in chunks(sorted(set(ids))):
+        for cid, tag in conn.execute(select(TAGS.c.customer_id, TAGS.c.tag).where(TAGS.c.customer_id.in_(part))):
+            out[int(cid)].add(tag)
+    return out
+
+
+def contact_digests_of(conn: Connection, ids: Sequence[int]) -> dict[int, set[tuple[str, str]]]:
+    """(kind, blind index) of every contact point of these customers; kinds with a primary."""
+    cp = CONTACT_POINT.table
+    out: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for part in chunks(sorted(set(ids))):
+        stmt = select(cp.c.customer_id, cp.c.kind, cp.c.value_bidx, cp.c.is_primary).where(
+            cp.c.customer_id.in_(part)
+        )
+        for cid, kind, digest, primary in conn.execute(stmt):
+            out[int(cid)].add((kind, digest or ""))
+            if primary:
+                out[int(cid)].add((kind, "*primary*"))
+    return out
+
+
+def external_ids_of(conn: Connection, ids: Sequence[int]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for part in chunks(sorted(set(ids))):
+        stmt = select(EXTERNAL.c.customer_id, EXTERNAL.c.external_id).where(EXTERNAL.c.customer_id.in_(part))
+        for cid, ext in conn.execute(stmt):
+            out[int(cid)].add(ext)
+    return out
+
+
+def organisations_by_name(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    """Live organisations by exact name; the oldest wins when two share a name."""
+    o = ORGANISATION.table
+    out: dict[str, int] = {}
+    for part in chunks(sorted(set(names))):
+        stmt = (
+            select(o.c.name, func.min(o.c.id))
+            .where(o.c.name.in_(part), o.c.deleted_at.is_(None))
+            .group_by(o.c.name)
+        )
+        out.update({r[0]: int(r[1]) for r in conn.execute(stmt)})
+    return out
+
+
+def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], columns: Sequence[str]) -> int:
+    """executemany UPDATE of ``columns`` by id, guarded by the version each row was read at."""
+    if not rows:
+        return 0
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+    result = conn.execute(stmt, rows)
+    return int(result.rowcount)
