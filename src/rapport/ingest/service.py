@@ -930,7 +930,8 @@ class OrderImporter:
             if missing:
                 for r, ln in missing:
                     result.rejections.append(Rejection(r.line, self.columns.get("sku"), "sku", "no product with this SKU"))
-                others = [r for r in group if r not in {m[0] for m in missing}]
+                missing_lines = {m[0].line for m in missing}
+                others = [r for r in group if r.line not in missing_lines]
                 reject_all(others, None, None, f"order {number} has a line with an unknown SKU")
                 continue
             try:
