@@ -50,6 +50,8 @@ PERSONAL_TABLES = (
     "mfa_recovery_code",
     "oidc_identity",
     "webhook_delivery",
+    "import_change",
+    "customer_external_id",
 )
 
 

@@ -55,6 +55,8 @@ _OTHER_EXPOSURE: Mapping[str, str] = {
     "mfa_recovery_code": "never returned; the codes are shown once and stored as argon2 hashes",
     "oidc_identity": "never returned; links a single sign-on subject to a staff account",
     "webhook_delivery": "the delivery log, to administrators; receivers get ids only, never values",
+    "import_change": "never returned; read only to revert an import within its window, then pruned",
+    "customer_external_id": "never returned; matches imported rows to the customer they describe",
 }
 
 
