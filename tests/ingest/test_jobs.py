@@ -15,10 +15,18 @@ from rapport.access.principal import Principal
 from rapport.db import Database
 from rapport.errors import Conflict, Forbidden
 from rapport.ingest import jobs
-from rapport.models import ContactPoint, Customer, CustomerSearchTerm, CustomerTag, Order, OrderLine, Organisation
+from rapport.models import (
+    ContactPoint,
+    Customer,
+    CustomerSearchTerm,
+    CustomerTag,
+    Order,
+    OrderLine,
+    Organisation,
+)
+from rapport.models.base import table_of
 from rapport.security.crypto import blind_index
 from rapport.security.keyring import open_rows
-from rapport.models.base import table_of
 from tests.factories import Factory
 
 HEADER = "客户编号,姓名,手机,邮箱,性别,生日,地址,标签,公司\n"
@@ -47,9 +55,11 @@ def _count(conn: Connection, model: Any) -> int:
 def _customer(conn: Connection, external_id: str) -> dict[str, Any]:
     ext = table_of(__import__("rapport.models", fromlist=["CustomerExternalId"]).CustomerExternalId)
     c = table_of(Customer)
-    row = conn.execute(
-        select(c).join(ext, ext.c.customer_id == c.c.id).where(ext.c.external_id == external_id)
-    ).mappings().one()
+    row = (
+        conn.execute(select(c).join(ext, ext.c.customer_id == c.c.id).where(ext.c.external_id == external_id))
+        .mappings()
+        .one()
+    )
     return dict(row)
 
 
@@ -60,7 +70,7 @@ def _write(tmp_path: Path, name: str, rows: list[str], header: str = HEADER, enc
 
 
 ROWS = [
-    "C001,王小明,138 0013 8000,Wang.XM@Example.com,男,1990-05-03,上海市浦东新区世纪大道100号,VIP;新客,星辰贸易有限公司",
+    "C001,王小明,138 0013 8000,Wang.XM@Example.com,男,1990-05-03,上海市浦东新区世纪大道100号,VIP;新客,星辰贸易有限公司",  # noqa: E501
     "C002,李雷,+86 139-0000-1111,,先生,1985/1/2,广东省广州市天河区体育西路1号,,",
     "C003,韩梅梅,13700001234,meimei@example.com,女士,1992年7月8日,,老客户,星辰贸易有限公司",
 ]
@@ -74,28 +84,61 @@ def test_gbk_file_without_bom_creates_customers_with_sealed_contacts(
 
     result = _run(database, p, path)
 
-    assert result == {"job_id": result["job_id"], "status": "done", "rows": 3, "created": 3, "updated": 0,
-                      "unchanged": 0, "rejected": 0, "checkpoint_line": 4}  # fmt: skip
+    assert result == {
+        "job_id": result["job_id"],
+        "status": "done",
+        "rows": 3,
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "checkpoint_line": 4,
+    }
     wang = _customer(connection, "C001")
-    assert (wang["display_name"], wang["gender"], wang["birth_date"]) == ("王小明", "male", dt.date(1990, 5, 3))
-    assert (wang["region"], wang["city"], wang["owner_id"], wang["team_id"]) == ("上海市", "上海市", p.user_id, p.team_id)
+    assert (wang["display_name"], wang["gender"], wang["birth_date"]) == (
+        "王小明",
+        "male",
+        dt.date(1990, 5, 3),
+    )
+    assert (wang["region"], wang["city"], wang["owner_id"], wang["team_id"]) == (
+        "上海市",
+        "上海市",
+        p.user_id,
+        p.team_id,
+    )
     assert wang["version"] == 1
     cp = table_of(ContactPoint)
-    rows = [dict(r) for r in connection.execute(select(cp).where(cp.c.customer_id == wang["id"]).order_by(cp.c.id)).mappings()]
+    rows = [
+        dict(r)
+        for r in connection.execute(
+            select(cp).where(cp.c.customer_id == wang["id"]).order_by(cp.c.id)
+        ).mappings()
+    ]
     assert [r["kind"] for r in rows] == ["phone", "email", "address"]
     assert rows[0]["value"] != b"+8613800138000"  # sealed at rest
     open_rows(connection, cp, rows)
-    assert [r["value_normalized"] for r in rows] == ["+8613800138000", "wang.xm@example.com", "上海市浦东新区世纪大道100号"]
+    assert [r["value_normalized"] for r in rows] == [
+        "+8613800138000",
+        "wang.xm@example.com",
+        "上海市浦东新区世纪大道100号",
+    ]
     assert rows[1]["value_bidx"] == blind_index("email", "wang.xm@example.com")
     assert [r["is_primary"] for r in rows] == [True, True, True]
     tags = table_of(CustomerTag)
-    assert sorted(connection.execute(select(tags.c.tag).where(tags.c.customer_id == wang["id"])).scalars()) == ["VIP", "新客"]
+    assert sorted(
+        connection.execute(select(tags.c.tag).where(tags.c.customer_id == wang["id"])).scalars()
+    ) == ["VIP", "新客"]
     terms = table_of(CustomerSearchTerm)
     assert {"王小明", "小明", "wangxiaoming", "wxm"} <= set(
         connection.execute(select(terms.c.term).where(terms.c.customer_id == wang["id"])).scalars()
     )
     org = table_of(Organisation)
-    assert connection.execute(select(func.count()).select_from(org).where(org.c.name == "星辰贸易有限公司")).scalar_one() == 1
+    assert (
+        connection.execute(
+            select(func.count()).select_from(org).where(org.c.name == "星辰贸易有限公司")
+        ).scalar_one()
+        == 1
+    )
     assert _customer(connection, "C003")["organisation_id"] == wang["organisation_id"] is not None
 
 
@@ -117,27 +160,53 @@ def test_five_percent_bad_rows_are_reported_exactly_and_good_rows_still_import(
         report = jobs.rejection_list(session, result["job_id"])
     assert report == [
         {"line": 11, "column": "手机", "field": "phone", "reason": "not a valid phone number for its region"},
-        {"line": 31, "column": "邮箱", "field": "email", "reason": "not a valid email address: The part after the @-sign is not valid. It should have a period."},
-        {"line": 51, "column": "生日", "field": "birth_date", "reason": "day 30 out of range for 1990-02 (which has 28 days)"},
-        {"line": 71, "column": "性别", "field": "gender", "reason": "not a recognised gender (expected e.g. 女/男/F/M/未知)"},
+        {
+            "line": 31,
+            "column": "邮箱",
+            "field": "email",
+            "reason": "not a valid email address: The part after the @-sign is not valid. It should have a period.",  # noqa: E501
+        },
+        {
+            "line": 51,
+            "column": "生日",
+            "field": "birth_date",
+            "reason": "day 30 out of range for 1990-02 (which has 28 days)",
+        },
+        {
+            "line": 71,
+            "column": "性别",
+            "field": "gender",
+            "reason": "not a recognised gender (expected e.g. 女/男/F/M/未知)",
+        },
         {"line": 91, "column": "姓名", "field": "display_name", "reason": "a name is required"},
-    ]  # fmt: skip
+    ]
     with database.unit(write=False) as session:
         csv_text = "".join(jobs.rejections_csv(session, _principal(factory, "admin"), result["job_id"]))
-    assert csv_text.splitlines()[:2] == ["\ufeffline,column,field,reason", "11,手机,phone,not a valid phone number for its region"]
+    assert csv_text.splitlines()[:2] == [
+        "\ufeffline,column,field,reason",
+        "11,手机,phone,not a valid phone number for its region",
+    ]
 
 
-def test_reimport_changes_nothing(tmp_path: Path, database: Database, factory: Factory, connection: Connection) -> None:
+def test_reimport_changes_nothing(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
     path = _write(tmp_path, "c.csv", ROWS)
     p = _principal(factory)
     _run(database, p, path)
-    before = {m.__name__: _count(connection, m) for m in (Customer, ContactPoint, CustomerTag, CustomerSearchTerm, Organisation)}
+    before = {
+        m.__name__: _count(connection, m)
+        for m in (Customer, ContactPoint, CustomerTag, CustomerSearchTerm, Organisation)
+    }
     versions = sorted(connection.execute(select(table_of(Customer).c.version)).scalars())
 
     again = _run(database, p, path)
 
     assert (again["created"], again["updated"], again["unchanged"], again["rejected"]) == (0, 0, 3, 0)
-    assert {m.__name__: _count(connection, m) for m in (Customer, ContactPoint, CustomerTag, CustomerSearchTerm, Organisation)} == before
+    assert {
+        m.__name__: _count(connection, m)
+        for m in (Customer, ContactPoint, CustomerTag, CustomerSearchTerm, Organisation)
+    } == before
     assert sorted(connection.execute(select(table_of(Customer).c.version)).scalars()) == versions
 
 
@@ -155,14 +224,25 @@ def test_update_mode_updates_matches_and_rejects_unknown_rows(
     assert (result["created"], result["updated"], result["rejected"]) == (0, 1, 1)
     with database.unit(write=False) as session:
         assert jobs.rejection_list(session, result["job_id"]) == [
-            {"line": 3, "column": "客户编号", "field": None, "reason": "no customer matches by external_id, email, phone (mode update)"}
+            {
+                "line": 3,
+                "column": "客户编号",
+                "field": None,
+                "reason": "no customer matches by external_id, email, phone (mode update)",
+            }
         ]
     wang = _customer(connection, "C001")
     assert (wang["region"], wang["city"], wang["version"]) == ("上海市", "上海市", 2)  # explicit columns only
     tags = table_of(CustomerTag)
-    assert sorted(connection.execute(select(tags.c.tag).where(tags.c.customer_id == wang["id"])).scalars()) == ["VIP", "常客", "新客"]
+    assert sorted(
+        connection.execute(select(tags.c.tag).where(tags.c.customer_id == wang["id"])).scalars()
+    ) == ["VIP", "常客", "新客"]
     cp = table_of(ContactPoint)
-    kinds = list(connection.execute(select(cp.c.kind).where(cp.c.customer_id == wang["id"]).order_by(cp.c.id)).scalars())
+    kinds = list(
+        connection.execute(
+            select(cp.c.kind).where(cp.c.customer_id == wang["id"]).order_by(cp.c.id)
+        ).scalars()
+    )
     assert kinds == ["phone", "email", "address", "address"]
 
 
@@ -173,8 +253,17 @@ def test_upsert_matches_by_phone_through_the_blind_index_and_creates_the_rest(
     cid = factory.customer(owner_id=p.user_id, team_id=p.team_id, display_name="老王", city="杭州")
     factory.contact(cid, "phone", "+8613800138000", value_normalized="+8613800138000")
     header = "name,mobile,city\n"
-    result = _run(database, p, _write(tmp_path, "u.csv", ["王小明,0086 138-0013-8000,苏州", "Ada Lovelace,+44 20 7946 0958,London"], header),
-                  match_keys=["phone"])  # fmt: skip
+    result = _run(
+        database,
+        p,
+        _write(
+            tmp_path,
+            "u.csv",
+            ["王小明,0086 138-0013-8000,苏州", "Ada Lovelace,+44 20 7946 0958,London"],
+            header,
+        ),
+        match_keys=["phone"],
+    )
 
     assert (result["created"], result["updated"], result["unchanged"]) == (1, 1, 0)
     c = table_of(Customer)
@@ -182,7 +271,9 @@ def test_upsert_matches_by_phone_through_the_blind_index_and_creates_the_rest(
     assert tuple(row) == ("王小明", "苏州", 2)
 
 
-def test_create_mode_never_updates(tmp_path: Path, database: Database, factory: Factory, connection: Connection) -> None:
+def test_create_mode_never_updates(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
     p = _principal(factory)
     _run(database, p, _write(tmp_path, "a.csv", ROWS))
     rows = [ROWS[0], ROWS[1].replace("李雷", "李雷雷")]
@@ -191,7 +282,9 @@ def test_create_mode_never_updates(tmp_path: Path, database: Database, factory: 
     assert _customer(connection, "C002")["display_name"] == "李雷"
 
 
-def test_bad_rows_never_damage_stored_records(tmp_path: Path, database: Database, factory: Factory, connection: Connection) -> None:
+def test_bad_rows_never_damage_stored_records(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
     p = _principal(factory)
     _run(database, p, _write(tmp_path, "a.csv", ROWS))
     before = _customer(connection, "C001")
@@ -207,8 +300,14 @@ def test_revert_restores_updated_values_and_removes_created_records(
     p = _principal(factory)
     _run(database, p, _write(tmp_path, "a.csv", ROWS[:1]))
     wang_before = _customer(connection, "C001")
-    counts = {m.__name__: _count(connection, m) for m in (Customer, ContactPoint, CustomerTag, CustomerSearchTerm, Organisation)}
-    rows = ["C001,王晓明,13800138000,,女,1991-01-01,,VIP;常客,新公司", "C050,周杰,13600001111,zj@example.com,男,,,,新公司"]
+    counts = {
+        m.__name__: _count(connection, m)
+        for m in (Customer, ContactPoint, CustomerTag, CustomerSearchTerm, Organisation)
+    }
+    rows = [
+        "C001,王晓明,13800138000,,女,1991-01-01,,VIP;常客,新公司",
+        "C050,周杰,13600001111,zj@example.com,男,,,,新公司",
+    ]
     second = _run(database, p, _write(tmp_path, "b.csv", rows))
     assert (second["created"], second["updated"]) == (1, 1)
 
@@ -221,9 +320,14 @@ def test_revert_restores_updated_values_and_removes_created_records(
         k: wang_before[k] for k in ("display_name", "gender", "birth_date", "organisation_id")
     }
     assert wang["version"] == 3  # imported (2), reverted (3)
-    assert {m.__name__: _count(connection, m) for m in (Customer, ContactPoint, CustomerTag, CustomerSearchTerm, Organisation)} == counts
+    assert {
+        m.__name__: _count(connection, m)
+        for m in (Customer, ContactPoint, CustomerTag, CustomerSearchTerm, Organisation)
+    } == counts
     terms = table_of(CustomerSearchTerm)
-    assert "王小明" in set(connection.execute(select(terms.c.term).where(terms.c.customer_id == wang["id"])).scalars())
+    assert "王小明" in set(
+        connection.execute(select(terms.c.term).where(terms.c.customer_id == wang["id"])).scalars()
+    )
     with database.unit(write=True) as session, pytest.raises(Conflict, match="already reverted"):
         jobs.revert_job(session, p, second["job_id"])
 
@@ -239,7 +343,14 @@ def test_revert_refused_when_a_record_changed_since_or_after_the_window(
 
     with database.unit(write=True) as session, pytest.raises(Conflict) as caught:
         jobs.revert_job(session, p, first["job_id"])
-    assert caught.value.errors == [{"entity": "customer", "record_id": wang["id"], "reason": "changed since the import", "type": "changed"}]
+    assert caught.value.errors == [
+        {
+            "entity": "customer",
+            "record_id": wang["id"],
+            "reason": "changed since the import",
+            "type": "changed",
+        }
+    ]
     assert _count(connection, Customer) == 3
 
     late = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
@@ -247,12 +358,23 @@ def test_revert_refused_when_a_record_changed_since_or_after_the_window(
         jobs.revert_job(session, p, first["job_id"], now=late)
 
 
-def test_cancel_stops_after_the_current_batch(tmp_path: Path, database: Database, factory: Factory, connection: Connection) -> None:
+def test_cancel_stops_after_the_current_batch(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
     p = _principal(factory)
     rows = [f"K{i:03d},客户{i},1391111{i:04d},,,,,," for i in range(50)]
     path = _write(tmp_path, "k.csv", rows)
     with database.unit(write=True) as session:
-        job = jobs.create_job(session, p, path, kind="customers", mode="upsert", match_keys=["external_id"], mapping=None, batch_size=10)
+        job = jobs.create_job(
+            session,
+            p,
+            path,
+            kind="customers",
+            mode="upsert",
+            match_keys=["external_id"],
+            mapping=None,
+            batch_size=10,
+        )
     first = jobs.run_job(database, job["id"], max_batches=2)
     assert (first["status"], first["rows"], first["checkpoint_line"]) == ("running", 20, 21)
     with database.unit(write=True) as session:
@@ -266,13 +388,25 @@ def test_cancel_stops_after_the_current_batch(tmp_path: Path, database: Database
         jobs.cancel_job(session, p, job["id"])
 
 
-def test_roles_without_the_import_resource_are_refused(tmp_path: Path, database: Database, factory: Factory) -> None:
+def test_roles_without_the_import_resource_are_refused(
+    tmp_path: Path, database: Database, factory: Factory
+) -> None:
     sales = _principal(factory, "sales_rep")
     with database.unit(write=True) as session, pytest.raises(Forbidden):
-        jobs.create_job(session, sales, _write(tmp_path, "a.csv", ROWS), kind="customers", mode="upsert", match_keys=["email"], mapping=None)
+        jobs.create_job(
+            session,
+            sales,
+            _write(tmp_path, "a.csv", ROWS),
+            kind="customers",
+            mode="upsert",
+            match_keys=["email"],
+            mapping=None,
+        )
 
 
-def test_orders_import_with_lines(tmp_path: Path, database: Database, factory: Factory, connection: Connection) -> None:
+def test_orders_import_with_lines(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
     p = _principal(factory)
     _run(database, p, _write(tmp_path, "c.csv", ROWS))
     factory.product(sku="TEA-1", list_price=Decimal("50.00"), unit_cost=Decimal("20.00"))
@@ -290,14 +424,30 @@ def test_orders_import_with_lines(tmp_path: Path, database: Database, factory: F
     assert (result["created"], result["rejected"]) == (2, 2)
     o, ol = table_of(Order), table_of(OrderLine)
     so1 = connection.execute(select(o).where(o.c.order_number == "SO-1")).mappings().one()
-    assert (so1["customer_id"], so1["total_amount"], so1["status"]) == (_customer(connection, "C001")["id"], Decimal("125.50"), "completed")
-    assert so1["ordered_at"] == dt.datetime(2025, 3, 1, 2, 0, tzinfo=dt.UTC)  # Asia/Shanghai when no zone is written
+    assert (so1["customer_id"], so1["total_amount"], so1["status"]) == (
+        _customer(connection, "C001")["id"],
+        Decimal("125.50"),
+        "completed",
+    )
+    assert so1["ordered_at"] == dt.datetime(
+        2025, 3, 1, 2, 0, tzinfo=dt.UTC
+    )  # Asia/Shanghai when no zone is written
     assert so1["cost_amount"] is None  # one line has no known cost
     assert _count(connection, OrderLine) == 3
-    assert connection.execute(select(func.count()).select_from(ol).where(ol.c.order_id == so1["id"])).scalar_one() == 2
+    assert (
+        connection.execute(
+            select(func.count()).select_from(ol).where(ol.c.order_id == so1["id"])
+        ).scalar_one()
+        == 2
+    )
     with database.unit(write=False) as session:
         assert jobs.rejection_list(session, result["job_id"]) == [
-            {"line": 5, "column": "客户编号", "field": "customer", "reason": "no customer matches this order's customer columns"},
+            {
+                "line": 5,
+                "column": "客户编号",
+                "field": "customer",
+                "reason": "no customer matches this order's customer columns",
+            },
             {"line": 6, "column": "商品编码", "field": "sku", "reason": "no product with this SKU"},
         ]
     again = _run(database, p, _write(tmp_path, "o.csv", rows, header), kind="orders")
@@ -307,17 +457,25 @@ def test_orders_import_with_lines(tmp_path: Path, database: Database, factory: F
     assert _count(connection, Order) == 0
 
 
-def test_preview_shows_the_outcome_of_the_first_rows(tmp_path: Path, database: Database, factory: Factory) -> None:
+def test_preview_shows_the_outcome_of_the_first_rows(
+    tmp_path: Path, database: Database, factory: Factory
+) -> None:
     p = _principal(factory)
     _run(database, p, _write(tmp_path, "a.csv", ROWS[:1]))
     path = _write(tmp_path, "b.csv", [ROWS[0].replace("1990-05-03", "1990-05-04"), ROWS[1], "X,,,,,,,,"])
     with database.unit(write=False) as session:
-        out = jobs.preview(session, p, path, kind="customers", mode="upsert", match_keys=["external_id"], mapping=None)
+        out = jobs.preview(
+            session, p, path, kind="customers", mode="upsert", match_keys=["external_id"], mapping=None
+        )
     assert [(r["line"], r["outcome"], r["changes"]) for r in out["rows"]] == [
-        (2, "update", ["birth_date"]), (3, "create", []), (4, "reject", [])
-    ]  # fmt: skip
+        (2, "update", ["birth_date"]),
+        (3, "create", []),
+        (4, "reject", []),
+    ]
     assert out["rows"][1]["values"]["phones"] == ["+8613900001111"]
-    assert out["rows"][2]["errors"] == [{"column": "姓名", "field": "display_name", "reason": "a name is required"}]
+    assert out["rows"][2]["errors"] == [
+        {"column": "姓名", "field": "display_name", "reason": "a name is required"}
+    ]
 
 
 def test_matcher_hook_turns_a_probable_duplicate_into_an_update(
@@ -337,8 +495,15 @@ def test_matcher_hook_turns_a_probable_duplicate_into_an_update(
 
     path = _write(tmp_path, "m.csv", ["王小明,广州", "李雷,深圳"], "姓名,城市\n")
     with database.unit(write=True) as session:
-        job = jobs.create_job(session, p, path, kind="customers", mode="upsert", match_keys=["email"], mapping=None)
+        job = jobs.create_job(
+            session, p, path, kind="customers", mode="upsert", match_keys=["email"], mapping=None
+        )
     result = jobs.run_job(database, job["id"], matcher=matcher)
     assert (result["created"], result["updated"]) == (1, 1)
     assert [r["display_name"] for r in seen[0]] == ["王小明", "李雷"]
-    assert connection.execute(select(table_of(Customer).c.city).where(table_of(Customer).c.id == cid)).scalar_one() == "广州"
+    assert (
+        connection.execute(
+            select(table_of(Customer).c.city).where(table_of(Customer).c.id == cid)
+        ).scalar_one()
+        == "广州"
+    )

@@ -37,8 +37,13 @@ def _file(tmp_path: Path) -> tuple[Path, dict[str, tuple[str, str]]]:
 
 def _cli(url: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "RAPPORT_DATABASE_URL": url, "RAPPORT_DATA_DIR": str(tmp_path)}
-    return subprocess.Popen([sys.executable, "-m", "rapport.cli.main", "import", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "rapport.cli.main", "import", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _count(db: Database, model: object) -> int:
@@ -52,7 +57,9 @@ def test_sigkill_leaves_whole_batches_and_resume_finishes_like_an_uninterrupted_
     db = committed_db
     url = db.bind.engine.url.render_as_string(hide_password=False)
     path, expected = _file(tmp_path)
-    worker = _cli(url, tmp_path, "customers", str(path), "--json", "--batch-size", str(BATCH), "--match", "external_id")
+    worker = _cli(
+        url, tmp_path, "customers", str(path), "--json", "--batch-size", str(BATCH), "--match", "external_id"
+    )
     job = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -90,10 +97,14 @@ def test_sigkill_leaves_whole_batches_and_resume_finishes_like_an_uninterrupted_
 
     cp, ext, c = table_of(ContactPoint), table_of(CustomerExternalId), table_of(Customer)
     with db.unit(write=False) as s:
-        rows = [dict(r) for r in s.execute(
-            select(cp.c.id, cp.c.value, ext.c.external_id, c.c.display_name, c.c.version)
-            .join(c, c.c.id == cp.c.customer_id).join(ext, ext.c.customer_id == c.c.id)
-        ).mappings()]  # fmt: skip
+        rows = [
+            dict(r)
+            for r in s.execute(
+                select(cp.c.id, cp.c.value, ext.c.external_id, c.c.display_name, c.c.version)
+                .join(c, c.c.id == cp.c.customer_id)
+                .join(ext, ext.c.customer_id == c.c.id)
+            ).mappings()
+        ]
         open_rows(s, cp, rows)
     assert {r["external_id"]: (r["display_name"], r["value"]) for r in rows} == expected
     assert {r["version"] for r in rows} == {1}

@@ -15,14 +15,16 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rapport.access.principal import SYSTEM, Principal
 from rapport.access.policy import Role
+from rapport.access.principal import SYSTEM, Principal
 from rapport.cli.common import URL_HELP, cli_errors, console, fail, open_database
 from rapport.db import Database
 from rapport.ingest import jobs
 from rapport.ingest.readers import ReadError
 
-app = typer.Typer(help="Import customers and orders from files, as resumable, revertible jobs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Import customers and orders from files, as resumable, revertible jobs.", no_args_is_help=True
+)
 
 _MODES = ("create", "update", "upsert")
 _KEYS = ("external_id", "email", "phone")
@@ -51,7 +53,9 @@ def _mapping(path: Path | None) -> dict[str, str | None] | None:
         fail(f"cannot read the mapping {path}: {exc}")
     if isinstance(data, dict) and isinstance(data.get("mapping"), dict):
         data = data["mapping"]
-    if not isinstance(data, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in data.items()):
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in data.items()
+    ):
         fail("the mapping must be a JSON object: source column -> Rapport field (or null)")
     return data
 
@@ -59,13 +63,20 @@ def _mapping(path: Path | None) -> dict[str, str | None] | None:
 def _run(db: Database, job_id: int, as_json: bool, total_hint: int | None = None) -> dict[str, Any]:
     if as_json or not sys.stderr.isatty():
         return jobs.run_job(db, job_id)
-    columns = (TextColumn("[bold]import {task.fields[job]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("created {task.fields[c]} updated {task.fields[u]} rejected {task.fields[r]}"), TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("[bold]import {task.fields[job]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("created {task.fields[c]} updated {task.fields[u]} rejected {task.fields[r]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("import", total=total_hint, job=job_id, c=0, u=0, r=0)
 
         def progress(state: dict[str, Any]) -> None:
-            bar.update(task, completed=state["rows"], c=state["created"], u=state["updated"], r=state["rejected"])
+            bar.update(
+                task, completed=state["rows"], c=state["created"], u=state["updated"], r=state["rejected"]
+            )
 
         return jobs.run_job(db, job_id, progress=progress)
 
@@ -75,15 +86,28 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
         typer.echo(json.dumps(result, ensure_ascii=False, default=str))
         return
     console.print(
-        f"import {result['job_id']} {result['status']}: {result['created']} created, {result['updated']} updated, "
+        f"import {result['job_id']} {result['status']}: {result['created']} created, "
+        f"{result['updated']} updated, "
         f"{result['unchanged']} unchanged, {result['rejected']} rejected"
     )
     if result["rejected"]:
         console.print(f"rejected rows: rapport import rejections {result['job_id']} -o rejected.csv")
 
 
-def _start(kind: str, file: Path, mapping: Path | None, mode: str, match: str, batch_size: int, as_json: bool,
-           dry_run: bool, user: str | None, url: str | None, day_first: bool, limit: int) -> None:  # fmt: skip
+def _start(
+    kind: str,
+    file: Path,
+    mapping: Path | None,
+    mode: str,
+    match: str,
+    batch_size: int,
+    as_json: bool,
+    dry_run: bool,
+    user: str | None,
+    url: str | None,
+    day_first: bool,
+    limit: int,
+) -> None:
     if mode not in _MODES:
         fail(f"--mode must be one of {', '.join(_MODES)}", 2)
     keys = [k.strip() for k in match.split(",") if k.strip()]
@@ -96,13 +120,31 @@ def _start(kind: str, file: Path, mapping: Path | None, mode: str, match: str, b
         try:
             if dry_run:
                 with db.unit(write=False) as session:
-                    out = jobs.preview(session, principal, file, kind=kind, mode=mode, match_keys=keys,
-                                       mapping=_mapping(mapping), limit=limit, day_first=day_first)  # fmt: skip
+                    out = jobs.preview(
+                        session,
+                        principal,
+                        file,
+                        kind=kind,
+                        mode=mode,
+                        match_keys=keys,
+                        mapping=_mapping(mapping),
+                        limit=limit,
+                        day_first=day_first,
+                    )
                 typer.echo(json.dumps(out, ensure_ascii=False, default=str, indent=None if as_json else 2))
                 return
             with db.unit(write=True) as session:
-                job = jobs.create_job(session, principal, file, kind=kind, mode=mode, match_keys=keys, mapping=_mapping(mapping),
-                                      batch_size=batch_size, options={"day_first": day_first})  # fmt: skip
+                job = jobs.create_job(
+                    session,
+                    principal,
+                    file,
+                    kind=kind,
+                    mode=mode,
+                    match_keys=keys,
+                    mapping=_mapping(mapping),
+                    batch_size=batch_size,
+                    options={"day_first": day_first},
+                )
         except ReadError as exc:
             fail(str(exc))
         result = _run(db, job["id"], as_json)
@@ -113,12 +155,16 @@ def _start(kind: str, file: Path, mapping: Path | None, mode: str, match: str, b
 
 
 _FILE = typer.Argument(..., help="CSV/TSV/TXT (any delimiter, UTF-8 or GBK), .jsonl or .xlsx")
-_MAPPING = typer.Option(None, "--mapping", help="JSON object: source column -> Rapport field (null ignores it)")
+_MAPPING = typer.Option(
+    None, "--mapping", help="JSON object: source column -> Rapport field (null ignores it)"
+)
 _MODE = typer.Option("upsert", "--mode", help="create | update | upsert")
 _MATCH = typer.Option("external_id,email,phone", "--match", help="Keys that find existing records, in order")
 _BATCH = typer.Option(5000, "--batch-size", min=1, max=50_000, help="Rows per committed batch")
 _JSON = typer.Option(False, "--json", help="Print the summary as JSON (job_id, created, updated, rejected)")
-_DRY = typer.Option(False, "--dry-run", "--preview", help="Show the first rows and what would happen; write nothing")
+_DRY = typer.Option(
+    False, "--dry-run", "--preview", help="Show the first rows and what would happen; write nothing"
+)
 _USER = typer.Option(None, "--as-user", help="Import as this user (their scope, owner of new records)")
 _URL = typer.Option(None, "--url", help=URL_HELP)
 _DAY_FIRST = typer.Option(True, "--day-first/--month-first", help="How 05/03/2024 reads")
@@ -126,17 +172,37 @@ _LIMIT = typer.Option(20, "--limit", help="Rows shown by --dry-run")
 
 
 @app.command()
-def customers(file: Path = _FILE, mapping: Path | None = _MAPPING, mode: str = _MODE, match: str = _MATCH,
-              batch_size: int = _BATCH, as_json: bool = _JSON, dry_run: bool = _DRY, user: str | None = _USER,
-              url: str | None = _URL, day_first: bool = _DAY_FIRST, limit: int = _LIMIT) -> None:  # fmt: skip
+def customers(
+    file: Path = _FILE,
+    mapping: Path | None = _MAPPING,
+    mode: str = _MODE,
+    match: str = _MATCH,
+    batch_size: int = _BATCH,
+    as_json: bool = _JSON,
+    dry_run: bool = _DRY,
+    user: str | None = _USER,
+    url: str | None = _URL,
+    day_first: bool = _DAY_FIRST,
+    limit: int = _LIMIT,
+) -> None:
     """Import customers with their phones, emails, WeChat, address, tags, external id and organisation."""
     _start("customers", file, mapping, mode, match, batch_size, as_json, dry_run, user, url, day_first, limit)
 
 
 @app.command()
-def orders(file: Path = _FILE, mapping: Path | None = _MAPPING, mode: str = _MODE, match: str = _MATCH,
-           batch_size: int = _BATCH, as_json: bool = _JSON, dry_run: bool = _DRY, user: str | None = _USER,
-           url: str | None = _URL, day_first: bool = _DAY_FIRST, limit: int = _LIMIT) -> None:  # fmt: skip
+def orders(
+    file: Path = _FILE,
+    mapping: Path | None = _MAPPING,
+    mode: str = _MODE,
+    match: str = _MATCH,
+    batch_size: int = _BATCH,
+    as_json: bool = _JSON,
+    dry_run: bool = _DRY,
+    user: str | None = _USER,
+    url: str | None = _URL,
+    day_first: bool = _DAY_FIRST,
+    limit: int = _LIMIT,
+) -> None:
     """Import orders, one line per row (rows of one order number together), matched to customers and SKUs."""
     _start("orders", file, mapping, mode, match, batch_size, as_json, dry_run, user, url, day_first, limit)
 
@@ -150,7 +216,9 @@ def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | Non
         typer.echo(json.dumps(row, ensure_ascii=False, default=str))
     else:
         _print({**jobs.summary(row)}, False)
-        console.print(f"checkpoint line {row['checkpoint_line']}, {row['batches_done']} batches; {row['error'] or ''}")
+        console.print(
+            f"checkpoint line {row['checkpoint_line']}, {row['batches_done']} batches; {row['error'] or ''}"
+        )
 
 
 @app.command()
@@ -170,7 +238,9 @@ def cancel(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | Non
     """Stop an import after its current batch (what is committed stays; revert undoes it)."""
     with open_database(url) as db, cli_errors(), db.unit(write=True) as session:
         row = jobs.cancel_job(session, SYSTEM, job)
-    _print(jobs.summary(row), as_json) if as_json else console.print(f"import {job}: cancel requested ({row['status']})")
+    _print(jobs.summary(row), as_json) if as_json else console.print(
+        f"import {job}: cancel requested ({row['status']})"
+    )
 
 
 @app.command()
@@ -195,8 +265,11 @@ def revert(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | Non
 
 
 @app.command()
-def rejections(job: int = typer.Argument(...), output: Path | None = typer.Option(None, "-o", "--output", help="CSV file (default: stdout)"),
-               url: str | None = _URL) -> None:  # fmt: skip
+def rejections(
+    job: int = typer.Argument(...),
+    output: Path | None = typer.Option(None, "-o", "--output", help="CSV file (default: stdout)"),
+    url: str | None = _URL,
+) -> None:
     """The rejected rows as CSV: line, column, field, reason."""
     with open_database(url) as db, cli_errors(), db.unit(write=False) as session:
         parts = list(jobs.rejections_csv(session, SYSTEM, job))

@@ -7,6 +7,7 @@ mid-job leaves the job ``running`` at its checkpoint: ``rapport import resume JO
 
 # No ``from __future__ import annotations``: FastAPI reads the real classes of the signatures.
 
+import contextlib
 import json
 import secrets
 from pathlib import Path
@@ -26,7 +27,14 @@ from rapport.errors import Forbidden, InvalidInput
 from rapport.http import JSON
 from rapport.ingest import jobs
 from rapport.ingest.readers import ReadError
-from rapport.ingest.schemas import ImportJobRead, ImportOptions, ImportRowsIn, MappingIn, MappingOut, PreviewOut
+from rapport.ingest.schemas import (
+    ImportJobRead,
+    ImportOptions,
+    ImportRowsIn,
+    MappingIn,
+    MappingOut,
+    PreviewOut,
+)
 from rapport.ingest.service import propose
 
 router = APIRouter(tags=["imports"])
@@ -41,12 +49,19 @@ _BODY = {
                 "required": ["file"],
                 "properties": {
                     "file": {"type": "string", "format": "binary"},
-                    "options": {"type": "string", "description": "JSON of ImportOptions (kind, mode, match, mapping, ...)"},
+                    "options": {
+                        "type": "string",
+                        "description": "JSON of ImportOptions (kind, mode, match, mapping, ...)",
+                    },
                 },
             }
         },
         "application/json": {
-            "schema": {"type": "object", "required": ["rows"], "description": "ImportRowsIn: options plus rows"}
+            "schema": {
+                "type": "object",
+                "required": ["rows"],
+                "description": "ImportRowsIn: options plus rows",
+            }
         },
     },
 }
@@ -54,7 +69,12 @@ _BODY = {
 
 def _invalid(exc: ValidationError, prefix: str = "body") -> InvalidInput:
     errors = [
-        {"loc": [prefix, *e["loc"]], "field": ".".join(map(str, e["loc"])), "message": e["msg"], "type": e["type"]}
+        {
+            "loc": [prefix, *e["loc"]],
+            "field": ".".join(map(str, e["loc"])),
+            "message": e["msg"],
+            "type": e["type"],
+        }
         for e in exc.errors(include_url=False)
     ]
     return InvalidInput(f"{errors[0]['field'] or prefix}: {errors[0]['message']}", errors=errors)
@@ -75,12 +95,23 @@ async def _read_body(request: Request) -> tuple[ImportOptions, Path, str]:
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
-            raise InvalidInput("file: send the import file as the multipart field 'file'",
-                               errors=[{"loc": ["body", "file"], "field": "file", "message": "required", "type": "missing"}])  # fmt: skip
+            raise InvalidInput(
+                "file: send the import file as the multipart field 'file'",
+                errors=[{"loc": ["body", "file"], "field": "file", "message": "required", "type": "missing"}],
+            )
         suffix = Path(upload.filename).suffix.lower()
         if suffix not in _SUFFIXES:
-            raise InvalidInput(f"file: unsupported file type {suffix or '(none)'!r}",
-                               errors=[{"loc": ["body", "file"], "field": "file", "message": f"one of {sorted(_SUFFIXES)}", "type": "file_type"}])  # fmt: skip
+            raise InvalidInput(
+                f"file: unsupported file type {suffix or '(none)'!r}",
+                errors=[
+                    {
+                        "loc": ["body", "file"],
+                        "field": "file",
+                        "message": f"one of {sorted(_SUFFIXES)}",
+                        "type": "file_type",
+                    }
+                ],
+            )
         raw = form.get("options")
         try:
             options = ImportOptions.model_validate_json(raw if isinstance(raw, str) and raw else "{}")
@@ -96,12 +127,24 @@ async def _read_body(request: Request) -> tuple[ImportOptions, Path, str]:
         except ValidationError as exc:
             raise _invalid(exc) from None
         path = folder / f"{token}.jsonl"
-        lines = b"".join(orjson.dumps({k: "" if v is None else str(v) for k, v in row.items()}) + b"\n" for row in body.rows)
+        lines = b"".join(
+            orjson.dumps({k: "" if v is None else str(v) for k, v in row.items()}) + b"\n"
+            for row in body.rows
+        )
         await run_in_threadpool(path.write_bytes, lines)
         options = ImportOptions.model_validate(body.model_dump(exclude={"rows"}))
         return options, path, "rows.jsonl"
-    raise InvalidInput("send multipart/form-data with a file, or application/json with rows",
-                       errors=[{"loc": ["header", "content-type"], "field": "content-type", "message": "unsupported", "type": "content_type"}])  # fmt: skip
+    raise InvalidInput(
+        "send multipart/form-data with a file, or application/json with rows",
+        errors=[
+            {
+                "loc": ["header", "content-type"],
+                "field": "content-type",
+                "message": "unsupported",
+                "type": "content_type",
+            }
+        ],
+    )
 
 
 @router.post(
@@ -111,7 +154,10 @@ async def _read_body(request: Request) -> tuple[ImportOptions, Path, str]:
     summary="Start an import from an uploaded file or JSON rows (dry_run: preview only)",
     operation_id="create_import",
     openapi_extra={"requestBody": _BODY},
-    responses={200: {"model": PreviewOut, "description": "Preview (dry_run)"}, **problem_responses(401, 403, 413, 422)},
+    responses={
+        200: {"model": PreviewOut, "description": "Preview (dry_run)"},
+        **problem_responses(401, 403, 413, 422),
+    },
 )
 async def create_import(
     request: Request, db: DbSession, principal: CurrentPrincipal, background: BackgroundTasks
@@ -119,24 +165,51 @@ async def create_import(
     if not principal.can("import", Action.create):
         raise Forbidden("your role may not start imports")
     options, path, name = await _read_body(request)
-    keys = list(dict.fromkeys(options.match))
+    keys: list[str] = list(dict.fromkeys(options.match))
     try:
         if options.dry_run:
             preview = await run_in_threadpool(
-                lambda: jobs.preview(db, principal, path, kind=options.kind, mode=options.mode, match_keys=keys,
-                                     mapping=options.mapping, day_first=options.day_first)  # fmt: skip
+                lambda: jobs.preview(
+                    db,
+                    principal,
+                    path,
+                    kind=options.kind,
+                    mode=options.mode,
+                    match_keys=keys,
+                    mapping=options.mapping,
+                    day_first=options.day_first,
+                )
             )
             path.unlink(missing_ok=True)
             return JSON(preview)
         job = await run_in_threadpool(
-            lambda: jobs.create_job(db, principal, path, kind=options.kind, mode=options.mode, match_keys=keys,
-                                    mapping=options.mapping, batch_size=options.batch_size, file_name=name,
-                                    options={"day_first": options.day_first})  # fmt: skip
+            lambda: jobs.create_job(
+                db,
+                principal,
+                path,
+                kind=options.kind,
+                mode=options.mode,
+                match_keys=keys,
+                mapping=options.mapping,
+                batch_size=options.batch_size,
+                file_name=name,
+                options={"day_first": options.day_first},
+            )
         )
     except ReadError as exc:
         path.unlink(missing_ok=True)
-        raise InvalidInput(f"file: {exc.reason}" + (f" (line {exc.line})" if exc.line else ""),
-                           errors=[{"loc": ["body", "file"], "field": "file", "line": exc.line, "message": exc.reason, "type": "file"}]) from None  # fmt: skip
+        raise InvalidInput(
+            f"file: {exc.reason}" + (f" (line {exc.line})" if exc.line else ""),
+            errors=[
+                {
+                    "loc": ["body", "file"],
+                    "field": "file",
+                    "line": exc.line,
+                    "message": exc.reason,
+                    "type": "file",
+                }
+            ],
+        ) from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -147,10 +220,8 @@ async def create_import(
 
 def _run_quietly(database: Database, job_id: int) -> None:
     # A failure is stored on the job (status failed, error); the response is long gone.
-    try:
+    with contextlib.suppress(Exception):
         jobs.run_job(database, job_id)
-    except Exception:  # noqa: S110
-        pass
 
 
 @router.post(
@@ -170,7 +241,10 @@ def propose_mapping(body: MappingIn, principal: CurrentPrincipal) -> MappingOut:
         {
             "kind": body.kind,
             "mapping": {p.column: p.field for p in proposals},
-            "proposals": [{"column": p.column, "field": p.field, "confidence": p.confidence, "reason": p.reason} for p in proposals],
+            "proposals": [
+                {"column": p.column, "field": p.field, "confidence": p.confidence, "reason": p.reason}
+                for p in proposals
+            ],
             "fields": list(ORDER_FIELDS if body.kind == "orders" else CUSTOMER_FIELDS),
         }
     )
@@ -199,7 +273,10 @@ def get_import(record_id: RecordId, db: DbSession, principal: CurrentPrincipal) 
 )
 def get_import_rejections(record_id: RecordId, db: DbSession, principal: CurrentPrincipal) -> Response:
     body = "".join(jobs.rejections_csv(db, principal, record_id))
-    headers = {"Content-Disposition": f'attachment; filename="import-{record_id}-rejections.csv"', "Cache-Control": "no-store"}
+    headers = {
+        "Content-Disposition": f'attachment; filename="import-{record_id}-rejections.csv"',
+        "Cache-Control": "no-store",
+    }
     return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8", headers=headers)
 
 
@@ -217,7 +294,7 @@ def cancel_import(record_id: RecordId, db: DbSession, principal: CurrentPrincipa
 @router.post(
     "/imports/{record_id}/revert",
     response_model=ImportJobRead,
-    summary="Undo an import: remove what it created, restore what it updated (409 lists records changed since)",
+    summary="Undo an import: remove what it created, restore what it updated (409: changed since)",
     operation_id="revert_import",
     responses=problem_responses(401, 403, 404, 409, 422),
 )

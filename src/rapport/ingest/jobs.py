@@ -15,12 +15,12 @@ import datetime as dt
 import hashlib
 import io
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, true, update
+from sqlalchemy import and_, delete, exists, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from rapport.access.policy import Action, Role, Scope
@@ -85,7 +85,9 @@ def _visible(principal: Principal) -> Any:
     return mine
 
 
-def get_job(session: Session, principal: Principal, job_id: int, action: Action = Action.read) -> dict[str, Any]:
+def get_job(
+    session: Session, principal: Principal, job_id: int, action: Action = Action.read
+) -> dict[str, Any]:
     if not principal.can(IMPORT.name, Action.read):
         raise Forbidden("your role may not use imports")
     row = session.execute(select(JOBS).where(JOBS.c.id == job_id, _visible(principal))).mappings().first()
@@ -99,7 +101,9 @@ def get_job(session: Session, principal: Principal, job_id: int, action: Action 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in job.items() if k != "file_path"}
     end = job.get("finished_at")
-    out["revertible_until"] = end + dt.timedelta(days=revert_days()) if end and job["status"] != "reverted" else None
+    out["revertible_until"] = (
+        end + dt.timedelta(days=revert_days()) if end and job["status"] != "reverted" else None
+    )
     return out
 
 
@@ -120,7 +124,9 @@ def principal_of(session: Session, job: dict[str, Any]) -> Principal:
     """Who the job acts as: its creator with their current role and team (or the system)."""
     if job["actor_kind"] == "system" or job["created_by"] is None:
         return SYSTEM
-    u = session.execute(select(User.username, User.role, User.team_id, User.is_active).where(User.id == job["created_by"])).one()
+    u = session.execute(
+        select(User.username, User.role, User.team_id, User.is_active).where(User.id == job["created_by"])
+    ).one()
     if not u.is_active:
         raise Forbidden("the user who started this import is disabled")
     return Principal(user_id=job["created_by"], username=u.username, role=Role(u.role), team_id=u.team_id)
@@ -154,35 +160,78 @@ def create_job(
         if unknown:
             raise InvalidInput(
                 f"mapping: column {unknown[0]!r} is not in the file",
-                errors=[{"loc": ["body", "mapping", c], "field": f"mapping.{c}", "message": "not a column of the file", "type": "mapping"} for c in unknown],
+                errors=[
+                    {
+                        "loc": ["body", "mapping", c],
+                        "field": f"mapping.{c}",
+                        "message": "not a column of the file",
+                        "type": "mapping",
+                    }
+                    for c in unknown
+                ],
             )
     check_mapping(kind, mapping)
     now = utcnow()
     values = {
-        "kind": kind, "status": "queued", "mode": mode, "match_keys": match_keys, "mapping": mapping,
-        "options": options or {}, "file_name": (file_name or path.name)[:300], "file_path": str(path.resolve()),
-        "file_digest": file_digest(path), "file_size": path.stat().st_size, "batch_size": batch_size,
-        "checkpoint_line": 0, "batches_done": 0, "rows_done": 0, "created_count": 0, "updated_count": 0,
-        "unchanged_count": 0, "rejected_count": 0, "created_by": principal.user_id, "team_id": principal.team_id,
-        "actor_kind": principal.kind, "cancel_requested": False, "created_at": now, "updated_at": now, "version": 1,
-    }  # fmt: skip
+        "kind": kind,
+        "status": "queued",
+        "mode": mode,
+        "match_keys": match_keys,
+        "mapping": mapping,
+        "options": options or {},
+        "file_name": (file_name or path.name)[:300],
+        "file_path": str(path.resolve()),
+        "file_digest": file_digest(path),
+        "file_size": path.stat().st_size,
+        "batch_size": batch_size,
+        "checkpoint_line": 0,
+        "batches_done": 0,
+        "rows_done": 0,
+        "created_count": 0,
+        "updated_count": 0,
+        "unchanged_count": 0,
+        "rejected_count": 0,
+        "created_by": principal.user_id,
+        "team_id": principal.team_id,
+        "actor_kind": principal.kind,
+        "cancel_requested": False,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
     job_id = session.execute(insert(JOBS).values(**values).returning(JOBS.c.id)).scalar_one()
-    Records(session, principal, _CODEC).audit("create", "import", job_id, details={"kind": kind, "mode": mode})
+    Records(session, principal, _CODEC).audit(
+        "create", "import", job_id, details={"kind": kind, "mode": mode}
+    )
     return get_job(session, principal, job_id)
 
 
 # -- run ---------------------------------------------------------------------------------------------
 
 
-def importer_for(recs: Records, job: dict[str, Any], matcher: Matcher | None = None) -> CustomerImporter | OrderImporter:
+def importer_for(
+    recs: Records, job: dict[str, Any], matcher: Matcher | None = None
+) -> CustomerImporter | OrderImporter:
     options = job.get("options") or {}
     day_first = bool(options.get("day_first", True))
     if job["kind"] == "orders":
-        return OrderImporter(recs, job_id=job["id"], mapping=job["mapping"], mode=job["mode"], match_keys=job["match_keys"], day_first=day_first)
+        return OrderImporter(
+            recs,
+            job_id=job["id"],
+            mapping=job["mapping"],
+            mode=job["mode"],
+            match_keys=job["match_keys"],
+            day_first=day_first,
+        )
     return CustomerImporter(
-        recs, job_id=job["id"], mapping=job["mapping"], mode=job["mode"], match_keys=job["match_keys"],
-        day_first=day_first, matcher=matcher,
-    )  # fmt: skip
+        recs,
+        job_id=job["id"],
+        mapping=job["mapping"],
+        mode=job["mode"],
+        match_keys=job["match_keys"],
+        day_first=day_first,
+        matcher=matcher,
+    )
 
 
 def batches(rows: Iterator[Row], size: int, key: Callable[[Row], str] | None = None) -> Iterator[list[Row]]:
@@ -216,21 +265,35 @@ def run_job(
             return summary(job)
         path = Path(job["file_path"])
         if not path.is_file() or file_digest(path) != job["file_digest"]:
-            _set(session, job_id, status="failed", error="the import file is missing or changed since the job started")
+            _set(
+                session,
+                job_id,
+                status="failed",
+                error="the import file is missing or changed since the job started",
+            )
             job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
             return summary(job)
         principal = principal_of(session, job)
-        _set(session, job_id, status="running", error=None, started_at=job["started_at"] or utcnow(), finished_at=None)
+        _set(
+            session,
+            job_id,
+            status="running",
+            error=None,
+            started_at=job["started_at"] or utcnow(),
+            finished_at=None,
+        )
     done_batches = 0
     try:
         rows = (r for r in read_rows(path) if r.line > job["checkpoint_line"])
         key = None
         if job["kind"] == "orders":
             column = next((c for c, t in job["mapping"].items() if t == "order_number"), None)
-            key = (lambda r: r.values.get(column, "").strip()) if column else None  # noqa: E731
+            key = (lambda r: r.values.get(column, "").strip()) if column else None
         for batch in batches(rows, job["batch_size"], key):
             with database.unit(write=True) as session:
-                state = session.execute(select(JOBS.c.cancel_requested, JOBS.c.status).where(JOBS.c.id == job_id)).one()
+                state = session.execute(
+                    select(JOBS.c.cancel_requested, JOBS.c.status).where(JOBS.c.id == job_id)
+                ).one()
                 if state.cancel_requested or state.status != "running":
                     if state.status == "running":
                         _set(session, job_id, status="cancelled", finished_at=utcnow())
@@ -245,16 +308,30 @@ def run_job(
                 return status(database, job_id)
         else:
             with database.unit(write=True) as session:
-                current = session.execute(select(JOBS.c.status, JOBS.c.cancel_requested).where(JOBS.c.id == job_id)).one()
+                current = session.execute(
+                    select(JOBS.c.status, JOBS.c.cancel_requested).where(JOBS.c.id == job_id)
+                ).one()
                 if current.status == "running":
                     final = "cancelled" if current.cancel_requested else "done"
                     _set(session, job_id, status=final, finished_at=utcnow())
     except ReadError as exc:
         with database.unit(write=True) as session:
-            _set(session, job_id, status="failed", error=str(exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"), finished_at=utcnow())
+            _set(
+                session,
+                job_id,
+                status="failed",
+                error=str(exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"),
+                finished_at=utcnow(),
+            )
     except Exception as exc:
         with database.unit(write=True) as session:
-            _set(session, job_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=utcnow())
+            _set(
+                session,
+                job_id,
+                status="failed",
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+                finished_at=utcnow(),
+            )
         raise
     return status(database, job_id)
 
@@ -263,7 +340,10 @@ def _record_batch(session: Session, job_id: int, batch: list[Row], result: Batch
     repo.insert_many(
         session.connection(),
         REJECTIONS,
-        [{"job_id": job_id, "line": r.line, "column": r.column, "field": r.field, "reason": r.reason[:500]} for r in result.rejections],
+        [
+            {"job_id": job_id, "line": r.line, "column": r.column, "field": r.field, "reason": r.reason[:500]}
+            for r in result.rejections
+        ],
     )
     session.execute(
         update(JOBS)
@@ -287,9 +367,17 @@ def status(database: Database, job_id: int) -> dict[str, Any]:
 
 
 def preview(
-    session: Session, principal: Principal, path: Path, *, kind: str, mode: str, match_keys: list[str],
-    mapping: dict[str, str | None] | None, limit: int = 20, day_first: bool = True,
-) -> dict[str, Any]:  # fmt: skip
+    session: Session,
+    principal: Principal,
+    path: Path,
+    *,
+    kind: str,
+    mode: str,
+    match_keys: list[str],
+    mapping: dict[str, str | None] | None,
+    limit: int = 20,
+    day_first: bool = True,
+) -> dict[str, Any]:
     """The first ``limit`` rows after normalisation and what the import would do with each."""
     if mapping is None:
         mapping = proposed_mapping(kind, headers_of(path))
@@ -300,11 +388,31 @@ def preview(
         if len(rows) >= limit:
             break
     recs = Records(session, principal, _CODEC)
-    fake = {"id": None, "kind": kind, "mapping": mapping, "mode": mode, "match_keys": match_keys, "options": {"day_first": day_first}}
+    fake = {
+        "id": None,
+        "kind": kind,
+        "mapping": mapping,
+        "mode": mode,
+        "match_keys": match_keys,
+        "options": {"day_first": day_first},
+    }
     importer = importer_for(recs, fake)
     result = importer.apply(rows, dry_run=True)
     if kind == "orders":
-        return {"kind": kind, "mapping": mapping, "rows": [], "created": result.created, "updated": result.updated, "unchanged": result.unchanged, "rejections": [r.__dict__ if hasattr(r, "__dict__") else {"line": r.line, "column": r.column, "field": r.field, "reason": r.reason} for r in result.rejections]}
+        return {
+            "kind": kind,
+            "mapping": mapping,
+            "rows": [],
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejections": [
+                r.__dict__
+                if hasattr(r, "__dict__")
+                else {"line": r.line, "column": r.column, "field": r.field, "reason": r.reason}
+                for r in result.rejections
+            ],
+        }
     return {"kind": kind, "mapping": mapping, "rows": result.preview}
 
 
@@ -373,30 +481,56 @@ class Changed:
 def _conflicts(session: Session, job_id: int, limit: int = 100) -> list[Changed]:
     """Records the job wrote that changed since (or gained orders, interactions or tasks)."""
     out: list[Changed] = []
-    for entity, table in (("customer", CUSTOMER.table), ("organisation", ORGANISATION.table), ("order", ORDER.table)):
+    for entity, table in (
+        ("customer", CUSTOMER.table),
+        ("organisation", ORGANISATION.table),
+        ("order", ORDER.table),
+    ):
         ch = CHANGES
         stmt = (
             select(ch.c.record_id, table.c.version)
             .select_from(ch.outerjoin(table, table.c.id == ch.c.record_id))
-            .where(ch.c.job_id == job_id, ch.c.entity == entity, or_(table.c.id.is_(None), table.c.version != ch.c.after_version))
+            .where(
+                ch.c.job_id == job_id,
+                ch.c.entity == entity,
+                or_(table.c.id.is_(None), table.c.version != ch.c.after_version),
+            )
             .limit(limit)
         )
         for rid, version in session.execute(stmt):
-            out.append(Changed(entity, int(rid), "deleted since the import" if version is None else "changed since the import"))
-    created = select(CHANGES.c.record_id).where(CHANGES.c.job_id == job_id, CHANGES.c.entity == "customer", CHANGES.c.action == "created")
+            out.append(
+                Changed(
+                    entity,
+                    int(rid),
+                    "deleted since the import" if version is None else "changed since the import",
+                )
+            )
+    created = select(CHANGES.c.record_id).where(
+        CHANGES.c.job_id == job_id, CHANGES.c.entity == "customer", CHANGES.c.action == "created"
+    )
     ours = select(CHANGES.c.record_id).where(CHANGES.c.job_id == job_id, CHANGES.c.entity == "interaction")
-    for name, table, own in (("order", ORDER.table, None), ("interaction", INTERACTION.table, ours), ("task", TASK.table, None)):
+    for name, table, own in (
+        ("order", ORDER.table, None),
+        ("interaction", INTERACTION.table, ours),
+        ("task", TASK.table, None),
+    ):
         conds = [table.c.customer_id.in_(created)]
         if own is not None:
             conds.append(table.c.id.not_in(own))
         if name == "order":
-            conds.append(table.c.id.not_in(select(CHANGES.c.record_id).where(CHANGES.c.job_id == job_id, CHANGES.c.entity == "order")))
+            conds.append(
+                table.c.id.not_in(
+                    select(CHANGES.c.record_id).where(CHANGES.c.job_id == job_id, CHANGES.c.entity == "order")
+                )
+            )
         for (cid,) in session.execute(select(table.c.customer_id).where(*conds).distinct().limit(limit)):
             out.append(Changed("customer", int(cid), f"has {name}s added since the import"))
     return out[:limit]
 
 
-def revert_job(session: Session, principal: Principal, job_id: int, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def revert_job(
+    session: Session, principal: Principal, job_id: int, *, now: dt.datetime | None = None
+) -> dict[str, Any]:
     """Undo a whole import in the caller's unit: created records removed, updated ones restored.
 
     Created customers, organisations and orders are deleted outright (not soft-deleted: they
@@ -412,9 +546,13 @@ def revert_job(session: Session, principal: Principal, job_id: int, *, now: dt.d
         raise Conflict(f"import {job_id} is {job['status']}; cancel it and wait for it to stop first")
     end = job["finished_at"] or job["updated_at"]
     if now > end + dt.timedelta(days=revert_days()):
-        raise Conflict(f"import {job_id} finished more than {revert_days()} days ago; it can no longer be reverted")
+        raise Conflict(
+            f"import {job_id} finished more than {revert_days()} days ago; it can no longer be reverted"
+        )
     recs = Records(session, principal, _CODEC)
-    kinds = {r[0] for r in session.execute(select(CHANGES.c.entity).where(CHANGES.c.job_id == job_id).distinct())}
+    kinds = {
+        r[0] for r in session.execute(select(CHANGES.c.entity).where(CHANGES.c.job_id == job_id).distinct())
+    }
     if kinds & {"customer", "organisation"}:
         recs.require(CUSTOMER, Action.delete)
         recs.require(CUSTOMER, Action.update)
@@ -423,9 +561,13 @@ def revert_job(session: Session, principal: Principal, job_id: int, *, now: dt.d
     conflicts = _conflicts(session, job_id)
     if conflicts:
         raise Conflict(
-            f"{len(conflicts)}{'+' if len(conflicts) >= 100 else ''} records this import wrote changed since; "
+            f"{len(conflicts)}{'+' if len(conflicts) >= 100 else ''} records this import wrote "
+            "changed since; "
             "nothing was reverted",
-            errors=[{"entity": c.entity, "record_id": c.record_id, "reason": c.reason, "type": "changed"} for c in conflicts],
+            errors=[
+                {"entity": c.entity, "record_id": c.record_id, "reason": c.reason, "type": "changed"}
+                for c in conflicts
+            ],
         )
     conn = session.connection()
     counts = {"deleted": 0, "restored": 0}
@@ -433,8 +575,15 @@ def revert_job(session: Session, principal: Principal, job_id: int, *, now: dt.d
     last = 0
     while True:
         items = session.execute(
-            select(CHANGES.c.id, CHANGES.c.entity, CHANGES.c.record_id, CHANGES.c.before, CHANGES.c.after_version)
-            .where(CHANGES.c.job_id == job_id, CHANGES.c.entity.in_(("customer", "order")), CHANGES.c.action == "updated", CHANGES.c.id > last)
+            select(
+                CHANGES.c.id, CHANGES.c.entity, CHANGES.c.record_id, CHANGES.c.before, CHANGES.c.after_version
+            )
+            .where(
+                CHANGES.c.job_id == job_id,
+                CHANGES.c.entity.in_(("customer", "order")),
+                CHANGES.c.action == "updated",
+                CHANGES.c.id > last,
+            )
             .order_by(CHANGES.c.id)
             .limit(1000)
         ).all()
@@ -443,17 +592,31 @@ def revert_job(session: Session, principal: Principal, job_id: int, *, now: dt.d
         last = items[-1].id
         _restore(session, recs, job_id, items)
         counts["restored"] += len(items)
-    for entity, table in (("order", ORDER.table), ("interaction", INTERACTION.table), ("customer", CUSTOMER.table), ("organisation", ORGANISATION.table)):
-        ids = [int(r[0]) for r in session.execute(
-            select(CHANGES.c.record_id).where(CHANGES.c.job_id == job_id, CHANGES.c.entity == entity, CHANGES.c.action == "created").order_by(CHANGES.c.record_id)
-        )]  # fmt: skip
+    for entity, table in (
+        ("order", ORDER.table),
+        ("interaction", INTERACTION.table),
+        ("customer", CUSTOMER.table),
+        ("organisation", ORGANISATION.table),
+    ):
+        ids = [
+            int(r[0])
+            for r in session.execute(
+                select(CHANGES.c.record_id)
+                .where(CHANGES.c.job_id == job_id, CHANGES.c.entity == entity, CHANGES.c.action == "created")
+                .order_by(CHANGES.c.record_id)
+            )
+        ]
         if entity == "customer":
             # The notes an import wrote on its customers go with them.
             for part in repo.chunks(ids):
                 conn.execute(delete(INTERACTION.table).where(INTERACTION.table.c.customer_id.in_(part)))
         for part in repo.chunks(ids):
             if entity == "organisation":
-                conn.execute(delete(table).where(table.c.id.in_(part), ~exists().where(CUSTOMER.table.c.organisation_id == table.c.id)))
+                conn.execute(
+                    delete(table).where(
+                        table.c.id.in_(part), ~exists().where(CUSTOMER.table.c.organisation_id == table.c.id)
+                    )
+                )
             else:
                 conn.execute(delete(table).where(table.c.id.in_(part)))
             if entity in ("customer", "order", "organisation"):
@@ -464,8 +627,8 @@ def revert_job(session: Session, principal: Principal, job_id: int, *, now: dt.d
     return get_job(session, principal, job_id)
 
 
-def _restore(session: Session, recs: Records, job_id: int, items: list[Any]) -> None:
-    from rapport.demo.chunks import search_terms  # noqa: PLC0415
+def _restore(session: Session, recs: Records, job_id: int, items: Sequence[Any]) -> None:
+    from rapport.demo.chunks import search_terms
 
     conn = session.connection()
     now = utcnow()
@@ -476,24 +639,40 @@ def _restore(session: Session, recs: Records, job_id: int, items: list[Any]) -> 
         entity = item.entity
         table = ORDER.table if entity == "order" else CUSTOMER.table
         values = {c: _from_json(c, v) for c, v in columns.items()}
-        conn.execute(update(table).where(table.c.id == item.record_id).values(**values, updated_at=now, version=table.c.version + 1))
+        conn.execute(
+            update(table)
+            .where(table.c.id == item.record_id)
+            .values(**values, updated_at=now, version=table.c.version + 1)
+        )
         if entity == "order":
             continue
         customer_ids.append(item.record_id)
         if before.get("tags_added"):
-            conn.execute(delete(repo.TAGS).where(repo.TAGS.c.customer_id == item.record_id, repo.TAGS.c.tag.in_(before["tags_added"])))
+            conn.execute(
+                delete(repo.TAGS).where(
+                    repo.TAGS.c.customer_id == item.record_id, repo.TAGS.c.tag.in_(before["tags_added"])
+                )
+            )
         if before.get("external_ids_added"):
-            conn.execute(delete(repo.EXTERNAL).where(repo.EXTERNAL.c.external_id.in_(before["external_ids_added"])))
+            conn.execute(
+                delete(repo.EXTERNAL).where(repo.EXTERNAL.c.external_id.in_(before["external_ids_added"]))
+            )
         if before.get("contacts_added"):
             cp = CONTACT_POINT.table
             conn.execute(delete(cp).where(cp.c.id.in_(before["contacts_added"])))
         if set(columns) & {"display_name", "family_name", "given_name", "name_latin"}:
             names = conn.execute(
-                select(CUSTOMER.table.c.display_name, CUSTOMER.table.c.family_name, CUSTOMER.table.c.given_name, CUSTOMER.table.c.name_latin)
-                .where(CUSTOMER.table.c.id == item.record_id)
-            ).one()  # fmt: skip
+                select(
+                    CUSTOMER.table.c.display_name,
+                    CUSTOMER.table.c.family_name,
+                    CUSTOMER.table.c.given_name,
+                    CUSTOMER.table.c.name_latin,
+                ).where(CUSTOMER.table.c.id == item.record_id)
+            ).one()
             conn.execute(delete(TERMS).where(TERMS.c.customer_id == item.record_id))
-            repo.insert_many(conn, TERMS, [{"term": t, "customer_id": item.record_id} for t in search_terms(*names)])
+            repo.insert_many(
+                conn, TERMS, [{"term": t, "customer_id": item.record_id} for t in search_terms(*names)]
+            )
     if customer_ids:
         recs.audit("import_revert_update", "customer", None, details={"job": job_id, "ids": customer_ids})
 
@@ -508,7 +687,7 @@ def purge_expired(session: Session, now: dt.datetime | None = None) -> int:
     """Forget the before-images of imports past the revert window (they can no longer be used)."""
     cutoff = (now or utcnow()) - dt.timedelta(days=revert_days())
     old = select(JOBS.c.id).where(and_(JOBS.c.finished_at.is_not(None), JOBS.c.finished_at < cutoff))
-    return int(session.execute(delete(CHANGES).where(CHANGES.c.job_id.in_(old))).rowcount)
+    return int(session.execute(delete(CHANGES).where(CHANGES.c.job_id.in_(old))).rowcount)  # type: ignore[attr-defined]
 
 
 def _forget_customer(session: Session, customer_id: int) -> str:

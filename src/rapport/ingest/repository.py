@@ -10,11 +10,24 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from operator import itemgetter
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Date, DateTime, Numeric, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    DateTime,
+    Numeric,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from rapport.access.specs import CONTACT_POINT, CUSTOMER, ORGANISATION
 from rapport.models import CustomerExternalId, CustomerTag, ImportChange, ImportJob, ImportRejection
@@ -140,7 +153,9 @@ def customers_touched_by_job(conn: Connection, job_id: int, ids: Sequence[int]) 
     return out
 
 
-def rows_by_id(conn: Connection, table: Table, columns: Sequence[str], ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def rows_by_id(
+    conn: Connection, table: Table, columns: Sequence[str], ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for part in chunks(sorted(set(ids))):
         stmt = select(table.c.id, *(table.c[c] for c in columns)).where(table.c.id.in_(part))
@@ -151,7 +166,9 @@ def rows_by_id(conn: Connection, table: Table, columns: Sequence[str], ids: Sequ
 def tags_of(conn: Connection, ids: Sequence[int]) -> dict[int, set[str]]:
     out: dict[int, set[str]] = defaultdict(set)
     for part in chunks(sorted(set(ids))):
-        for cid, tag in conn.execute(select(TAGS.c.customer_id, TAGS.c.tag).where(TAGS.c.customer_id.in_(part))):
+        for cid, tag in conn.execute(
+            select(TAGS.c.customer_id, TAGS.c.tag).where(TAGS.c.customer_id.in_(part))
+        ):
             out[int(cid)].add(tag)
     return out
 

@@ -111,7 +111,7 @@ class ImportOptions(Input):
     kind: ImportKind = "customers"
     mode: ImportMode = "upsert"
     match: Annotated[list[MatchKey], Field(min_length=1, max_length=3)] = Field(
-        default_factory=lambda: ["external_id", "email", "phone"],
+        default_factory=lambda: ["external_id", "email", "phone"],  # type: ignore[arg-type]
         description="Keys that find the existing record, tried in this order",
     )
     mapping: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], str | None] | None = Field(
@@ -133,7 +133,9 @@ class ImportRowsIn(ImportOptions):
 
 class MappingIn(Input):
     kind: ImportKind = "customers"
-    headers: Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(min_length=1, max_length=500)]
+    headers: Annotated[
+        list[Annotated[str, StringConstraints(max_length=200)]], Field(min_length=1, max_length=500)
+    ]
 
 
 class FieldProposal(Output):

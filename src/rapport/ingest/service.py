@@ -81,7 +81,16 @@ CUSTOMER_COLUMNS = (
 
 # Besides rapport.ingest.mapping's customer synonyms: the organisation, and the order file's columns.
 _EXTRA_CUSTOMER = {
-    "organisation": ("organisation", "organization", "company", "employer", "公司", "公司名称", "单位", "工作单位"),
+    "organisation": (
+        "organisation",
+        "organization",
+        "company",
+        "employer",
+        "公司",
+        "公司名称",
+        "单位",
+        "工作单位",
+    ),
     "lifecycle_stage": ("lifecycle stage", "stage", "客户阶段", "阶段"),
     "preferred_language": ("language", "preferred language", "语言"),
     "preferred_channel": ("preferred channel", "首选渠道"),
@@ -119,13 +128,15 @@ def propose(kind: str, headers: Sequence[str]) -> list[Proposal]:
         for h in headers:
             f = exact.get(normalise_header(h))
             if f is None or f in taken:
-                out.append(Proposal(h, None, 0.0, "no known order field" if f is None else f"{f} already used"))
+                out.append(
+                    Proposal(h, None, 0.0, "no known order field" if f is None else f"{f} already used")
+                )
             else:
                 taken.add(f)
                 out.append(Proposal(h, f, 1.0, f"header is a synonym of {f}"))
         return out
     explained = explain_mapping(headers)
-    used = {p.field for p in explained.values() if p.field}
+    used: set[str] = {p.field for p in explained.values() if p.field}
     extra = {normalise_header(w): f for f, words in _EXTRA_CUSTOMER.items() for w in words}
     out = []
     for h in headers:
@@ -147,14 +158,21 @@ def check_mapping(kind: str, mapping: dict[str, str | None]) -> dict[str, str | 
     allowed = ORDER_FIELDS if kind == "orders" else CUSTOMER_FIELDS
     multi = {"phone", "email", "tags"} if kind == "customers" else set()
     seen: dict[str, str] = {}
-    errors = []
+    errors: list[dict[str, Any]] = []
     for column, target in mapping.items():
         if target is None:
             continue
         if target not in allowed:
-            errors.append({"field": f"mapping.{column}", "message": f"unknown field {target!r}; one of {', '.join(allowed)}"})
+            errors.append(
+                {
+                    "field": f"mapping.{column}",
+                    "message": f"unknown field {target!r}; one of {', '.join(allowed)}",
+                }
+            )
         elif target in seen and target not in multi:
-            errors.append({"field": f"mapping.{column}", "message": f"{target} is already mapped from {seen[target]!r}"})
+            errors.append(
+                {"field": f"mapping.{column}", "message": f"{target} is already mapped from {seen[target]!r}"}
+            )
         else:
             seen[target] = column
     if not errors:
@@ -214,10 +232,13 @@ Matcher = Callable[[Session, list[dict[str, Any]]], Sequence[IncomingMatch]]
 _PLAIN_EMAIL = re.compile(
     r"^(?=.{6,254}$)(?=[^@]{1,64}@)[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 )
-_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test", "internal", "home", "lan"})
+_SPECIAL_TLDS = frozenset(
+    {"arpa", "invalid", "local", "localhost", "onion", "test", "internal", "home", "lan"}
+)
 _CN_MOBILE = re.compile(r"^(?:\+?86|0086)?[\s-]*(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})$")
 # A number matching the region's mobile pattern is valid (phonenumbers' own metadata, read once).
-_CN_MOBILE_VALID = re.compile(phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern)
+_CN_META: Any = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+_CN_MOBILE_VALID = re.compile(str(_CN_META.mobile.national_number_pattern))
 
 
 def fast_email(text: str) -> str:
@@ -236,11 +257,12 @@ def fast_phone(text: str, region: str) -> str:
     return norm.phone(text, region)
 
 
-
 class CustomerPreparer:
     """Turns a file row into a CustomerImportRow, or the list of its rejections."""
 
-    def __init__(self, mapping: dict[str, str | None], *, day_first: bool = True, region: str | None = None) -> None:
+    def __init__(
+        self, mapping: dict[str, str | None], *, day_first: bool = True, region: str | None = None
+    ) -> None:
         self.columns: dict[str, list[str]] = {}
         for column, target in mapping.items():
             if target:
@@ -267,16 +289,32 @@ class CustomerPreparer:
             reason = exc.reason if isinstance(exc, norm.NormaliseError) else str(exc)
             errors.append(Rejection(line, column, target, reason))
 
-        for target in ("display_name", "family_name", "given_name", "name_latin", "occupation", "region", "city", "organisation"):
+        for target in (
+            "display_name",
+            "family_name",
+            "given_name",
+            "name_latin",
+            "occupation",
+            "region",
+            "city",
+            "organisation",
+        ):
             for column, text in cells(target):
                 try:
                     data[target] = norm.name(text)
                 except norm.NormaliseError as exc:
                     bad(column, target, exc)
-        for target in ("preferred_language", "preferred_channel", "acquisition_source", "lifecycle_stage", "wechat", "note"):
-            for column, text in cells(target):
+        for target in (
+            "preferred_language",
+            "preferred_channel",
+            "acquisition_source",
+            "lifecycle_stage",
+            "wechat",
+            "note",
+        ):
+            for _column, text in cells(target):
                 data[target] = text.strip()
-        for column, text in cells("external_id"):
+        for _column, text in cells("external_id"):
             data["external_id"] = text.strip()
         for column, text in cells("gender"):
             try:
@@ -327,7 +365,9 @@ class CustomerPreparer:
             cjk = any(ord(ch) > 0x2E7F for ch in family + given)
             data["display_name"] = (family + given) if cjk else " ".join(p for p in (given, family) if p)
         if "display_name" not in data and not any(e.field in _NAME_COLUMNS for e in errors):
-            errors.append(Rejection(line, self.column_of("display_name"), "display_name", "a name is required"))
+            errors.append(
+                Rejection(line, self.column_of("display_name"), "display_name", "a name is required")
+            )
         if errors:
             return errors
         try:
@@ -368,7 +408,12 @@ def _contacts_of(row: CustomerImportRow) -> list[tuple[str, str, str, dict[str, 
         out.append(("wechat", row.wechat, row.wechat.lower(), {}))
     if row.address:
         a = row.address
-        extra = {"region": a.region, "city": a.city, "district": a.district, "country": "CN" if a.region else None}
+        extra = {
+            "region": a.region,
+            "city": a.city,
+            "district": a.district,
+            "country": "CN" if a.region else None,
+        }
         out.append(("address", a.value, " ".join(a.value.lower().split()), extra))
     return out
 
@@ -437,23 +482,33 @@ class CustomerImporter:
         # Existing customers by each key, one query per key kind.
         found: dict[str, dict[str, set[int]]] = {}
         if "external_id" in self.match_keys:
-            ext = repo.live_customers_by_external_id(conn, [k for _, _, ks in prepared for k in ks.get("external_id", ())])
+            ext = repo.live_customers_by_external_id(
+                conn, [k for _, _, ks in prepared for k in ks.get("external_id", ())]
+            )
             found["external_id"] = {k: {v} for k, v in ext.items()}
         for kind in ("email", "phone"):
             if kind in self.match_keys:
-                found[kind] = repo.live_customers_by_contact(conn, kind, [k for _, _, ks in prepared for k in ks.get(kind, ())])
+                found[kind] = repo.live_customers_by_contact(
+                    conn, kind, [k for _, _, ks in prepared for k in ks.get(kind, ())]
+                )
 
         planned: list[_Planned] = []
         seen_in_batch: dict[tuple[str, str], int] = {}
         unmatched: list[int] = []
-        for line, row, keys in prepared:
+        for line, item, keys in prepared:
             match: int | None = None
             problem: Rejection | None = None
             for key in self.match_keys:
-                ids = set().union(*(found.get(key, {}).get(k, set()) for k in keys.get(key, ()))) if keys.get(key) else set()
+                ids = (
+                    set().union(*(found.get(key, {}).get(k, set()) for k in keys.get(key, ())))
+                    if keys.get(key)
+                    else set()
+                )
                 column = self._key_column(key)
                 if len(ids) > 1:
-                    problem = Rejection(line, column, key, f"matches {len(ids)} customers by {key}; merge them first")
+                    problem = Rejection(
+                        line, column, key, f"matches {len(ids)} customers by {key}; merge them first"
+                    )
                     break
                 if ids:
                     (cid,) = ids
@@ -461,7 +516,10 @@ class CustomerImporter:
                         match = cid
                     elif cid != match:
                         problem = Rejection(
-                            line, column, key, f"{key} matches another customer than {self.match_keys[0]} does"
+                            line,
+                            column,
+                            key,
+                            f"{key} matches another customer than {self.match_keys[0]} does",
                         )
                         break
             if problem is None:
@@ -469,7 +527,9 @@ class CustomerImporter:
                     for d in digests:
                         earlier = seen_in_batch.get((key, d))
                         if earlier is not None:
-                            problem = Rejection(line, self._key_column(key), key, f"same {key} as line {earlier} of this file")
+                            problem = Rejection(
+                                line, self._key_column(key), key, f"same {key} as line {earlier} of this file"
+                            )
                             break
                     if problem:
                         break
@@ -479,7 +539,7 @@ class CustomerImporter:
             for key, digests in keys.items():
                 for d in digests:
                     seen_in_batch[(key, d)] = line
-            planned.append(_Planned(line, row, match))
+            planned.append(_Planned(line, item, match))
             if match is None:
                 unmatched.append(len(planned) - 1)
 
@@ -487,7 +547,9 @@ class CustomerImporter:
             candidates = self.matcher(self.recs.session, [planned[i].row.model_dump() for i in unmatched])
             best: dict[int, IncomingMatch] = {}
             for m in candidates:
-                if m.probability >= MATCHER_THRESHOLD and (m.index not in best or m.probability > best[m.index].probability):
+                if m.probability >= MATCHER_THRESHOLD and (
+                    m.index not in best or m.probability > best[m.index].probability
+                ):
                     best[m.index] = m
             for index, m in best.items():
                 planned[unmatched[index]].customer_id = int(m.customer_id)
@@ -499,7 +561,8 @@ class CustomerImporter:
             c = CUSTOMER.table
             for part in repo.chunks(sorted(set(matched))):
                 visible.update(
-                    int(r[0]) for r in conn.execute(select(c.c.id).where(c.c.id.in_(part), self.recs.visible(CUSTOMER)))
+                    int(r[0])
+                    for r in conn.execute(select(c.c.id).where(c.c.id.in_(part), self.recs.visible(CUSTOMER)))
                 )
             if self.job_id is not None:
                 touched = repo.customers_touched_by_job(conn, self.job_id, matched)
@@ -518,7 +581,12 @@ class CustomerImporter:
                 if self.mode == "update":
                     column = next((self._key_column(k) for k in self.match_keys if self._key_column(k)), None)
                     result.rejections.append(
-                        Rejection(p.line, column, None, f"no customer matches by {', '.join(self.match_keys)} (mode update)")
+                        Rejection(
+                            p.line,
+                            column,
+                            None,
+                            f"no customer matches by {', '.join(self.match_keys)} (mode update)",
+                        )
                     )
                     continue
                 creates.append(p)
@@ -531,10 +599,23 @@ class CustomerImporter:
                 continue
             if cid in touched:
                 result.rejections.append(
-                    Rejection(p.line, None, None, f"matches customer {cid}, which this import already wrote (duplicate row)")
+                    Rejection(
+                        p.line,
+                        None,
+                        None,
+                        f"matches customer {cid}, which this import already wrote (duplicate row)",
+                    )
                 )
                 continue
-            self._diff(p, current[cid], tags.get(cid, set()), contacts.get(cid, set()), externals.get(cid, set()), orgs, new_orgs)
+            self._diff(
+                p,
+                current[cid],
+                tags.get(cid, set()),
+                contacts.get(cid, set()),
+                externals.get(cid, set()),
+                orgs,
+                new_orgs,
+            )
             if not (p.changes or p.new_contacts or p.new_tags or p.new_external):
                 result.unchanged += 1
                 if dry_run:
@@ -542,7 +623,12 @@ class CustomerImporter:
                 continue
             if self.mode == "create":
                 result.rejections.append(
-                    Rejection(p.line, None, None, f"customer {cid} exists with other values (mode create never updates)")
+                    Rejection(
+                        p.line,
+                        None,
+                        None,
+                        f"customer {cid} exists with other values (mode create never updates)",
+                    )
                 )
                 continue
             updates.append(p)
@@ -551,7 +637,11 @@ class CustomerImporter:
             for p in creates:
                 result.preview.append(_preview(p.line, "create", None, p.row))
             for p in updates:
-                changed = sorted(p.changes) + (["contact_points"] if p.new_contacts else []) + (["tags"] if p.new_tags else [])
+                changed = (
+                    sorted(p.changes)
+                    + (["contact_points"] if p.new_contacts else [])
+                    + (["tags"] if p.new_tags else [])
+                )
                 result.preview.append(_preview(p.line, "update", p.customer_id, p.row, changed))
             result.created, result.updated = len(creates), len(updates)
             result.preview.sort(key=lambda r: r["line"])
@@ -604,23 +694,38 @@ class CustomerImporter:
         recs.require(ORGANISATION, Action.create)
         now, p = utcnow(), recs.principal
         first = repo.allocate_ids(conn, ORGANISATION.table, len(names))
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
-                "id": first + i, "name": n, "lifecycle_stage": "customer", "attributes": {},
-                "owner_id": p.user_id, "team_id": p.team_id, "created_at": now, "updated_at": now, "version": 1,
+                "id": first + i,
+                "name": n,
+                "lifecycle_stage": "customer",
+                "attributes": {},
+                "owner_id": p.user_id,
+                "team_id": p.team_id,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
             }
             for i, n in enumerate(names)
-        ]  # fmt: skip
+        ]
         repo.insert_many(conn, ORGANISATION.table, rows)
         self._changes("organisation", "created", [(r["id"], None, 1) for r in rows])
-        recs.audit("import_create", "organisation", None, details={"job": self.job_id, "ids": [r["id"] for r in rows]})
+        recs.audit(
+            "import_create",
+            "organisation",
+            None,
+            details={"job": self.job_id, "ids": [r["id"] for r in rows]},
+        )
         return {r["name"]: r["id"] for r in rows}
 
     def _insert(self, creates: list[_Planned], org_ids: dict[str, int]) -> None:
         recs, conn = self.recs, self.recs.conn
         now, p = utcnow(), recs.principal
         first = repo.allocate_ids(conn, CUSTOMER.table, len(creates))
-        customers, terms, tag_rows, ext_rows = [], [], [], []
+        customers: list[dict[str, Any]] = []
+        terms: list[dict[str, Any]] = []
+        tag_rows: list[dict[str, Any]] = []
+        ext_rows: list[dict[str, Any]] = []
         contact_plain: list[tuple[int, str, str, str, dict[str, Any], bool]] = []
         for i, plan in enumerate(creates):
             cid = first + i
@@ -636,10 +741,18 @@ class CustomerImporter:
             values["lifecycle_stage"] = values.get("lifecycle_stage") or "lead"
             values["organisation_id"] = org_ids.get(row.organisation) if row.organisation else None
             values.update(
-                id=cid, owner_id=p.user_id, team_id=p.team_id, attributes={}, created_at=now, updated_at=now, version=1
+                id=cid,
+                owner_id=p.user_id,
+                team_id=p.team_id,
+                attributes={},
+                created_at=now,
+                updated_at=now,
+                version=1,
             )
             customers.append(values)
-            terms.extend({"term": t, "customer_id": cid} for t in search_terms(*(values[n] for n in _NAME_COLUMNS)))
+            terms.extend(
+                {"term": t, "customer_id": cid} for t in search_terms(*(values[n] for n in _NAME_COLUMNS))
+            )
             tag_rows.extend({"customer_id": cid, "tag": t} for t in row.tags)
             if row.external_id:
                 ext_rows.append({"external_id": row.external_id, "customer_id": cid})
@@ -655,41 +768,67 @@ class CustomerImporter:
         self._insert_contacts(contact_plain, now)
         note_rows = [
             {
-                "customer_id": plan.customer_id, "kind": "note", "direction": "internal", "channel": None,
-                "author_id": p.user_id, "occurred_at": now, "subject": "imported note", "body": plan.row.note,
-                "created_at": now, "updated_at": now, "version": 1,
+                "customer_id": plan.customer_id,
+                "kind": "note",
+                "direction": "internal",
+                "channel": None,
+                "author_id": p.user_id,
+                "occurred_at": now,
+                "subject": "imported note",
+                "body": plan.row.note,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
             }
-            for plan in creates if plan.row.note
-        ]  # fmt: skip
+            for plan in creates
+            if plan.row.note
+        ]
         if note_rows:
             repo.insert_many(conn, INTERACTION.table, note_rows)
         ids = [c["id"] for c in customers]
         self._changes("customer", "created", [(cid, None, 1) for cid in ids])
-        recs.audit("import_create", "customer", None, fields=sorted(self.mapped), details={"job": self.job_id, "ids": ids})
+        recs.audit(
+            "import_create",
+            "customer",
+            None,
+            fields=sorted(self.mapped),
+            details={"job": self.job_id, "ids": ids},
+        )
         _emit_many(recs.session, "customer.created", ids)
 
-    def _insert_contacts(self, plain: list[tuple[int, str, str, str, dict[str, Any], bool]], now: dt.datetime) -> list[int]:
+    def _insert_contacts(
+        self, plain: list[tuple[int, str, str, str, dict[str, Any], bool]], now: dt.datetime
+    ) -> list[int]:
         if not plain:
             return []
         recs, conn = self.recs, self.recs.conn
         recs.require(CONTACT_POINT, Action.create)
         ring = keyring_for(recs.session, for_write=True)
         first = repo.allocate_ids(conn, CONTACT_POINT.table, len(plain))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i, (cid, kind, value, normalised, extra, primary) in enumerate(plain):
             rid = first + i
             rows.append(
                 {
-                    "id": rid, "customer_id": cid, "kind": kind, "label": None,
+                    "id": rid,
+                    "customer_id": cid,
+                    "kind": kind,
+                    "label": None,
                     "value": ring.seal("contact_point", "value", rid, value),
                     "value_normalized": ring.seal("contact_point", "value_normalized", rid, normalised),
                     "value_bidx": blind_index(kind, normalised),
-                    "country": extra.get("country"), "region": extra.get("region"), "city": extra.get("city"),
+                    "country": extra.get("country"),
+                    "region": extra.get("region"),
+                    "city": extra.get("city"),
                     "district": ring.seal("contact_point", "district", rid, extra.get("district")),
-                    "postal_code": None, "is_primary": primary, "is_verified": False,
-                    "created_at": now, "updated_at": now, "version": 1,
+                    "postal_code": None,
+                    "is_primary": primary,
+                    "is_verified": False,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
                 }
-            )  # fmt: skip
+            )
         repo.insert_many(conn, CONTACT_POINT.table, rows)
         return [r["id"] for r in rows]
 
@@ -704,10 +843,14 @@ class CustomerImporter:
         now = utcnow()
         if any(u.new_contacts for u in updates):
             recs.require(CONTACT_POINT, Action.create)
-        rows, changes, term_rows, renamed = [], [], [], []
+        rows: list[dict[str, Any]] = []
+        changes: list[list[Any]] = []
+        term_rows: list[dict[str, Any]] = []
+        renamed: list[int] = []
         contact_plain: list[tuple[int, str, str, str, dict[str, Any], bool]] = []
         owners: list[int] = []
-        tag_rows, ext_rows = [], []
+        tag_rows: list[dict[str, Any]] = []
+        ext_rows: list[dict[str, Any]] = []
         for u in updates:
             cid = u.customer_id
             assert cid is not None
@@ -718,9 +861,14 @@ class CustomerImporter:
                     del u.changes["organisation_id"]
             new = {c: u.changes.get(c, cur.get(c)) for c in CUSTOMER_COLUMNS}
             rows.append(
-                {"b_id": cid, "b_version": cur["version"], **{f"v_{c}": new[c] for c in CUSTOMER_COLUMNS},
-                 "v_updated_at": now, "v_version": cur["version"] + 1}
-            )  # fmt: skip
+                {
+                    "b_id": cid,
+                    "b_version": cur["version"],
+                    **{f"v_{c}": new[c] for c in CUSTOMER_COLUMNS},
+                    "v_updated_at": now,
+                    "v_version": cur["version"] + 1,
+                }
+            )
             before: dict[str, Any] = {"columns": {c: _jsonable(cur.get(c)) for c in u.changes}}
             if u.new_tags:
                 before["tags_added"] = u.new_tags
@@ -761,7 +909,14 @@ class CustomerImporter:
             self.recs.conn,
             repo.CHANGES,
             [
-                {"job_id": self.job_id, "entity": entity, "record_id": rid, "action": action, "before": before, "after_version": version}
+                {
+                    "job_id": self.job_id,
+                    "entity": entity,
+                    "record_id": rid,
+                    "action": action,
+                    "before": before,
+                    "after_version": version,
+                }
                 for rid, before, version in items
             ],
         )
@@ -797,7 +952,9 @@ def _emit_many(session: Session, event: str, ids: list[int]) -> None:
     """Webhook deliveries for many records with one subscriptions query (none: no rows)."""
     if not ids:
         return
-    subs = session.execute(select(WebhookSubscription.events).where(WebhookSubscription.active.is_(True))).scalars()
+    subs = session.execute(
+        select(WebhookSubscription.events).where(WebhookSubscription.active.is_(True))
+    ).scalars()
     if any(event in events for events in subs):
         for rid in ids:
             webhooks.emit(session, event, rid)
@@ -900,24 +1057,44 @@ class OrderImporter:
                 bad_lines = {b.line for b in bad}
                 result.rejections.extend(
                     Rejection(r.line, None, None, f"order {number} has an invalid line ({min(bad_lines)})")
-                    for r in group if r.line not in bad_lines
-                )  # fmt: skip
+                    for r in group
+                    if r.line not in bad_lines
+                )
                 continue
             parsed.append((number, group, lines))
         skus = sorted({ln.sku for _, _, ls in parsed for ln in ls})
         products = {}
         pt = PRODUCT.table
         for part in repo.chunks(skus):
-            products.update({r.sku: r.id for r in conn.execute(select(pt.c.sku, pt.c.id).where(pt.c.sku.in_(part)))})
+            products.update(
+                {r.sku: r.id for r in conn.execute(select(pt.c.sku, pt.c.id).where(pt.c.sku.in_(part)))}
+            )
         ot = ORDER.table
         existing = {}
         for part in repo.chunks(sorted(groups)):
             existing.update(
-                {r.order_number: r for r in conn.execute(select(ot.c.id, ot.c.order_number, ot.c.status, ot.c.version, ot.c.customer_id).where(ot.c.order_number.in_(part)))}
-            )  # fmt: skip
-        ext = repo.live_customers_by_external_id(conn, [ls[0].customer_external_id for _, _, ls in parsed if ls[0].customer_external_id])
-        emails = repo.live_customers_by_contact(conn, "email", [blind_index("email", ls[0].customer_email) for _, _, ls in parsed if ls[0].customer_email])
-        phones = repo.live_customers_by_contact(conn, "phone", [blind_index("phone", ls[0].customer_phone) for _, _, ls in parsed if ls[0].customer_phone])
+                {
+                    r.order_number: r
+                    for r in conn.execute(
+                        select(ot.c.id, ot.c.order_number, ot.c.status, ot.c.version, ot.c.customer_id).where(
+                            ot.c.order_number.in_(part)
+                        )
+                    )
+                }
+            )
+        ext = repo.live_customers_by_external_id(
+            conn, [ls[0].customer_external_id for _, _, ls in parsed if ls[0].customer_external_id]
+        )
+        emails = repo.live_customers_by_contact(
+            conn,
+            "email",
+            [blind_index("email", ls[0].customer_email) for _, _, ls in parsed if ls[0].customer_email],
+        )
+        phones = repo.live_customers_by_contact(
+            conn,
+            "phone",
+            [blind_index("phone", ls[0].customer_phone) for _, _, ls in parsed if ls[0].customer_phone],
+        )
         now = utcnow()
         created_ids: list[int] = []
         updated: list[tuple[int, Any, int]] = []
@@ -927,28 +1104,63 @@ class OrderImporter:
 
         for number, group, lines in parsed:
             head = lines[0]
-            if any((ln.customer_external_id, ln.customer_email, ln.customer_phone, ln.ordered_at, ln.status, ln.channel, ln.currency)
-                   != (head.customer_external_id, head.customer_email, head.customer_phone, head.ordered_at, head.status, head.channel, head.currency)
-                   for ln in lines):  # fmt: skip
-                reject_all(group, self.columns.get("order_number"), "order_number", f"the lines of order {number} disagree on the customer, time, status, channel or currency")
+            if any(
+                (
+                    ln.customer_external_id,
+                    ln.customer_email,
+                    ln.customer_phone,
+                    ln.ordered_at,
+                    ln.status,
+                    ln.channel,
+                    ln.currency,
+                )
+                != (
+                    head.customer_external_id,
+                    head.customer_email,
+                    head.customer_phone,
+                    head.ordered_at,
+                    head.status,
+                    head.channel,
+                    head.currency,
+                )
+                for ln in lines
+            ):
+                reject_all(
+                    group,
+                    self.columns.get("order_number"),
+                    "order_number",
+                    f"the lines of order {number} disagree on the customer, time, status, "
+                    "channel or currency",
+                )
                 continue
             old = existing.get(number)
             if old is not None:
                 if old.status == head.status:
                     result.unchanged += 1
                 elif self.mode == "create":
-                    reject_all(group, self.columns.get("status"), "status", f"order {number} exists with another status (mode create never updates)")
+                    reject_all(
+                        group,
+                        self.columns.get("status"),
+                        "status",
+                        f"order {number} exists with another status (mode create never updates)",
+                    )
                 else:
                     if not dry_run:
                         conn.execute(
-                            ORDER.table.update().where(ot.c.id == old.id, ot.c.version == old.version)
+                            ORDER.table.update()
+                            .where(ot.c.id == old.id, ot.c.version == old.version)
                             .values(status=head.status, updated_at=now, version=old.version + 1)
-                        )  # fmt: skip
+                        )
                     updated.append((old.id, {"columns": {"status": old.status}}, old.version + 1))
                     result.updated += 1
                 continue
             if self.mode == "update":
-                reject_all(group, self.columns.get("order_number"), "order_number", f"no order {number} (mode update)")
+                reject_all(
+                    group,
+                    self.columns.get("order_number"),
+                    "order_number",
+                    f"no order {number} (mode update)",
+                )
                 continue
             cid = self._customer(head, ext, emails, phones)
             if isinstance(cid, Rejection):
@@ -956,29 +1168,46 @@ class OrderImporter:
                 continue
             missing = [(r, ln) for r, ln in zip(group, lines, strict=True) if ln.sku not in products]
             if missing:
-                for r, ln in missing:
-                    result.rejections.append(Rejection(r.line, self.columns.get("sku"), "sku", "no product with this SKU"))
+                for r, _ln in missing:
+                    result.rejections.append(
+                        Rejection(r.line, self.columns.get("sku"), "sku", "no product with this SKU")
+                    )
                 missing_lines = {m[0].line for m in missing}
                 others = [r for r in group if r.line not in missing_lines]
                 reject_all(others, None, None, f"order {number} has a line with an unknown SKU")
                 continue
             try:
                 body = OrderCreate(
-                    order_number=number, status=head.status, channel=head.channel, currency=head.currency,
+                    order_number=number,
+                    status=head.status,
+                    channel=head.channel,
+                    currency=head.currency,
                     ordered_at=head.ordered_at,
-                    lines=[OrderLineIn(product_id=products[ln.sku], quantity=ln.quantity, unit_price=ln.unit_price, discount_amount=ln.discount_amount) for ln in lines],
-                )  # fmt: skip
+                    lines=[
+                        OrderLineIn(
+                            product_id=products[ln.sku],
+                            quantity=ln.quantity,
+                            unit_price=ln.unit_price,
+                            discount_amount=ln.discount_amount,
+                        )
+                        for ln in lines
+                    ],
+                )
                 priced, totals = price_lines(recs, body)
             except ValidationError as exc:
                 e = exc.errors(include_url=False)[0]
                 target = str(e["loc"][0])
-                reject_all(group, self.columns.get(target), target, str(e["msg"]).removeprefix("Value error, "))
+                reject_all(
+                    group, self.columns.get(target), target, str(e["msg"]).removeprefix("Value error, ")
+                )
                 continue
             except InvalidInput as exc:
                 for err in exc.errors or []:
                     index = next((p for p in err["loc"] if isinstance(p, int)), 0)
                     target = "sku" if err["loc"][-1] == "product_id" else str(err["loc"][-1])
-                    result.rejections.append(Rejection(group[index].line, self.columns.get(target), target, err["message"]))
+                    result.rejections.append(
+                        Rejection(group[index].line, self.columns.get(target), target, err["message"])
+                    )
                 continue
             if dry_run:
                 result.created += 1
@@ -988,11 +1217,21 @@ class OrderImporter:
             order_id = repo.allocate_ids(conn, ORDER.table, 1)
             conn.execute(
                 ORDER.table.insert().values(
-                    id=order_id, customer_id=cid, order_number=number, status=head.status, channel=head.channel,
-                    currency=head.currency, ordered_at=head.ordered_at, paid_at=head.ordered_at if paid else None,
-                    completed_at=head.ordered_at if done else None, created_at=now, updated_at=now, version=1, **totals,
+                    id=order_id,
+                    customer_id=cid,
+                    order_number=number,
+                    status=head.status,
+                    channel=head.channel,
+                    currency=head.currency,
+                    ordered_at=head.ordered_at,
+                    paid_at=head.ordered_at if paid else None,
+                    completed_at=head.ordered_at if done else None,
+                    created_at=now,
+                    updated_at=now,
+                    version=1,
+                    **totals,
                 )
-            )  # fmt: skip
+            )
             order_repo.insert_lines(conn, order_id, priced)
             created_ids.append(order_id)
             result.created += 1
@@ -1001,13 +1240,39 @@ class OrderImporter:
                 repo.insert_many(
                     conn,
                     repo.CHANGES,
-                    [{"job_id": self.job_id, "entity": "order", "record_id": i, "action": "created", "before": None, "after_version": 1} for i in created_ids]
-                    + [{"job_id": self.job_id, "entity": "order", "record_id": i, "action": "updated", "before": b, "after_version": v} for i, b, v in updated],
-                )  # fmt: skip
+                    [
+                        {
+                            "job_id": self.job_id,
+                            "entity": "order",
+                            "record_id": i,
+                            "action": "created",
+                            "before": None,
+                            "after_version": 1,
+                        }
+                        for i in created_ids
+                    ]
+                    + [
+                        {
+                            "job_id": self.job_id,
+                            "entity": "order",
+                            "record_id": i,
+                            "action": "updated",
+                            "before": b,
+                            "after_version": v,
+                        }
+                        for i, b, v in updated
+                    ],
+                )
             if created_ids:
                 recs.audit("import_create", "order", None, details={"job": self.job_id, "ids": created_ids})
             if updated:
-                recs.audit("import_update", "order", None, fields=["status"], details={"job": self.job_id, "ids": [u[0] for u in updated]})
+                recs.audit(
+                    "import_update",
+                    "order",
+                    None,
+                    fields=["status"],
+                    details={"job": self.job_id, "ids": [u[0] for u in updated]},
+                )
         return result
 
     def _customer(
@@ -1026,17 +1291,32 @@ class OrderImporter:
                 ids = emails.get(blind_index("email", head.customer_email), set())
             elif key == "phone" and head.customer_phone:
                 ids = phones.get(blind_index("phone", head.customer_phone), set())
-            target = {"external_id": "customer_external_id", "email": "customer_email", "phone": "customer_phone"}[key]
+            target = {
+                "external_id": "customer_external_id",
+                "email": "customer_email",
+                "phone": "customer_phone",
+            }[key]
             if len(ids) > 1:
-                return Rejection(0, self.columns.get(target), target, f"matches {len(ids)} customers by {key}")
+                return Rejection(
+                    0, self.columns.get(target), target, f"matches {len(ids)} customers by {key}"
+                )
             if ids:
                 found = next(iter(ids))
                 break
         if found is None:
-            column = next((self.columns[t] for t in ("customer_external_id", "customer_email", "customer_phone") if t in self.columns), None)
+            column = next(
+                (
+                    self.columns[t]
+                    for t in ("customer_external_id", "customer_email", "customer_phone")
+                    if t in self.columns
+                ),
+                None,
+            )
             return Rejection(0, column, "customer", "no customer matches this order's customer columns")
         c = CUSTOMER.table
-        visible = self.recs.conn.execute(select(func.count()).where(c.c.id == found, self.recs.visible(CUSTOMER))).scalar_one()
+        visible = self.recs.conn.execute(
+            select(func.count()).where(c.c.id == found, self.recs.visible(CUSTOMER))
+        ).scalar_one()
         if not visible:
             return Rejection(0, None, "customer", "the customer is outside your record scope")
         return found

@@ -4,7 +4,6 @@ from rapport.models.activities import Interaction, Task
 from rapport.models.analytics import CustomerScore
 from rapport.models.base import Base
 from rapport.models.commerce import Order, OrderLine, Product
-from rapport.models.ingest import CustomerExternalId, ImportChange, ImportJob, ImportRejection
 from rapport.models.customers import (
     ContactPoint,
     Customer,
@@ -13,6 +12,7 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.ingest import CustomerExternalId, ImportChange, ImportJob, ImportRejection
 from rapport.models.privacy import (
     ConsentEvent,
     ConsentState,
@@ -47,9 +47,9 @@ __all__ = [
     "ContactPoint",
     "CustomField",
     "Customer",
+    "CustomerExternalId",
     "CustomerScore",
     "CustomerSearchTerm",
-    "CustomerExternalId",
     "CustomerTag",
     "DataSubjectRequest",
     "EncryptionKey",

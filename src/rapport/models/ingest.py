@@ -86,7 +86,9 @@ class ImportChange(Base):
     )
     entity: Mapped[str] = mapped_column(String(32), info=not_personal("which table the record is in"))
     record_id: Mapped[int] = mapped_column(
-        info=pii("reference", purposes=("service", "sales"), note="the customer, order or organisation changed")
+        info=pii(
+            "reference", purposes=("service", "sales"), note="the customer, order or organisation changed"
+        )
     )
     action: Mapped[str] = mapped_column(
         String(8), info=pii("record_metadata", purposes=("service",), note="created or updated")

@@ -67,7 +67,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),
-        sa.ForeignKeyConstraint(["created_by"], ["app_user.id"], name=op.f("fk_import_job_created_by_app_user")),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["app_user.id"], name=op.f("fk_import_job_created_by_app_user")
+        ),
         sa.ForeignKeyConstraint(["team_id"], ["team.id"], name=op.f("fk_import_job_team_id_team")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_import_job")),
     )
@@ -84,7 +86,10 @@ def upgrade() -> None:
         sa.Column("field", sa.String(length=64), nullable=True),
         sa.Column("reason", sa.String(length=500), nullable=False),
         sa.ForeignKeyConstraint(
-            ["job_id"], ["import_job.id"], name=op.f("fk_import_rejection_job_id_import_job"), ondelete="CASCADE"
+            ["job_id"],
+            ["import_job.id"],
+            name=op.f("fk_import_rejection_job_id_import_job"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_import_rejection")),
     )
