@@ -46,23 +46,22 @@ def chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any
         yield items[start : start + size]
 
 
-def allocate_ids(conn: Connection, table: Table, n: int) -> int:
-    """The first of ``n`` consecutive ids reserved for ``table`` (ciphertexts need ids up front).
+def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """``n`` ids reserved for new rows of ``table`` (ciphertexts are bound to their row's id).
 
-    PostgreSQL: the serial sequence is advanced by ``n`` under a transaction-scoped advisory lock,
-    so the block is contiguous. SQLite: max + 1, safe under the write unit's single-writer lock.
+    PostgreSQL: drawn from the serial sequence, so concurrent writers never get one of them.
+    SQLite: max + 1 onwards, safe under the write unit's single-writer lock.
     """
     if n <= 0:
-        return 0
+        return []
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": "rapport-ids:" + table.name})
-        seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar_one()
-        first = int(conn.execute(text("SELECT nextval(:s)"), {"s": seq}).scalar_one())
-        top = int(conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one())
-        first = max(first, top + 1)
-        conn.execute(text("SELECT setval(:s, :v, true)"), {"s": seq, "v": first + n - 1})
-        return first
-    return int(conn.execute(select(func.coalesce(func.max(table.c.id), 0) + 1)).scalar_one())
+        rows = conn.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n},
+        )
+        return [int(r[0]) for r in rows]
+    first = int(conn.execute(select(func.coalesce(func.max(table.c.id), 0) + 1)).scalar_one())
+    return list(range(first, first + n))
 
 
 def _sqlite_value(value: Any) -> Any:

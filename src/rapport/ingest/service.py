@@ -693,10 +693,10 @@ class CustomerImporter:
         recs, conn = self.recs, self.recs.conn
         recs.require(ORGANISATION, Action.create)
         now, p = utcnow(), recs.principal
-        first = repo.allocate_ids(conn, ORGANISATION.table, len(names))
+        ids = repo.allocate_ids(conn, ORGANISATION.table, len(names))
         rows: list[dict[str, Any]] = [
             {
-                "id": first + i,
+                "id": ids[i],
                 "name": n,
                 "lifecycle_stage": "customer",
                 "attributes": {},
@@ -721,14 +721,14 @@ class CustomerImporter:
     def _insert(self, creates: list[_Planned], org_ids: dict[str, int]) -> None:
         recs, conn = self.recs, self.recs.conn
         now, p = utcnow(), recs.principal
-        first = repo.allocate_ids(conn, CUSTOMER.table, len(creates))
+        new_ids = repo.allocate_ids(conn, CUSTOMER.table, len(creates))
         customers: list[dict[str, Any]] = []
         terms: list[dict[str, Any]] = []
         tag_rows: list[dict[str, Any]] = []
         ext_rows: list[dict[str, Any]] = []
         contact_plain: list[tuple[int, str, str, str, dict[str, Any], bool]] = []
         for i, plan in enumerate(creates):
-            cid = first + i
+            cid = new_ids[i]
             plan.customer_id = cid
             row = plan.row
             values = dict.fromkeys(CUSTOMER_COLUMNS)
@@ -804,10 +804,10 @@ class CustomerImporter:
         recs, conn = self.recs, self.recs.conn
         recs.require(CONTACT_POINT, Action.create)
         ring = keyring_for(recs.session, for_write=True)
-        first = repo.allocate_ids(conn, CONTACT_POINT.table, len(plain))
+        new_ids = repo.allocate_ids(conn, CONTACT_POINT.table, len(plain))
         rows: list[dict[str, Any]] = []
         for i, (cid, kind, value, normalised, extra, primary) in enumerate(plain):
-            rid = first + i
+            rid = new_ids[i]
             rows.append(
                 {
                     "id": rid,
@@ -1214,7 +1214,7 @@ class OrderImporter:
                 continue
             paid = head.status in ("paid", "shipped", "completed", "refunded")
             done = head.status in ("completed", "refunded")
-            order_id = repo.allocate_ids(conn, ORDER.table, 1)
+            (order_id,) = repo.allocate_ids(conn, ORDER.table, 1)
             conn.execute(
                 ORDER.table.insert().values(
                     id=order_id,
