@@ -507,3 +507,45 @@ def test_matcher_hook_turns_a_probable_duplicate_into_an_update(
         ).scalar_one()
         == "广州"
     )
+
+
+def test_organisations_and_interactions_import_and_revert(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
+    p = _principal(factory)
+    _run(database, p, _write(tmp_path, "c.csv", ROWS))
+    orgs = _write(
+        tmp_path, "o.csv", ["星辰贸易有限公司,贸易,上海市", "月光科技,软件,北京市"], "公司名称,行业,城市\n"
+    )
+    first = _run(database, p, orgs, kind="organisations")
+    assert (first["created"], first["updated"]) == (1, 1)  # the customer import created the first one
+    o = table_of(Organisation)
+    assert (
+        connection.execute(select(o.c.industry).where(o.c.name == "星辰贸易有限公司")).scalar_one() == "贸易"
+    )
+    assert _run(database, p, orgs, kind="organisations")["unchanged"] == 2
+
+    header = "客户编号,类型,时间,主题,内容\n"
+    rows = [
+        "C001,call,2025-01-02 09:30,回访,满意",
+        "C404,visit,2025-01-03,上门,",
+        "C002,teleport,2025-01-03,,",
+    ]
+    result = _run(database, p, _write(tmp_path, "i.csv", rows, header), kind="interactions")
+    assert (result["created"], result["rejected"]) == (1, 2)
+    with database.unit(write=False) as session:
+        assert [(r["line"], r["field"]) for r in jobs.rejection_list(session, result["job_id"])] == [
+            (3, "customer"),
+            (4, "kind"),
+        ]
+    again = _run(database, p, _write(tmp_path, "i.csv", rows, header), kind="interactions")
+    assert (again["created"], again["unchanged"]) == (0, 1)
+
+    with database.unit(write=True) as session:
+        jobs.revert_job(session, p, result["job_id"])
+        jobs.revert_job(session, p, first["job_id"])
+    assert connection.execute(select(o.c.industry).where(o.c.name == "星辰贸易有限公司")).scalar_one() is None
+    assert (
+        connection.execute(select(func.count()).select_from(o).where(o.c.name == "月光科技")).scalar_one()
+        == 0
+    )

@@ -208,6 +208,65 @@ def orders(
 
 
 @app.command()
+def organisations(
+    file: Path = _FILE,
+    mapping: Path | None = _MAPPING,
+    mode: str = _MODE,
+    batch_size: int = _BATCH,
+    as_json: bool = _JSON,
+    dry_run: bool = _DRY,
+    user: str | None = _USER,
+    url: str | None = _URL,
+    limit: int = _LIMIT,
+) -> None:
+    """Import organisations, matched by exact name."""
+    _start(
+        "organisations",
+        file,
+        mapping,
+        mode,
+        "external_id",
+        batch_size,
+        as_json,
+        dry_run,
+        user,
+        url,
+        True,
+        limit,
+    )
+
+
+@app.command()
+def interactions(
+    file: Path = _FILE,
+    mapping: Path | None = _MAPPING,
+    match: str = _MATCH,
+    batch_size: int = _BATCH,
+    as_json: bool = _JSON,
+    dry_run: bool = _DRY,
+    user: str | None = _USER,
+    url: str | None = _URL,
+    day_first: bool = _DAY_FIRST,
+    limit: int = _LIMIT,
+) -> None:
+    """Import interactions (calls, visits, notes) of customers found by the match keys."""
+    _start(
+        "interactions",
+        file,
+        mapping,
+        "upsert",
+        match,
+        batch_size,
+        as_json,
+        dry_run,
+        user,
+        url,
+        day_first,
+        limit,
+    )
+
+
+@app.command()
 def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
     """Progress and counts of an import."""
     with open_database(url) as db, cli_errors(), db.unit(write=False) as session:

@@ -234,7 +234,7 @@ def _run_quietly(database: Database, job_id: int) -> None:
 def propose_mapping(body: MappingIn, principal: CurrentPrincipal) -> MappingOut:
     if not principal.can("import", Action.read):
         raise Forbidden("your role may not use imports")
-    from rapport.ingest.schemas import CUSTOMER_FIELDS, ORDER_FIELDS
+    from rapport.ingest.schemas import FIELDS_BY_KIND
 
     proposals = propose(body.kind, body.headers)
     return MappingOut.model_validate(
@@ -245,7 +245,7 @@ def propose_mapping(body: MappingIn, principal: CurrentPrincipal) -> MappingOut:
                 {"column": p.column, "field": p.field, "confidence": p.confidence, "reason": p.reason}
                 for p in proposals
             ],
-            "fields": list(ORDER_FIELDS if body.kind == "orders" else CUSTOMER_FIELDS),
+            "fields": list(FIELDS_BY_KIND[body.kind]),
         }
     )
 

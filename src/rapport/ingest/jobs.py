@@ -39,6 +39,7 @@ from rapport.ingest.service import (
     CustomerImporter,
     Matcher,
     OrderImporter,
+    RecordImporter,
     check_mapping,
     proposed_mapping,
 )
@@ -151,7 +152,7 @@ def create_job(
 ) -> dict[str, Any]:
     if not principal.can(IMPORT.name, Action.create):
         raise Forbidden("your role may not start imports")
-    if kind not in ("customers", "orders"):
+    if kind not in ("customers", "orders", "organisations", "interactions"):
         raise InvalidInput(f"kind: unknown import kind {kind!r}")
     headers = headers_of(path)
     if mapping is None:
@@ -212,9 +213,19 @@ def create_job(
 
 def importer_for(
     recs: Records, job: dict[str, Any], matcher: Matcher | None = None
-) -> CustomerImporter | OrderImporter:
+) -> CustomerImporter | OrderImporter | RecordImporter:
     options = job.get("options") or {}
     day_first = bool(options.get("day_first", True))
+    if job["kind"] in ("organisations", "interactions"):
+        return RecordImporter(
+            recs,
+            job_id=job["id"],
+            kind=job["kind"],
+            mapping=job["mapping"],
+            mode=job["mode"],
+            match_keys=job["match_keys"],
+            day_first=day_first,
+        )
     if job["kind"] == "orders":
         return OrderImporter(
             recs,
@@ -416,7 +427,7 @@ def preview(
     }
     importer = importer_for(recs, fake)
     result = importer.apply(rows, dry_run=True)
-    if kind == "orders":
+    if kind != "customers":
         return {
             "kind": kind,
             "mapping": mapping,
@@ -503,6 +514,7 @@ def _conflicts(session: Session, job_id: int, limit: int = 100) -> list[Changed]
         ("customer", CUSTOMER.table),
         ("organisation", ORGANISATION.table),
         ("order", ORDER.table),
+        ("interaction", INTERACTION.table),
     ):
         ch = CHANGES
         stmt = (
@@ -598,7 +610,7 @@ def revert_job(
             )
             .where(
                 CHANGES.c.job_id == job_id,
-                CHANGES.c.entity.in_(("customer", "order")),
+                CHANGES.c.entity.in_(("customer", "order", "organisation", "interaction")),
                 CHANGES.c.action == "updated",
                 CHANGES.c.id > last,
             )
@@ -655,14 +667,18 @@ def _restore(session: Session, recs: Records, job_id: int, items: Sequence[Any])
         before = item.before or {}
         columns = before.get("columns", {})
         entity = item.entity
-        table = ORDER.table if entity == "order" else CUSTOMER.table
+        table = {
+            "order": ORDER.table,
+            "organisation": ORGANISATION.table,
+            "interaction": INTERACTION.table,
+        }.get(entity, CUSTOMER.table)
         values = {c: _from_json(c, v) for c, v in columns.items()}
         conn.execute(
             update(table)
             .where(table.c.id == item.record_id)
             .values(**values, updated_at=now, version=table.c.version + 1)
         )
-        if entity == "order":
+        if entity != "customer":
             continue
         customer_ids.append(item.record_id)
         if before.get("tags_added"):

@@ -13,12 +13,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from rapport.activities.schemas import Direction, InteractionChannel, InteractionKind
 from rapport.customers.schemas import Stage, Tags, _CustomerFields
 from rapport.orders.schemas import OrderChannel, OrderStatus
 from rapport.schemas import Currency, Input, Money, Output
-from rapport.text import Code, Line, Name, ShortLine
+from rapport.text import Code, Line, LongText, Name, ShortLine
 
-ImportKind = Literal["customers", "orders"]
+ImportKind = Literal["customers", "orders", "organisations", "interactions"]
 ImportMode = Literal["create", "update", "upsert"]
 MatchKey = Literal["external_id", "email", "phone"]
 JobStatus = Literal["queued", "running", "cancelled", "failed", "done", "reverted"]
@@ -63,6 +64,48 @@ ORDER_FIELDS = (
     "unit_price",
     "discount_amount",
 )
+
+ORGANISATION_FIELDS = (
+    "name",
+    "name_latin",
+    "industry",
+    "size_band",
+    "website",
+    "region",
+    "city",
+    "lifecycle_stage",
+)
+INTERACTION_FIELDS = (
+    "customer_external_id",
+    "customer_email",
+    "customer_phone",
+    "kind",
+    "direction",
+    "channel",
+    "occurred_at",
+    "subject",
+    "body",
+)
+FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "customers": CUSTOMER_FIELDS,
+    "orders": ORDER_FIELDS,
+    "organisations": ORGANISATION_FIELDS,
+    "interactions": INTERACTION_FIELDS,
+}
+
+
+class InteractionImportRow(Input):
+    """One interaction: the API's interaction fields, its customer found by the match keys."""
+
+    customer_external_id: ExternalId | None = None
+    customer_email: str | None = None
+    customer_phone: str | None = None
+    kind: InteractionKind
+    direction: Direction = "internal"
+    channel: InteractionChannel | None = None
+    occurred_at: dt.datetime
+    subject: Line | None = None
+    body: LongText | None = None
 
 
 class AddressIn(Input):

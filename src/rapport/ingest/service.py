@@ -40,9 +40,9 @@ from rapport.ingest import repository as repo
 from rapport.ingest.mapping import explain_mapping, normalise_header
 from rapport.ingest.readers import Row
 from rapport.ingest.schemas import (
-    CUSTOMER_FIELDS,
-    ORDER_FIELDS,
+    FIELDS_BY_KIND,
     CustomerImportRow,
+    InteractionImportRow,
     OrderLineImportRow,
 )
 from rapport.models import CustomerSearchTerm, WebhookSubscription
@@ -50,6 +50,7 @@ from rapport.models.base import table_of, utcnow
 from rapport.orders import repository as order_repo
 from rapport.orders.schemas import OrderCreate, OrderLineIn
 from rapport.orders.service import price_lines
+from rapport.organisations.schemas import OrganisationCreate
 from rapport.security.crypto import blind_index
 from rapport.security.keyring import keyring_for
 from rapport.webhooks import service as webhooks
@@ -111,6 +112,39 @@ _ORDER_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 
+_ORG_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "name": (
+        "name",
+        "organisation",
+        "organization",
+        "company",
+        "公司",
+        "公司名称",
+        "单位",
+        "企业名称",
+        "名称",
+    ),
+    "name_latin": ("english name", "latin name", "英文名", "英文名称"),
+    "industry": ("industry", "行业", "所属行业"),
+    "size_band": ("size", "size band", "employees", "规模", "人数"),
+    "website": ("website", "web", "url", "网站", "官网"),
+    "region": ("region", "province", "省份", "省", "地区"),
+    "city": ("city", "城市", "市"),
+    "lifecycle_stage": ("stage", "lifecycle stage", "阶段"),
+}
+_INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "customer_external_id": ("customer id", "external id", "客户编号", "客户id", "客户号", "会员号"),
+    "customer_email": ("email", "邮箱", "电子邮件"),
+    "customer_phone": ("phone", "mobile", "手机", "手机号", "电话"),
+    "kind": ("kind", "type", "类型", "方式"),
+    "direction": ("direction", "方向"),
+    "channel": ("channel", "渠道"),
+    "occurred_at": ("date", "time", "occurred at", "日期", "时间", "跟进时间", "联系时间"),
+    "subject": ("subject", "title", "主题", "标题"),
+    "body": ("body", "content", "notes", "note", "内容", "记录", "备注"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Proposal:
     column: str
@@ -121,16 +155,20 @@ class Proposal:
 
 def propose(kind: str, headers: Sequence[str]) -> list[Proposal]:
     """A field (or None) for every header, with confidence and reason."""
-    if kind == "orders":
-        exact = {normalise_header(w): f for f, words in _ORDER_SYNONYMS.items() for w in words}
+    if kind != "customers":
+        synonyms = {
+            "orders": _ORDER_SYNONYMS,
+            "organisations": _ORG_SYNONYMS,
+            "interactions": _INTERACTION_SYNONYMS,
+        }
+        exact = {normalise_header(w): f for f, words in synonyms[kind].items() for w in words}
         taken: set[str] = set()
         out = []
         for h in headers:
             f = exact.get(normalise_header(h))
             if f is None or f in taken:
-                out.append(
-                    Proposal(h, None, 0.0, "no known order field" if f is None else f"{f} already used")
-                )
+                why = f"no known {kind[:-1]} field" if f is None else f"{f} already used"
+                out.append(Proposal(h, None, 0.0, why))
             else:
                 taken.add(f)
                 out.append(Proposal(h, f, 1.0, f"header is a synonym of {f}"))
@@ -155,7 +193,7 @@ def proposed_mapping(kind: str, headers: Sequence[str]) -> dict[str, str | None]
 
 def check_mapping(kind: str, mapping: dict[str, str | None]) -> dict[str, str | None]:
     """Refuse unknown fields and one-value fields mapped twice, naming the column."""
-    allowed = ORDER_FIELDS if kind == "orders" else CUSTOMER_FIELDS
+    allowed = FIELDS_BY_KIND[kind]
     multi = {"phone", "email", "tags"} if kind == "customers" else set()
     seen: dict[str, str] = {}
     errors: list[dict[str, Any]] = []
@@ -176,7 +214,12 @@ def check_mapping(kind: str, mapping: dict[str, str | None]) -> dict[str, str | 
         else:
             seen[target] = column
     if not errors:
-        needed = {"customers": ("display_name", "family_name"), "orders": ("order_number",)}[kind]
+        needed = {
+            "customers": ("display_name", "family_name"),
+            "orders": ("order_number",),
+            "organisations": ("name",),
+            "interactions": ("kind",),
+        }[kind]
         if not any(n in seen for n in needed):
             errors.append({"field": "mapping", "message": f"map a column to {needed[0]}"})
     if errors:
@@ -1320,3 +1363,181 @@ class OrderImporter:
         if not visible:
             return Rejection(0, None, "customer", "the customer is outside your record scope")
         return found
+
+
+# -- organisations and interactions: row by row through the data-access layer -----------------------
+
+INTERACTION_CUSTOMER_FIELDS = ("customer_external_id", "customer_email", "customer_phone")
+
+
+class RecordImporter:
+    """Organisations (matched by exact name) and interactions (customer found by the match keys).
+
+    These files are small next to customer files, so each row goes through ``Records`` (scope,
+    one audit event per record) rather than the bulk path. An interaction equal in customer,
+    time, kind and subject to a stored one is unchanged; interactions are never updated.
+    """
+
+    def __init__(
+        self,
+        recs: Records,
+        *,
+        job_id: int | None,
+        kind: str,
+        mapping: dict[str, str | None],
+        mode: str,
+        match_keys: Sequence[str],
+        day_first: bool = True,
+    ) -> None:
+        self.recs, self.job_id, self.kind, self.mode = recs, job_id, kind, mode
+        self.match_keys = list(match_keys)
+        self.columns: dict[str, str] = {t: c for c, t in mapping.items() if t}
+        self.day_first = day_first
+        self.region = get_settings().default_phone_region
+
+    def _data(self, row: Row) -> tuple[dict[str, Any], list[Rejection]]:
+        data: dict[str, Any] = {}
+        errors: list[Rejection] = []
+        for target, column in self.columns.items():
+            text = row.values.get(column, "").strip()
+            if not text:
+                continue
+            try:
+                if target == "occurred_at":
+                    data[target] = _instant(text, self.day_first)
+                elif target == "customer_phone":
+                    data[target] = fast_phone(text, self.region)
+                elif target == "customer_email":
+                    data[target] = fast_email(text)
+                elif target == "name":
+                    data[target] = norm.name(text)
+                else:
+                    data[target] = text
+            except norm.NormaliseError as exc:
+                errors.append(Rejection(row.line, column, target, exc.reason))
+        return data, errors
+
+    def _validate(self, row: Row, model: Any, data: dict[str, Any]) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            out = []
+            for e in exc.errors(include_url=False):
+                target = str(e["loc"][0]) if e["loc"] else ""
+                msg = "required" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
+                out.append(Rejection(row.line, self.columns.get(target), target, msg))
+            return out
+
+    def apply(self, rows: Sequence[Row], *, dry_run: bool = False) -> BatchResult:
+        result = BatchResult()
+        for row in rows:
+            data, errors = self._data(row)
+            if errors:
+                result.rejections.extend(errors)
+                continue
+            if self.kind == "organisations":
+                outcome = self._organisation(row, data, dry_run)
+            else:
+                outcome = self._interaction(row, data, dry_run)
+            if isinstance(outcome, Rejection):
+                result.rejections.append(outcome)
+            elif isinstance(outcome, list):
+                result.rejections.extend(outcome)
+            elif outcome == "created":
+                result.created += 1
+            elif outcome == "updated":
+                result.updated += 1
+            else:
+                result.unchanged += 1
+        return result
+
+    def _change(self, entity: str, action: str, record_id: int, before: Any, version: int) -> None:
+        if self.job_id is None:
+            return
+        change = {
+            "job_id": self.job_id,
+            "entity": entity,
+            "record_id": record_id,
+            "action": action,
+            "before": before,
+            "after_version": version,
+        }
+        repo.insert_many(self.recs.conn, repo.CHANGES, [change])
+
+    def _organisation(
+        self, row: Row, data: dict[str, Any], dry_run: bool
+    ) -> str | Rejection | list[Rejection]:
+        body = self._validate(row, OrganisationCreate, data)
+        if isinstance(body, list):
+            return body
+        values = body.model_dump(exclude_unset=True)
+        existing = repo.organisations_by_name(self.recs.conn, [body.name]).get(body.name)
+        if existing is None:
+            if self.mode == "update":
+                return Rejection(
+                    row.line, self.columns.get("name"), "name", "no organisation with this name (mode update)"
+                )
+            if not dry_run:
+                created = self.recs.create(ORGANISATION, {"attributes": {}, **values})
+                self._change("organisation", "created", created["id"], None, 1)
+            return "created"
+        t = ORGANISATION.table
+        cur = self.recs.conn.execute(select(t).where(t.c.id == existing)).mappings().one()
+        changes = {k: v for k, v in values.items() if k != "name" and cur[k] != v}
+        if not changes:
+            return "unchanged"
+        if self.mode == "create":
+            return Rejection(
+                row.line, None, None, f"organisation {existing} exists with other values (mode create)"
+            )
+        if not dry_run:
+            after = self.recs.update(ORGANISATION, existing, changes, cur["version"])
+            before = {"columns": {k: _jsonable(cur[k]) for k in changes}}
+            self._change("organisation", "updated", existing, before, after["version"])
+        return "updated"
+
+    def _interaction(
+        self, row: Row, data: dict[str, Any], dry_run: bool
+    ) -> str | Rejection | list[Rejection]:
+        body = self._validate(row, InteractionImportRow, data)
+        if isinstance(body, list):
+            return body
+        conn = self.recs.conn
+        cid: int | None = None
+        for key in self.match_keys:
+            ids: set[int] = set()
+            if key == "external_id" and body.customer_external_id:
+                ids = set(repo.live_customers_by_external_id(conn, [body.customer_external_id]).values())
+            elif key in ("email", "phone") and getattr(body, f"customer_{key}"):
+                digest = blind_index(key, getattr(body, f"customer_{key}"))
+                ids = repo.live_customers_by_contact(conn, key, [digest]).get(digest, set())
+            if len(ids) > 1:
+                column = self.columns.get(f"customer_{key}")
+                return Rejection(row.line, column, "customer", f"matches {len(ids)} customers by {key}")
+            if ids:
+                cid = next(iter(ids))
+                break
+        if cid is None:
+            column = next((self.columns[t] for t in INTERACTION_CUSTOMER_FIELDS if t in self.columns), None)
+            return Rejection(row.line, column, "customer", "no customer matches this row's customer columns")
+        c = CUSTOMER.table
+        if conn.execute(select(c.c.id).where(c.c.id == cid, self.recs.visible(CUSTOMER))).first() is None:
+            return Rejection(row.line, None, "customer", "the customer is outside your record scope")
+        i = INTERACTION.table
+        subject = i.c.subject.is_(None) if body.subject is None else i.c.subject == body.subject
+        same = conn.execute(
+            select(i.c.id).where(
+                i.c.customer_id == cid, i.c.occurred_at == body.occurred_at, i.c.kind == body.kind, subject
+            )
+        ).first()
+        if same is not None:
+            return "unchanged"
+        if self.mode == "update":
+            return Rejection(row.line, None, None, "interactions are only ever created (mode update)")
+        if not dry_run:
+            values = body.model_dump(exclude=set(INTERACTION_CUSTOMER_FIELDS))
+            created = self.recs.create(
+                INTERACTION, {**values, "customer_id": cid, "author_id": self.recs.principal.user_id}
+            )
+            self._change("interaction", "created", created["id"], None, 1)
+        return "created"
