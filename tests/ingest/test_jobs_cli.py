@@ -19,7 +19,9 @@ def test_cli_import_status_rejections_and_revert(tmp_path: Path, committed_db: D
     path = tmp_path / "客户.csv"
     path.write_bytes(CSV.encode("gbk"))
     mapping = tmp_path / "mapping.json"
-    mapping.write_text(json.dumps({"客户编号": "external_id", "姓名": "display_name", "手机": "phone"}))
+    proposed = runner.invoke(app, ["import", "mapping", str(path), "-o", str(mapping)])
+    assert proposed.exit_code == 0, proposed.output
+    assert json.loads(mapping.read_text()) == {"客户编号": "external_id", "姓名": "display_name", "手机": "phone"}
 
     preview = runner.invoke(app, ["import", "customers", str(path), "--dry-run", "--json", "--url", url])
     assert preview.exit_code == 0, preview.output

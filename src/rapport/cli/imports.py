@@ -266,6 +266,32 @@ def interactions(
     )
 
 
+@app.command("mapping")
+def propose_mapping(
+    file: Path = _FILE,
+    kind: str = typer.Option("customers", "--kind", help="customers | orders | organisations | interactions"),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Write the mapping here (default: stdout)"
+    ),
+) -> None:
+    """Propose a mapping from the file's headers; edit it and pass it back with --mapping."""
+    from rapport.ingest.service import propose
+
+    if kind not in ("customers", "orders", "organisations", "interactions"):
+        fail("--kind must be customers, orders, organisations or interactions", 2)
+    try:
+        proposals = propose(kind, jobs.headers_of(file))
+    except ReadError as exc:
+        fail(str(exc))
+    text = json.dumps({p.column: p.field for p in proposals}, ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+    for p in proposals:
+        typer.echo(f"  {p.column}: {p.field or '(ignored)'} - {p.reason} ({p.confidence:.2f})", err=True)
+
+
 @app.command()
 def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
     """Progress and counts of an import."""
