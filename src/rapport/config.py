@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, description="Failed logins before 429.")
     login_window_seconds: int = 900
     default_phone_region: str = Field(default="CN", description="Region for numbers typed without +.")
+    import_revert_days: int = Field(default=30, ge=0, description="How long an import can be reverted.")
     page_size_max: int = 200
     demo_password: str | None = None
     analytics_path: Path | None = Field(

@@ -52,6 +52,8 @@ PERSONAL_TABLES = (
     "webhook_delivery",
     "customer_merge",
     "customer_alias",
+    "import_change",
+    "customer_external_id",
 )
 
 

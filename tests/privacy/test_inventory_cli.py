@@ -48,6 +48,8 @@ def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
         "segment",
         "dedup_run",
         "dedup_cluster",
+        "import_job",
+        "import_rejection",
     ]
     assert record["not_personal"][3] == {
         "table": "product",

@@ -79,6 +79,9 @@ RESOURCES = (
     # Duplicate detection (rapport.dedup): the review queue of clusters; update = dismiss or merge
     # (a merge also needs the customer permissions rapport.merge checks).
     "dedup",
+    # Bulk imports (rapport.ingest): create = start one, update = cancel or revert it. Rows still
+    # need the customer/order permissions of the person importing them.
+    "import",
 )
 
 _R = frozenset({Action.read})
@@ -141,6 +144,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "segment": _FULL - {Action.assign, Action.export},
             # Clusters with at least one of the team's customers; members outside it stay hidden.
             "dedup": frozenset({Action.read, Action.update}),
+            "import": _RCU,
         },
     )
     lead |= _grants(Scope.all, {"product": _R, "custom_field": _R})
@@ -171,6 +175,7 @@ def _build() -> dict[Role, dict[str, Grant]]:
             "privacy_complaint": _RCU,
             "segment": _FULL - {Action.assign, Action.export},
             "dedup": frozenset({Action.read, Action.update}),
+            "import": _RCU,
         },
     )
     policy[Role.crm_specialist] = specialist

@@ -136,6 +136,16 @@ SEGMENT = ResourceSpec(
     sortable=("id", "created_at", "updated_at", "name"),
     path="segments",
 )
+# Import jobs are scoped by who started them (rapport.ingest.jobs.visible_jobs), not by owner_id.
+IMPORT = ResourceSpec(
+    "import",
+    _t(m.ImportJob),
+    "global",
+    _cols(_t(m.ImportJob), "file_path"),
+    sortable=("id", "created_at"),
+    path="imports",
+    hidden_always=frozenset({"file_path"}),
+)
 
 # The blind indexes of contact points, for record linkage only (no role holds this resource; the
 # duplicate scan's principal does, see policy.LINKAGE_FIELDS). Not in ALL_SPECS: it is a view of

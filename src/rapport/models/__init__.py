@@ -14,6 +14,7 @@ from rapport.models.customers import (
 )
 from rapport.models.merge import CustomerAlias, CustomerMerge
 from rapport.models.dedup import DedupCluster, DedupPair, DedupRun
+from rapport.models.ingest import CustomerExternalId, ImportChange, ImportJob, ImportRejection
 from rapport.models.privacy import (
     ConsentEvent,
     ConsentState,
@@ -50,6 +51,7 @@ __all__ = [
     "Customer",
     "CustomerAlias",
     "CustomerMerge",
+    "CustomerExternalId",
     "CustomerScore",
     "CustomerSearchTerm",
     "CustomerTag",
@@ -59,6 +61,9 @@ __all__ = [
     "DedupRun",
     "EncryptionKey",
     "IdempotencyRecord",
+    "ImportChange",
+    "ImportJob",
+    "ImportRejection",
     "Interaction",
     "OidcIdentity",
     "Order",

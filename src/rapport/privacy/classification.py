@@ -329,6 +329,15 @@ TABLES: Mapping[str, TableDecl] = {
         _CUSTOMER,
         Retention.derived,
     ),
+    "import_change": TableDecl(
+        True,
+        "what each import created or updated, with the previous values of updated records (revert)",
+        _CUSTOMER,
+        Retention.derived,
+    ),
+    "customer_external_id": TableDecl(
+        True, "a person's ids in the systems their data was imported from", _CUSTOMER, Retention.relationship
+    ),
     "role_mfa_requirement": TableDecl(False, "which roles must use a second factor; about roles, not people"),
     "webhook_subscription": TableDecl(
         False, "receiver URLs and signing secrets configured by an administrator; no person's data"
@@ -361,6 +370,13 @@ TABLES: Mapping[str, TableDecl] = {
         False,
         "review-queue entries (status, size, best probability); the customer ids live in dedup_pair, "
         "the decider is a staff id",
+    ),
+    "import_job": TableDecl(
+        False,
+        "import settings, counts and checkpoint; the staff id who started it is a reference as on segment",
+    ),
+    "import_rejection": TableDecl(
+        False, "line, column and reason of refused import rows; never the cell's value"
     ),
 }
 

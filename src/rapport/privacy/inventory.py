@@ -58,6 +58,8 @@ _OTHER_EXPOSURE: Mapping[str, str] = {
     "customer_merge": "GET /merges/{id} to whoever may read the survivor: ids, rules, counts and the "
     "reason; the sealed before- and after-images never leave the database",
     "customer_alias": "never returned; a read of a merged id redirects (307) to the survivor",
+    "import_change": "never returned; read only to revert an import within its window, then pruned",
+    "customer_external_id": "never returned; matches imported rows to the customer they describe",
 }
 
 

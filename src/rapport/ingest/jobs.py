@@ -1,0 +1,737 @@
+"""Import jobs: create, run in committed batches with a checkpoint, cancel, resume, revert.
+
+Why this module commits (services normally only flush): a job owns its transactions. Each batch
+is one write unit holding the batch's rows, its rejections, its before-images, its audit events
+and the job's checkpoint (the last source line done) and counts. A process killed at any moment
+(``kill -9``) therefore leaves whole batches only, and the checkpoint says exactly which: the
+next run (``rapport import resume JOB``, or the API's job runner) reads the file again, skips
+every line up to the checkpoint and continues.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, insert, or_, select, true, update
+from sqlalchemy.orm import Session
+
+from rapport.access.policy import Action, Role, Scope
+from rapport.access.principal import SYSTEM, Principal
+from rapport.access.records import Records
+from rapport.access.specs import CONTACT_POINT, CUSTOMER, IMPORT, INTERACTION, ORDER, ORGANISATION, TASK
+from rapport.config import get_settings
+from rapport.db import Database
+from rapport.errors import Conflict, Forbidden, InvalidInput, NotFound
+from rapport.ingest import repository as repo
+from rapport.ingest.readers import ReadError, Row, read_rows
+from rapport.ingest.service import (
+    CUSTOMER_COLUMNS,
+    BatchResult,
+    CustomerImporter,
+    Matcher,
+    OrderImporter,
+    RecordImporter,
+    check_mapping,
+    proposed_mapping,
+)
+from rapport.models import CustomerSearchTerm, User
+from rapport.models.base import table_of, utcnow
+from rapport.pagination import CursorCodec
+from rapport.privacy import erasure
+
+JOBS, CHANGES, REJECTIONS = repo.JOBS, repo.CHANGES, repo.REJECTIONS
+TERMS = table_of(CustomerSearchTerm)
+TERMINAL = frozenset({"cancelled", "done", "reverted"})
+Progress = Callable[[dict[str, Any]], None]
+_CODEC = CursorCodec(secrets.token_hex(16))  # jobs never paginate; Records wants a codec
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def headers_of(path: Path) -> list[str]:
+    """The column names of a file: the keys of its first row."""
+    for row in read_rows(path):
+        return list(row.values)
+    return []
+
+
+def revert_days() -> int:
+    return get_settings().import_revert_days
+
+
+# -- visibility ---------------------------------------------------------------------------------------
+
+
+def _visible(principal: Principal) -> Any:
+    grant = principal.grant(IMPORT.name)
+    if principal.kind == "system" or grant.scope is Scope.all:
+        return true()
+    mine = JOBS.c.created_by == principal.user_id
+    if grant.scope is Scope.team and principal.team_id is not None:
+        return or_(mine, JOBS.c.team_id == principal.team_id)
+    return mine
+
+
+def get_job(
+    session: Session, principal: Principal, job_id: int, action: Action = Action.read
+) -> dict[str, Any]:
+    if not principal.can(IMPORT.name, Action.read):
+        raise Forbidden("your role may not use imports")
+    row = session.execute(select(JOBS).where(JOBS.c.id == job_id, _visible(principal))).mappings().first()
+    if row is None:
+        raise NotFound(f"import {job_id} not found")
+    if not principal.can(IMPORT.name, action):
+        raise Forbidden(f"your role may not {action.value} imports")
+    return dict(row)
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in job.items() if k != "file_path"}
+    end = job.get("finished_at")
+    out["revertible_until"] = (
+        end + dt.timedelta(days=revert_days()) if end and job["status"] != "reverted" else None
+    )
+    return out
+
+
+def summary(job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": job["id"],
+        "status": job["status"],
+        "rows": job["rows_done"],
+        "created": job["created_count"],
+        "updated": job["updated_count"],
+        "unchanged": job["unchanged_count"],
+        "rejected": job["rejected_count"],
+        "checkpoint_line": job["checkpoint_line"],
+    }
+
+
+def principal_of(session: Session, job: dict[str, Any]) -> Principal:
+    """Who the job acts as: its creator with their current role and team (or the system)."""
+    if job["actor_kind"] == "system" or job["created_by"] is None:
+        return SYSTEM
+    u = session.execute(
+        select(User.username, User.role, User.team_id, User.is_active).where(User.id == job["created_by"])
+    ).one()
+    if not u.is_active:
+        raise Forbidden("the user who started this import is disabled")
+    return Principal(user_id=job["created_by"], username=u.username, role=Role(u.role), team_id=u.team_id)
+
+
+# -- create ------------------------------------------------------------------------------------------
+
+
+def create_job(
+    session: Session,
+    principal: Principal,
+    path: Path,
+    *,
+    kind: str,
+    mode: str,
+    match_keys: list[str],
+    mapping: dict[str, str | None] | None,
+    batch_size: int = 5000,
+    file_name: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if not principal.can(IMPORT.name, Action.create):
+        raise Forbidden("your role may not start imports")
+    if kind not in ("customers", "orders", "organisations", "interactions"):
+        raise InvalidInput(f"kind: unknown import kind {kind!r}")
+    headers = headers_of(path)
+    if mapping is None:
+        mapping = proposed_mapping(kind, headers)
+    else:
+        unknown = [c for c in mapping if c not in headers]
+        if unknown:
+            raise InvalidInput(
+                f"mapping: column {unknown[0]!r} is not in the file",
+                errors=[
+                    {
+                        "loc": ["body", "mapping", c],
+                        "field": f"mapping.{c}",
+                        "message": "not a column of the file",
+                        "type": "mapping",
+                    }
+                    for c in unknown
+                ],
+            )
+    check_mapping(kind, mapping)
+    now = utcnow()
+    values = {
+        "kind": kind,
+        "status": "queued",
+        "mode": mode,
+        "match_keys": match_keys,
+        "mapping": mapping,
+        "options": options or {},
+        "file_name": (file_name or path.name)[:300],
+        "file_path": str(path.resolve()),
+        "file_digest": file_digest(path),
+        "file_size": path.stat().st_size,
+        "batch_size": batch_size,
+        "checkpoint_line": 0,
+        "batches_done": 0,
+        "rows_done": 0,
+        "created_count": 0,
+        "updated_count": 0,
+        "unchanged_count": 0,
+        "rejected_count": 0,
+        "created_by": principal.user_id,
+        "team_id": principal.team_id,
+        "actor_kind": principal.kind,
+        "cancel_requested": False,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    job_id = session.execute(insert(JOBS).values(**values).returning(JOBS.c.id)).scalar_one()
+    Records(session, principal, _CODEC).audit(
+        "create", "import", job_id, details={"kind": kind, "mode": mode}
+    )
+    return get_job(session, principal, job_id)
+
+
+# -- run ---------------------------------------------------------------------------------------------
+
+
+def importer_for(
+    recs: Records, job: dict[str, Any], matcher: Matcher | None = None
+) -> CustomerImporter | OrderImporter | RecordImporter:
+    options = job.get("options") or {}
+    day_first = bool(options.get("day_first", True))
+    if job["kind"] in ("organisations", "interactions"):
+        return RecordImporter(
+            recs,
+            job_id=job["id"],
+            kind=job["kind"],
+            mapping=job["mapping"],
+            mode=job["mode"],
+            match_keys=job["match_keys"],
+            day_first=day_first,
+        )
+    if job["kind"] == "orders":
+        return OrderImporter(
+            recs,
+            job_id=job["id"],
+            mapping=job["mapping"],
+            mode=job["mode"],
+            match_keys=job["match_keys"],
+            day_first=day_first,
+        )
+    return CustomerImporter(
+        recs,
+        job_id=job["id"],
+        mapping=job["mapping"],
+        mode=job["mode"],
+        match_keys=job["match_keys"],
+        day_first=day_first,
+        matcher=matcher,
+    )
+
+
+def batches(rows: Iterator[Row], size: int, key: Callable[[Row], str] | None = None) -> Iterator[list[Row]]:
+    """Rows in lists of ``size``; with ``key``, a batch never splits rows sharing a key (an order)."""
+    batch: list[Row] = []
+    for row in rows:
+        if len(batch) >= size and (key is None or key(row) != key(batch[-1])):
+            yield batch
+            batch = []
+        batch.append(row)
+    if batch:
+        yield batch
+
+
+def _set(session: Session, job_id: int, **values: Any) -> None:
+    session.execute(update(JOBS).where(JOBS.c.id == job_id).values(updated_at=utcnow(), **values))
+
+
+def run_job(
+    database: Database,
+    job_id: int,
+    *,
+    matcher: Matcher | None = None,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> dict[str, Any]:
+    """Process the job from its checkpoint to the end (or until cancelled); returns its summary."""
+    with database.unit(write=True) as session:
+        job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
+        if job["status"] in TERMINAL:
+            return summary(job)
+        path = Path(job["file_path"])
+        if not path.is_file() or file_digest(path) != job["file_digest"]:
+            _set(
+                session,
+                job_id,
+                status="failed",
+                error="the import file is missing or changed since the job started",
+            )
+            job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
+            return summary(job)
+        principal = principal_of(session, job)
+        _set(
+            session,
+            job_id,
+            status="running",
+            error=None,
+            started_at=job["started_at"] or utcnow(),
+            finished_at=None,
+        )
+    done_batches = 0
+    try:
+        rows = (r for r in read_rows(path) if r.line > job["checkpoint_line"])
+        key = None
+        if job["kind"] == "orders":
+            column = next((c for c, t in job["mapping"].items() if t == "order_number"), None)
+            key = (lambda r: r.values.get(column, "").strip()) if column else None
+        for batch in batches(rows, job["batch_size"], key):
+            with database.unit(write=True) as session:
+                state = session.execute(
+                    select(JOBS.c.cancel_requested, JOBS.c.status).where(JOBS.c.id == job_id)
+                ).one()
+                if state.cancel_requested or state.status != "running":
+                    if state.status == "running":
+                        _set(session, job_id, status="cancelled", finished_at=utcnow())
+                    break
+                recs = Records(session, principal, _CODEC)
+                with _big_page_cache(session):
+                    result = importer_for(recs, job, matcher).apply(batch)
+                    _record_batch(session, job_id, batch, result)
+            done_batches += 1
+            if progress is not None:
+                progress(status(database, job_id))
+            if max_batches is not None and done_batches >= max_batches:
+                return status(database, job_id)
+        else:
+            with database.unit(write=True) as session:
+                current = session.execute(
+                    select(JOBS.c.status, JOBS.c.cancel_requested).where(JOBS.c.id == job_id)
+                ).one()
+                if current.status == "running":
+                    final = "cancelled" if current.cancel_requested else "done"
+                    _set(session, job_id, status=final, finished_at=utcnow())
+    except ReadError as exc:
+        with database.unit(write=True) as session:
+            _set(
+                session,
+                job_id,
+                status="failed",
+                error=str(exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"),
+                finished_at=utcnow(),
+            )
+    except Exception as exc:
+        with database.unit(write=True) as session:
+            _set(
+                session,
+                job_id,
+                status="failed",
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+                finished_at=utcnow(),
+            )
+        raise
+    return status(database, job_id)
+
+
+@contextmanager
+def _big_page_cache(session: Session) -> Iterator[None]:
+    """SQLite: a 128 MiB page cache while a batch writes (random index keys thrash the default
+    2 MiB one as the tables grow), then the connection's own size again (it goes back to a pool)."""
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql("PRAGMA cache_size=-131072")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before or -2000)}")
+
+
+def _record_batch(session: Session, job_id: int, batch: list[Row], result: BatchResult) -> None:
+    repo.insert_many(
+        session.connection(),
+        REJECTIONS,
+        [
+            {"job_id": job_id, "line": r.line, "column": r.column, "field": r.field, "reason": r.reason[:500]}
+            for r in result.rejections
+        ],
+    )
+    session.execute(
+        update(JOBS)
+        .where(JOBS.c.id == job_id)
+        .values(
+            checkpoint_line=batch[-1].line,
+            batches_done=JOBS.c.batches_done + 1,
+            rows_done=JOBS.c.rows_done + len(batch),
+            created_count=JOBS.c.created_count + result.created,
+            updated_count=JOBS.c.updated_count + result.updated,
+            unchanged_count=JOBS.c.unchanged_count + result.unchanged,
+            rejected_count=JOBS.c.rejected_count + result.rejected_rows,
+            updated_at=utcnow(),
+        )
+    )
+
+
+def status(database: Database, job_id: int) -> dict[str, Any]:
+    with database.unit(write=False) as session:
+        return summary(dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one()))
+
+
+def preview(
+    session: Session,
+    principal: Principal,
+    path: Path,
+    *,
+    kind: str,
+    mode: str,
+    match_keys: list[str],
+    mapping: dict[str, str | None] | None,
+    limit: int = 20,
+    day_first: bool = True,
+) -> dict[str, Any]:
+    """The first ``limit`` rows after normalisation and what the import would do with each."""
+    if mapping is None:
+        mapping = proposed_mapping(kind, headers_of(path))
+    check_mapping(kind, mapping)
+    rows: list[Row] = []
+    for row in read_rows(path):
+        rows.append(row)
+        if len(rows) >= limit:
+            break
+    recs = Records(session, principal, _CODEC)
+    fake = {
+        "id": None,
+        "kind": kind,
+        "mapping": mapping,
+        "mode": mode,
+        "match_keys": match_keys,
+        "options": {"day_first": day_first},
+    }
+    importer = importer_for(recs, fake)
+    result = importer.apply(rows, dry_run=True)
+    if kind != "customers":
+        return {
+            "kind": kind,
+            "mapping": mapping,
+            "rows": [],
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejections": [
+                r.__dict__
+                if hasattr(r, "__dict__")
+                else {"line": r.line, "column": r.column, "field": r.field, "reason": r.reason}
+                for r in result.rejections
+            ],
+        }
+    return {"kind": kind, "mapping": mapping, "rows": result.preview}
+
+
+# -- cancel ------------------------------------------------------------------------------------------
+
+
+def cancel_job(session: Session, principal: Principal, job_id: int) -> dict[str, Any]:
+    job = get_job(session, principal, job_id, Action.update)
+    if job["status"] == "queued":
+        _set(session, job_id, status="cancelled", cancel_requested=True, finished_at=utcnow())
+    elif job["status"] == "running":
+        _set(session, job_id, cancel_requested=True)
+    else:
+        raise Conflict(f"import {job_id} is {job['status']}; only queued or running imports can be cancelled")
+    Records(session, principal, _CODEC).audit("cancel", "import", job_id)
+    return get_job(session, principal, job_id)
+
+
+# -- rejections --------------------------------------------------------------------------------------
+
+
+def rejections_csv(session: Session, principal: Principal, job_id: int) -> Iterator[str]:
+    get_job(session, principal, job_id)
+    yield "\ufeffline,column,field,reason\r\n"
+    rows = session.execute(
+        select(REJECTIONS.c.line, REJECTIONS.c.column, REJECTIONS.c.field, REJECTIONS.c.reason)
+        .where(REJECTIONS.c.job_id == job_id)
+        .order_by(REJECTIONS.c.line, REJECTIONS.c.id)
+    )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for r in rows:
+        writer.writerow([r.line, _safe(r.column), r.field or "", _safe(r.reason)])
+        if buffer.tell() > 1 << 16:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _safe(text: str | None) -> str:
+    """Spreadsheet-safe: a header a user typed must not run as a formula when the report opens."""
+    text = text or ""
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
+
+
+def rejection_list(session: Session, job_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(REJECTIONS.c.line, REJECTIONS.c.column, REJECTIONS.c.field, REJECTIONS.c.reason)
+        .where(REJECTIONS.c.job_id == job_id)
+        .order_by(REJECTIONS.c.line, REJECTIONS.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+# -- revert ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    entity: str
+    record_id: int
+    reason: str
+
+
+def _conflicts(session: Session, job_id: int, limit: int = 100) -> list[Changed]:
+    """Records the job wrote that changed since (or gained orders, interactions or tasks)."""
+    out: list[Changed] = []
+    for entity, table in (
+        ("customer", CUSTOMER.table),
+        ("organisation", ORGANISATION.table),
+        ("order", ORDER.table),
+        ("interaction", INTERACTION.table),
+    ):
+        ch = CHANGES
+        stmt = (
+            select(ch.c.record_id, table.c.version)
+            .select_from(ch.outerjoin(table, table.c.id == ch.c.record_id))
+            .where(
+                ch.c.job_id == job_id,
+                ch.c.entity == entity,
+                or_(table.c.id.is_(None), table.c.version != ch.c.after_version),
+            )
+            .limit(limit)
+        )
+        for rid, version in session.execute(stmt):
+            out.append(
+                Changed(
+                    entity,
+                    int(rid),
+                    "deleted since the import" if version is None else "changed since the import",
+                )
+            )
+    created = select(CHANGES.c.record_id).where(
+        CHANGES.c.job_id == job_id, CHANGES.c.entity == "customer", CHANGES.c.action == "created"
+    )
+    ours = select(CHANGES.c.record_id).where(CHANGES.c.job_id == job_id, CHANGES.c.entity == "interaction")
+    for name, table, own in (
+        ("order", ORDER.table, None),
+        ("interaction", INTERACTION.table, ours),
+        ("task", TASK.table, None),
+    ):
+        conds = [table.c.customer_id.in_(created)]
+        if own is not None:
+            conds.append(table.c.id.not_in(own))
+        if name == "order":
+            conds.append(
+                table.c.id.not_in(
+                    select(CHANGES.c.record_id).where(CHANGES.c.job_id == job_id, CHANGES.c.entity == "order")
+                )
+            )
+        for (cid,) in session.execute(select(table.c.customer_id).where(*conds).distinct().limit(limit)):
+            out.append(Changed("customer", int(cid), f"has {name}s added since the import"))
+    return out[:limit]
+
+
+def revert_job(
+    session: Session, principal: Principal, job_id: int, *, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Undo a whole import in the caller's unit: created records removed, updated ones restored.
+
+    Created customers, organisations and orders are deleted outright (not soft-deleted: they
+    should never have been in Rapport, and a soft-deleted copy would keep the personal data);
+    each delete and restore is audited per chunk of ids. Refused (409) after the window or when
+    any record the job wrote changed since; the problem lists them.
+    """
+    job = get_job(session, principal, job_id, Action.update)
+    now = now or utcnow()
+    if job["status"] == "reverted":
+        raise Conflict(f"import {job_id} is already reverted")
+    if job["status"] in ("queued", "running"):
+        raise Conflict(f"import {job_id} is {job['status']}; cancel it and wait for it to stop first")
+    end = job["finished_at"] or job["updated_at"]
+    if now > end + dt.timedelta(days=revert_days()):
+        raise Conflict(
+            f"import {job_id} finished more than {revert_days()} days ago; it can no longer be reverted"
+        )
+    recs = Records(session, principal, _CODEC)
+    kinds = {
+        r[0] for r in session.execute(select(CHANGES.c.entity).where(CHANGES.c.job_id == job_id).distinct())
+    }
+    if kinds & {"customer", "organisation"}:
+        recs.require(CUSTOMER, Action.delete)
+        recs.require(CUSTOMER, Action.update)
+    if "order" in kinds:
+        recs.require(ORDER, Action.update)
+    conflicts = _conflicts(session, job_id)
+    if conflicts:
+        raise Conflict(
+            f"{len(conflicts)}{'+' if len(conflicts) >= 100 else ''} records this import wrote "
+            "changed since; "
+            "nothing was reverted",
+            errors=[
+                {"entity": c.entity, "record_id": c.record_id, "reason": c.reason, "type": "changed"}
+                for c in conflicts
+            ],
+        )
+    conn = session.connection()
+    counts = {"deleted": 0, "restored": 0}
+    # Updated customers: previous values back, rows the import added to them removed.
+    last = 0
+    while True:
+        items = session.execute(
+            select(
+                CHANGES.c.id, CHANGES.c.entity, CHANGES.c.record_id, CHANGES.c.before, CHANGES.c.after_version
+            )
+            .where(
+                CHANGES.c.job_id == job_id,
+                CHANGES.c.entity.in_(("customer", "order", "organisation", "interaction")),
+                CHANGES.c.action == "updated",
+                CHANGES.c.id > last,
+            )
+            .order_by(CHANGES.c.id)
+            .limit(1000)
+        ).all()
+        if not items:
+            break
+        last = items[-1].id
+        _restore(session, recs, job_id, items)
+        counts["restored"] += len(items)
+    for entity, table in (
+        ("order", ORDER.table),
+        ("interaction", INTERACTION.table),
+        ("customer", CUSTOMER.table),
+        ("organisation", ORGANISATION.table),
+    ):
+        ids = [
+            int(r[0])
+            for r in session.execute(
+                select(CHANGES.c.record_id)
+                .where(CHANGES.c.job_id == job_id, CHANGES.c.entity == entity, CHANGES.c.action == "created")
+                .order_by(CHANGES.c.record_id)
+            )
+        ]
+        if entity == "customer":
+            # The notes an import wrote on its customers go with them.
+            for part in repo.chunks(ids):
+                conn.execute(delete(INTERACTION.table).where(INTERACTION.table.c.customer_id.in_(part)))
+        for part in repo.chunks(ids):
+            if entity == "organisation":
+                conn.execute(
+                    delete(table).where(
+                        table.c.id.in_(part), ~exists().where(CUSTOMER.table.c.organisation_id == table.c.id)
+                    )
+                )
+            else:
+                conn.execute(delete(table).where(table.c.id.in_(part)))
+            if entity in ("customer", "order", "organisation"):
+                recs.audit("import_revert_delete", entity, None, details={"job": job_id, "ids": list(part)})
+        counts["deleted"] += len(ids)
+    _set(session, job_id, status="reverted", reverted_at=now)
+    recs.audit("revert", "import", job_id, details=counts)
+    return get_job(session, principal, job_id)
+
+
+def _restore(session: Session, recs: Records, job_id: int, items: Sequence[Any]) -> None:
+    from rapport.demo.chunks import search_terms
+
+    conn = session.connection()
+    now = utcnow()
+    customer_ids = []
+    for item in items:
+        before = item.before or {}
+        columns = before.get("columns", {})
+        entity = item.entity
+        table = {
+            "order": ORDER.table,
+            "organisation": ORGANISATION.table,
+            "interaction": INTERACTION.table,
+        }.get(entity, CUSTOMER.table)
+        values = {c: _from_json(c, v) for c, v in columns.items()}
+        conn.execute(
+            update(table)
+            .where(table.c.id == item.record_id)
+            .values(**values, updated_at=now, version=table.c.version + 1)
+        )
+        if entity != "customer":
+            continue
+        customer_ids.append(item.record_id)
+        if before.get("tags_added"):
+            conn.execute(
+                delete(repo.TAGS).where(
+                    repo.TAGS.c.customer_id == item.record_id, repo.TAGS.c.tag.in_(before["tags_added"])
+                )
+            )
+        if before.get("external_ids_added"):
+            conn.execute(
+                delete(repo.EXTERNAL).where(repo.EXTERNAL.c.external_id.in_(before["external_ids_added"]))
+            )
+        if before.get("contacts_added"):
+            cp = CONTACT_POINT.table
+            conn.execute(delete(cp).where(cp.c.id.in_(before["contacts_added"])))
+        if set(columns) & {"display_name", "family_name", "given_name", "name_latin"}:
+            names = conn.execute(
+                select(
+                    CUSTOMER.table.c.display_name,
+                    CUSTOMER.table.c.family_name,
+                    CUSTOMER.table.c.given_name,
+                    CUSTOMER.table.c.name_latin,
+                ).where(CUSTOMER.table.c.id == item.record_id)
+            ).one()
+            conn.execute(delete(TERMS).where(TERMS.c.customer_id == item.record_id))
+            repo.insert_many(
+                conn, TERMS, [{"term": t, "customer_id": item.record_id} for t in search_terms(*names)]
+            )
+    if customer_ids:
+        recs.audit("import_revert_update", "customer", None, details={"job": job_id, "ids": customer_ids})
+
+
+def _from_json(column: str, value: Any) -> Any:
+    if column == "birth_date" and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def purge_expired(session: Session, now: dt.datetime | None = None) -> int:
+    """Forget the before-images of imports past the revert window (they can no longer be used)."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=revert_days())
+    old = select(JOBS.c.id).where(and_(JOBS.c.finished_at.is_not(None), JOBS.c.finished_at < cutoff))
+    return int(session.execute(delete(CHANGES).where(CHANGES.c.job_id.in_(old))).rowcount)  # type: ignore[attr-defined]
+
+
+def _forget_customer(session: Session, customer_id: int) -> str:
+    """Erasure hook: the person's before-images and external ids go with them."""
+    session.execute(delete(CHANGES).where(CHANGES.c.entity == "customer", CHANGES.c.record_id == customer_id))
+    session.execute(delete(repo.EXTERNAL).where(repo.EXTERNAL.c.customer_id == customer_id))
+    return "import before-images and external ids deleted"
+
+
+if _forget_customer not in erasure.ERASURE_HOOKS:
+    erasure.ERASURE_HOOKS.append(_forget_customer)
+
+__all__ = ["CUSTOMER_COLUMNS", "Changed", "cancel_job", "create_job", "revert_job", "run_job"]

@@ -1,0 +1,223 @@
+"""Bulk reads and writes of the import pipeline: id blocks, key lookups, executemany inserts.
+
+Everything here works on whole batches (one statement per table per batch), never per row: a
+million-row import is a few hundred statements per table, not millions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    DateTime,
+    Numeric,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+
+from rapport.access.specs import CONTACT_POINT, CUSTOMER, ORGANISATION
+from rapport.models import CustomerExternalId, CustomerTag, ImportChange, ImportJob, ImportRejection
+from rapport.models.base import table_of
+
+EXTERNAL = table_of(CustomerExternalId)
+TAGS = table_of(CustomerTag)
+CHANGES = table_of(ImportChange)
+JOBS = table_of(ImportJob)
+REJECTIONS = table_of(ImportRejection)
+_IN_CHUNK = 900  # stays below SQLite's default limit of bound parameters
+
+
+def chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """``n`` ids reserved for new rows of ``table`` (ciphertexts are bound to their row's id).
+
+    PostgreSQL: drawn from the serial sequence, so concurrent writers never get one of them.
+    SQLite: max + 1 onwards, safe under the write unit's single-writer lock.
+    """
+    if n <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n},
+        )
+        return [int(r[0]) for r in rows]
+    first = int(conn.execute(select(func.coalesce(func.max(table.c.id), 0) + 1)).scalar_one())
+    return list(range(first, first + n))
+
+
+def _sqlite_value(value: Any) -> Any:
+    """What SQLAlchemy would bind on SQLite, without its per-value processors (the hot path)."""
+    if isinstance(value, dt.datetime):
+        # SQLAlchemy's SQLite DATETIME storage format, in UTC (as UTCDateTime stores it).
+        return value.astimezone(dt.UTC).isoformat(" ", "microseconds")[:26]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _needs_conversion(column: Any) -> bool:
+    return isinstance(column.type, DateTime | Date | JSON | Numeric) or isinstance(
+        getattr(column.type, "impl", None), DateTime
+    )
+
+
+def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One executemany for all rows (each with the same keys): driver level on SQLite."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" * len(columns))
+    # Table and column names come from the models, never from input.
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
+    getter = itemgetter(*columns)
+    convert = [i for i, c in enumerate(columns) if _needs_conversion(table.c[c])]
+    if len(columns) == 1:
+        params: list[Any] = [(getter(r),) for r in rows]
+    else:
+        params = [getter(r) for r in rows]
+    if convert:
+        out = []
+        for values in params:
+            values = list(values)
+            for i in convert:
+                if values[i] is not None:
+                    values[i] = _sqlite_value(values[i])
+            out.append(tuple(values))
+        params = out
+    conn.exec_driver_sql(sql, params)
+
+
+def live_customers_by_external_id(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    c = CUSTOMER.table
+    out: dict[str, int] = {}
+    for part in chunks(sorted(set(ids))):
+        stmt = (
+            select(EXTERNAL.c.external_id, EXTERNAL.c.customer_id)
+            .join(c, c.c.id == EXTERNAL.c.customer_id)
+            .where(EXTERNAL.c.external_id.in_(part), c.c.deleted_at.is_(None))
+        )
+        out.update({r[0]: int(r[1]) for r in conn.execute(stmt)})
+    return out
+
+
+def live_customers_by_contact(conn: Connection, kind: str, digests: Sequence[str]) -> dict[str, set[int]]:
+    """Blind-index digest -> ids of live customers holding that contact value."""
+    cp, c = CONTACT_POINT.table, CUSTOMER.table
+    out: dict[str, set[int]] = defaultdict(set)
+    for part in chunks(sorted(set(digests))):
+        stmt = (
+            select(cp.c.value_bidx, cp.c.customer_id)
+            .join(c, c.c.id == cp.c.customer_id)
+            .where(cp.c.kind == kind, cp.c.value_bidx.in_(part), c.c.deleted_at.is_(None))
+        )
+        for digest, cid in conn.execute(stmt):
+            out[digest].add(int(cid))
+    return out
+
+
+def customers_touched_by_job(conn: Connection, job_id: int, ids: Sequence[int]) -> set[int]:
+    out: set[int] = set()
+    for part in chunks(sorted(set(ids))):
+        stmt = select(CHANGES.c.record_id).where(
+            CHANGES.c.job_id == job_id, CHANGES.c.entity == "customer", CHANGES.c.record_id.in_(part)
+        )
+        out.update(int(r[0]) for r in conn.execute(stmt))
+    return out
+
+
+def rows_by_id(
+    conn: Connection, table: Table, columns: Sequence[str], ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for part in chunks(sorted(set(ids))):
+        stmt = select(table.c.id, *(table.c[c] for c in columns)).where(table.c.id.in_(part))
+        out.update({int(r["id"]): dict(r) for r in conn.execute(stmt).mappings()})
+    return out
+
+
+def tags_of(conn: Connection, ids: Sequence[int]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for part in chunks(sorted(set(ids))):
+        for cid, tag in conn.execute(
+            select(TAGS.c.customer_id, TAGS.c.tag).where(TAGS.c.customer_id.in_(part))
+        ):
+            out[int(cid)].add(tag)
+    return out
+
+
+def contact_digests_of(conn: Connection, ids: Sequence[int]) -> dict[int, set[tuple[str, str]]]:
+    """(kind, blind index) of every contact point of these customers; kinds with a primary."""
+    cp = CONTACT_POINT.table
+    out: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for part in chunks(sorted(set(ids))):
+        stmt = select(cp.c.customer_id, cp.c.kind, cp.c.value_bidx, cp.c.is_primary).where(
+            cp.c.customer_id.in_(part)
+        )
+        for cid, kind, digest, primary in conn.execute(stmt):
+            out[int(cid)].add((kind, digest or ""))
+            if primary:
+                out[int(cid)].add((kind, "*primary*"))
+    return out
+
+
+def external_ids_of(conn: Connection, ids: Sequence[int]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for part in chunks(sorted(set(ids))):
+        stmt = select(EXTERNAL.c.customer_id, EXTERNAL.c.external_id).where(EXTERNAL.c.customer_id.in_(part))
+        for cid, ext in conn.execute(stmt):
+            out[int(cid)].add(ext)
+    return out
+
+
+def organisations_by_name(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    """Live organisations by exact name; the oldest wins when two share a name."""
+    o = ORGANISATION.table
+    out: dict[str, int] = {}
+    for part in chunks(sorted(set(names))):
+        stmt = (
+            select(o.c.name, func.min(o.c.id))
+            .where(o.c.name.in_(part), o.c.deleted_at.is_(None))
+            .group_by(o.c.name)
+        )
+        out.update({r[0]: int(r[1]) for r in conn.execute(stmt)})
+    return out
+
+
+def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], columns: Sequence[str]) -> int:
+    """executemany UPDATE of ``columns`` by id, guarded by the version each row was read at."""
+    if not rows:
+        return 0
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+    result = conn.execute(stmt, rows)
+    return int(result.rowcount)

@@ -1,0 +1,1543 @@
+"""The import pipeline for one batch of rows: normalise, validate, match, plan, write.
+
+A batch is planned completely before anything is written: every row ends up created, updated,
+unchanged or rejected (with line, column and reason), then each table gets one bulk statement.
+Writes follow the data-access layer's rules without going through it row by row: the caller's
+grants are checked once per batch, created records get the caller as owner and team (as
+``Records.create`` does), contact values are sealed with ``seal`` of the unit's keyring and
+indexed with ``blind_index``, search terms are exactly what the customer service indexes
+(``rapport.demo.chunks.search_terms``, the same ``terms_for``), and every batch queues one audit
+event per action listing the record ids it touched (not one event per record).
+
+Dedup hook: ``matcher`` (see :class:`Matcher`) is asked about rows no match key found; a
+candidate with ``probability >= MATCHER_THRESHOLD`` makes the row an update of that customer
+(modes update/upsert). It is None by default; ``rapport.dedup.service.match_incoming`` fits it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from rapport.access.policy import Action
+from rapport.access.records import Records
+from rapport.access.specs import CONTACT_POINT, CUSTOMER, INTERACTION, ORDER, ORGANISATION, PRODUCT
+from rapport.config import get_settings
+from rapport.demo.chunks import search_terms
+from rapport.errors import InvalidInput, RapportError
+from rapport.ingest import normalise as norm
+from rapport.ingest import repository as repo
+from rapport.ingest.mapping import explain_mapping, normalise_header
+from rapport.ingest.readers import Row
+from rapport.ingest.schemas import (
+    FIELDS_BY_KIND,
+    CustomerImportRow,
+    InteractionImportRow,
+    OrderLineImportRow,
+)
+from rapport.models import CustomerSearchTerm, WebhookSubscription
+from rapport.models.base import table_of, utcnow
+from rapport.orders import repository as order_repo
+from rapport.orders.schemas import OrderCreate, OrderLineIn
+from rapport.orders.service import price_lines
+from rapport.organisations.schemas import OrganisationCreate
+from rapport.security.crypto import blind_index
+from rapport.security.keyring import keyring_for
+from rapport.webhooks import service as webhooks
+
+TERMS = table_of(CustomerSearchTerm)
+MATCHER_THRESHOLD = 0.95
+_SPLIT = re.compile(r"[;；,，、|\n]+")
+_NAME_COLUMNS = ("display_name", "family_name", "given_name", "name_latin")
+# Customer columns an import writes (organisation_id comes from the organisation's name).
+CUSTOMER_COLUMNS = (
+    "display_name",
+    "family_name",
+    "given_name",
+    "name_latin",
+    "gender",
+    "birth_date",
+    "occupation",
+    "region",
+    "city",
+    "preferred_language",
+    "preferred_channel",
+    "acquisition_source",
+    "lifecycle_stage",
+    "organisation_id",
+)
+
+
+# -- mapping ----------------------------------------------------------------------------------------
+
+# Besides rapport.ingest.mapping's customer synonyms: the organisation, and the order file's columns.
+_EXTRA_CUSTOMER = {
+    "organisation": (
+        "organisation",
+        "organization",
+        "company",
+        "employer",
+        "公司",
+        "公司名称",
+        "单位",
+        "工作单位",
+    ),
+    "lifecycle_stage": ("lifecycle stage", "stage", "客户阶段", "阶段"),
+    "preferred_language": ("language", "preferred language", "语言"),
+    "preferred_channel": ("preferred channel", "首选渠道"),
+}
+_ORDER_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "order_number": ("order number", "order no", "order id", "订单号", "订单编号", "单号"),
+    "customer_external_id": ("customer id", "external id", "客户编号", "客户id", "客户号", "会员号"),
+    "customer_email": ("email", "customer email", "邮箱", "电子邮件"),
+    "customer_phone": ("phone", "mobile", "customer phone", "手机", "手机号", "电话", "联系电话"),
+    "ordered_at": ("ordered at", "order date", "date", "下单时间", "订单日期", "下单日期", "日期", "时间"),
+    "status": ("status", "order status", "订单状态", "状态"),
+    "channel": ("channel", "sales channel", "渠道", "销售渠道"),
+    "currency": ("currency", "币种", "货币"),
+    "sku": ("sku", "product code", "item code", "商品编码", "商品编号", "货号", "产品编码"),
+    "quantity": ("quantity", "qty", "数量", "件数"),
+    "unit_price": ("unit price", "price", "单价", "价格"),
+    "discount_amount": ("discount", "discount amount", "折扣", "优惠", "优惠金额"),
+}
+
+
+_ORG_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "name": (
+        "name",
+        "organisation",
+        "organization",
+        "company",
+        "公司",
+        "公司名称",
+        "单位",
+        "企业名称",
+        "名称",
+    ),
+    "name_latin": ("english name", "latin name", "英文名", "英文名称"),
+    "industry": ("industry", "行业", "所属行业"),
+    "size_band": ("size", "size band", "employees", "规模", "人数"),
+    "website": ("website", "web", "url", "网站", "官网"),
+    "region": ("region", "province", "省份", "省", "地区"),
+    "city": ("city", "城市", "市"),
+    "lifecycle_stage": ("stage", "lifecycle stage", "阶段"),
+}
+_INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "customer_external_id": ("customer id", "external id", "客户编号", "客户id", "客户号", "会员号"),
+    "customer_email": ("email", "邮箱", "电子邮件"),
+    "customer_phone": ("phone", "mobile", "手机", "手机号", "电话"),
+    "kind": ("kind", "type", "类型", "方式"),
+    "direction": ("direction", "方向"),
+    "channel": ("channel", "渠道"),
+    "occurred_at": ("date", "time", "occurred at", "日期", "时间", "跟进时间", "联系时间"),
+    "subject": ("subject", "title", "主题", "标题"),
+    "body": ("body", "content", "notes", "note", "内容", "记录", "备注"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    column: str
+    field: str | None
+    confidence: float
+    reason: str
+
+
+def propose(kind: str, headers: Sequence[str]) -> list[Proposal]:
+    """A field (or None) for every header, with confidence and reason."""
+    if kind != "customers":
+        synonyms = {
+            "orders": _ORDER_SYNONYMS,
+            "organisations": _ORG_SYNONYMS,
+            "interactions": _INTERACTION_SYNONYMS,
+        }
+        exact = {normalise_header(w): f for f, words in synonyms[kind].items() for w in words}
+        taken: set[str] = set()
+        out = []
+        for h in headers:
+            f = exact.get(normalise_header(h))
+            if f is None or f in taken:
+                why = f"no known {kind[:-1]} field" if f is None else f"{f} already used"
+                out.append(Proposal(h, None, 0.0, why))
+            else:
+                taken.add(f)
+                out.append(Proposal(h, f, 1.0, f"header is a synonym of {f}"))
+        return out
+    explained = explain_mapping(headers)
+    used: set[str] = {p.field for p in explained.values() if p.field}
+    extra = {normalise_header(w): f for f, words in _EXTRA_CUSTOMER.items() for w in words}
+    out = []
+    for h in headers:
+        p = explained[h]
+        if p.field is None and (f := extra.get(normalise_header(h))) and f not in used:
+            used.add(f)
+            out.append(Proposal(h, f, 1.0, f"header is a synonym of {f}"))
+        else:
+            out.append(Proposal(h, p.field, p.confidence, p.reason))
+    return out
+
+
+def proposed_mapping(kind: str, headers: Sequence[str]) -> dict[str, str | None]:
+    return {p.column: p.field for p in propose(kind, headers)}
+
+
+def check_mapping(kind: str, mapping: dict[str, str | None]) -> dict[str, str | None]:
+    """Refuse unknown fields and one-value fields mapped twice, naming the column."""
+    allowed = FIELDS_BY_KIND[kind]
+    multi = {"phone", "email", "tags"} if kind == "customers" else set()
+    seen: dict[str, str] = {}
+    errors: list[dict[str, Any]] = []
+    for column, target in mapping.items():
+        if target is None:
+            continue
+        if target not in allowed:
+            errors.append(
+                {
+                    "field": f"mapping.{column}",
+                    "message": f"unknown field {target!r}; one of {', '.join(allowed)}",
+                }
+            )
+        elif target in seen and target not in multi:
+            errors.append(
+                {"field": f"mapping.{column}", "message": f"{target} is already mapped from {seen[target]!r}"}
+            )
+        else:
+            seen[target] = column
+    if not errors:
+        needed = {
+            "customers": ("display_name", "family_name"),
+            "orders": ("order_number",),
+            "organisations": ("name",),
+            "interactions": ("kind",),
+        }[kind]
+        if not any(n in seen for n in needed):
+            errors.append({"field": "mapping", "message": f"map a column to {needed[0]}"})
+    if errors:
+        for e in errors:
+            e.update(loc=["body", *e["field"].split(".", 1)], type="mapping")
+        raise InvalidInput(f"{errors[0]['field']}: {errors[0]['message']}", errors=errors)
+    return mapping
+
+
+# -- rejections and results --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    line: int
+    column: str | None
+    field: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    preview: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rejected_rows(self) -> int:
+        return len({r.line for r in self.rejections})
+
+
+class IncomingMatch(Protocol):
+    """What a matcher answers for one row: ``index`` into the rows it was given."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def customer_id(self) -> int: ...
+    @property
+    def probability(self) -> float: ...
+
+
+# matcher(session, rows) -> candidates; rows are the normalised customers (model_dump()).
+Matcher = Callable[[Session, list[dict[str, Any]]], Sequence[IncomingMatch]]
+
+
+# -- customers: normalise and validate --------------------------------------------------------------
+
+# Fast paths for the common cells of a large file; anything unusual goes to rapport.ingest.normalise,
+# and both give the same answer for what the fast path accepts.
+_PLAIN_EMAIL = re.compile(
+    r"^(?=.{6,254}$)(?=[^@]{1,64}@)[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+_SPECIAL_TLDS = frozenset(
+    {"arpa", "invalid", "local", "localhost", "onion", "test", "internal", "home", "lan"}
+)
+_CN_MOBILE = re.compile(r"^(?:\+?86|0086)?[\s-]*(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})$")
+# A number matching the region's mobile pattern is valid (phonenumbers' own metadata, read once).
+_CN_META: Any = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+_CN_MOBILE_VALID = re.compile(str(_CN_META.mobile.national_number_pattern))
+
+
+def fast_email(text: str) -> str:
+    raw = text.strip().lower()
+    if raw.isascii() and _PLAIN_EMAIL.match(raw) and raw.rsplit(".", 1)[1] not in _SPECIAL_TLDS:
+        return raw
+    return norm.email(text)
+
+
+def fast_phone(text: str, region: str) -> str:
+    """E.164 of a Chinese mobile number written plainly, checked against the mobile pattern."""
+    if region == "CN" and (m := _CN_MOBILE.match(text.strip())):
+        digits = m[1] + m[2] + m[3]
+        if _CN_MOBILE_VALID.fullmatch(digits):
+            return "+86" + digits
+    return norm.phone(text, region)
+
+
+class CustomerPreparer:
+    """Turns a file row into a CustomerImportRow, or the list of its rejections."""
+
+    def __init__(
+        self, mapping: dict[str, str | None], *, day_first: bool = True, region: str | None = None
+    ) -> None:
+        self.columns: dict[str, list[str]] = {}
+        for column, target in mapping.items():
+            if target:
+                self.columns.setdefault(target, []).append(column)
+        self.day_first = day_first
+        self.region = region or get_settings().default_phone_region
+
+    def column_of(self, target: str) -> str | None:
+        cols = self.columns.get(target)
+        return cols[0] if cols else None
+
+    def prepare(self, row: Row) -> CustomerImportRow | list[Rejection]:
+        values, line = row.values, row.line
+        errors: list[Rejection] = []
+        data: dict[str, Any] = {}
+
+        def cells(target: str) -> Iterable[tuple[str, str]]:
+            for column in self.columns.get(target, ()):
+                text = values.get(column, "")
+                if text and text.strip():
+                    yield column, text
+
+        def bad(column: str | None, target: str, exc: Exception) -> None:
+            reason = exc.reason if isinstance(exc, norm.NormaliseError) else str(exc)
+            errors.append(Rejection(line, column, target, reason))
+
+        for target in (
+            "display_name",
+            "family_name",
+            "given_name",
+            "name_latin",
+            "occupation",
+            "region",
+            "city",
+            "organisation",
+        ):
+            for column, text in cells(target):
+                try:
+                    data[target] = norm.name(text)
+                except norm.NormaliseError as exc:
+                    bad(column, target, exc)
+        for target in (
+            "preferred_language",
+            "preferred_channel",
+            "acquisition_source",
+            "lifecycle_stage",
+            "wechat",
+            "note",
+        ):
+            for _column, text in cells(target):
+                data[target] = text.strip()
+        for _column, text in cells("external_id"):
+            data["external_id"] = text.strip()
+        for column, text in cells("gender"):
+            try:
+                data["gender"] = norm.gender(text)
+            except norm.NormaliseError as exc:
+                bad(column, "gender", exc)
+        for column, text in cells("birth_date"):
+            try:
+                data["birth_date"] = norm.date(text, self.day_first)
+            except norm.NormaliseError as exc:
+                bad(column, "birth_date", exc)
+        phones: list[str] = []
+        for column, text in cells("phone"):
+            for part in _SPLIT.split(text):
+                if part.strip():
+                    try:
+                        phones.append(fast_phone(part, self.region))
+                    except norm.NormaliseError as exc:
+                        bad(column, "phone", exc)
+        emails: list[str] = []
+        for column, text in cells("email"):
+            for part in _SPLIT.split(text):
+                if part.strip():
+                    try:
+                        emails.append(fast_email(part))
+                    except norm.NormaliseError as exc:
+                        bad(column, "email", exc)
+        data["phones"] = list(dict.fromkeys(phones))
+        data["emails"] = list(dict.fromkeys(emails))
+        for column, text in cells("address"):
+            try:
+                parts = norm.address(text)
+            except norm.NormaliseError as exc:
+                bad(column, "address", exc)
+            else:
+                data["address"] = {
+                    "value": " ".join(text.split()),
+                    "region": parts["province"],
+                    "city": parts["city"],
+                    "district": parts["district"],
+                }
+        tags: list[str] = []
+        for _column, text in cells("tags"):
+            tags.extend(t.strip() for t in _SPLIT.split(text) if t.strip())
+        data["tags"] = list(dict.fromkeys(tags))
+        if "display_name" not in data and ("family_name" in data or "given_name" in data):
+            family, given = data.get("family_name", ""), data.get("given_name", "")
+            cjk = any(ord(ch) > 0x2E7F for ch in family + given)
+            data["display_name"] = (family + given) if cjk else " ".join(p for p in (given, family) if p)
+        if "display_name" not in data and not any(e.field in _NAME_COLUMNS for e in errors):
+            errors.append(
+                Rejection(line, self.column_of("display_name"), "display_name", "a name is required")
+            )
+        if errors:
+            return errors
+        try:
+            return CustomerImportRow.model_validate(data)
+        except ValidationError as exc:
+            return [self._rejection(line, e) for e in exc.errors(include_url=False)]
+
+    def _rejection(self, line: int, error: Any) -> Rejection:
+        loc = [str(p) for p in error["loc"]]
+        target = loc[0] if loc else ""
+        source = {"phones": "phone", "emails": "email"}.get(target, target)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "literal_error":
+            message = "not one of the allowed values: " + message.split("Input should be ", 1)[-1]
+        return Rejection(line, self.column_of(source), source, message)
+
+
+# -- customers: match, plan, write --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Planned:
+    line: int
+    row: CustomerImportRow
+    customer_id: int | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+    new_contacts: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    new_tags: list[str] = field(default_factory=list)
+    new_external: str | None = None
+
+
+def _contacts_of(row: CustomerImportRow) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(kind, value, normalised, extra columns) of the contact points a row carries."""
+    out: list[tuple[str, str, str, dict[str, Any]]] = []
+    out += [("phone", p, p, {}) for p in row.phones]
+    out += [("email", e, e, {}) for e in row.emails]
+    if row.wechat:
+        out.append(("wechat", row.wechat, row.wechat.lower(), {}))
+    if row.address:
+        a = row.address
+        extra = {
+            "region": a.region,
+            "city": a.city,
+            "district": a.district,
+            "country": "CN" if a.region else None,
+        }
+        out.append(("address", a.value, " ".join(a.value.lower().split()), extra))
+    return out
+
+
+def _columns_of(row: CustomerImportRow, mapped: set[str]) -> dict[str, Any]:
+    """Customer column values the row sets (blank cells never clear a stored value)."""
+    values = {c: getattr(row, c) for c in CUSTOMER_COLUMNS if c != "organisation_id" and c in mapped}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class CustomerImporter:
+    """Applies batches of one import job (or a preview) in the caller's unit of work."""
+
+    def __init__(
+        self,
+        recs: Records,
+        *,
+        job_id: int | None,
+        mapping: dict[str, str | None],
+        mode: str,
+        match_keys: Sequence[str],
+        day_first: bool = True,
+        matcher: Matcher | None = None,
+    ) -> None:
+        self.recs = recs
+        self.job_id = job_id
+        self.mode = mode
+        self.match_keys = list(match_keys)
+        self.preparer = CustomerPreparer(mapping, day_first=day_first)
+        self.mapped = set(self.preparer.columns)
+        if "family_name" in self.mapped or "given_name" in self.mapped:
+            self.mapped.add("display_name")
+        self.matcher = matcher
+        p = recs.principal
+        if mode in ("create", "upsert"):
+            recs.require(CUSTOMER, Action.create)
+        if mode in ("update", "upsert"):
+            recs.require(CUSTOMER, Action.update)
+        self.may_add_contacts = p.can("contact_point", Action.create)
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def _keys(self, row: CustomerImportRow) -> dict[str, list[str]]:
+        keys: dict[str, list[str]] = {}
+        if "external_id" in self.match_keys and row.external_id:
+            keys["external_id"] = [row.external_id]
+        if "email" in self.match_keys and row.emails:
+            keys["email"] = [blind_index("email", e) for e in row.emails]
+        if "phone" in self.match_keys and row.phones:
+            keys["phone"] = [blind_index("phone", p) for p in row.phones]
+        return keys
+
+    def apply(self, rows: Sequence[Row], *, dry_run: bool = False) -> BatchResult:
+        result = BatchResult()
+        conn = self.recs.conn
+        prepared: list[tuple[int, CustomerImportRow, dict[str, list[str]]]] = []
+        for row in rows:
+            out = self.preparer.prepare(row)
+            if isinstance(out, list):
+                result.rejections.extend(out)
+                if dry_run:
+                    result.preview.append(_preview(row.line, "reject", errors=out))
+            else:
+                prepared.append((row.line, out, self._keys(out)))
+
+        # Existing customers by each key, one query per key kind.
+        found: dict[str, dict[str, set[int]]] = {}
+        if "external_id" in self.match_keys:
+            ext = repo.live_customers_by_external_id(
+                conn, [k for _, _, ks in prepared for k in ks.get("external_id", ())]
+            )
+            found["external_id"] = {k: {v} for k, v in ext.items()}
+        for kind in ("email", "phone"):
+            if kind in self.match_keys:
+                found[kind] = repo.live_customers_by_contact(
+                    conn, kind, [k for _, _, ks in prepared for k in ks.get(kind, ())]
+                )
+
+        planned: list[_Planned] = []
+        seen_in_batch: dict[tuple[str, str], int] = {}
+        unmatched: list[int] = []
+        for line, item, keys in prepared:
+            match: int | None = None
+            problem: Rejection | None = None
+            for key in self.match_keys:
+                ids = (
+                    set().union(*(found.get(key, {}).get(k, set()) for k in keys.get(key, ())))
+                    if keys.get(key)
+                    else set()
+                )
+                column = self._key_column(key)
+                if len(ids) > 1:
+                    problem = Rejection(
+                        line, column, key, f"matches {len(ids)} customers by {key}; merge them first"
+                    )
+                    break
+                if ids:
+                    (cid,) = ids
+                    if match is None:
+                        match = cid
+                    elif cid != match:
+                        problem = Rejection(
+                            line,
+                            column,
+                            key,
+                            f"{key} matches another customer than {self.match_keys[0]} does",
+                        )
+                        break
+            if problem is None:
+                for key, digests in keys.items():
+                    for d in digests:
+                        earlier = seen_in_batch.get((key, d))
+                        if earlier is not None:
+                            problem = Rejection(
+                                line, self._key_column(key), key, f"same {key} as line {earlier} of this file"
+                            )
+                            break
+                    if problem:
+                        break
+            if problem is not None:
+                result.rejections.append(problem)
+                continue
+            for key, digests in keys.items():
+                for d in digests:
+                    seen_in_batch[(key, d)] = line
+            planned.append(_Planned(line, item, match))
+            if match is None:
+                unmatched.append(len(planned) - 1)
+
+        if self.matcher is not None and unmatched and self.mode != "create":
+            candidates = self.matcher(self.recs.session, [planned[i].row.model_dump() for i in unmatched])
+            best: dict[int, IncomingMatch] = {}
+            for m in candidates:
+                if m.probability >= MATCHER_THRESHOLD and (
+                    m.index not in best or m.probability > best[m.index].probability
+                ):
+                    best[m.index] = m
+            for index, m in best.items():
+                planned[unmatched[index]].customer_id = int(m.customer_id)
+
+        matched = [p.customer_id for p in planned if p.customer_id is not None]
+        visible: set[int] = set()
+        touched: set[int] = set()
+        if matched:
+            c = CUSTOMER.table
+            for part in repo.chunks(sorted(set(matched))):
+                visible.update(
+                    int(r[0])
+                    for r in conn.execute(select(c.c.id).where(c.c.id.in_(part), self.recs.visible(CUSTOMER)))
+                )
+            if self.job_id is not None:
+                touched = repo.customers_touched_by_job(conn, self.job_id, matched)
+        current = repo.rows_by_id(conn, CUSTOMER.table, (*CUSTOMER_COLUMNS, "version"), matched)
+        tags = repo.tags_of(conn, matched)
+        contacts = repo.contact_digests_of(conn, matched)
+        externals = repo.external_ids_of(conn, matched)
+        org_names = {p.row.organisation for p in planned if p.row.organisation}
+        orgs = repo.organisations_by_name(conn, sorted(org_names)) if org_names else {}
+        new_orgs = sorted(n for n in org_names if n not in orgs)
+
+        creates: list[_Planned] = []
+        updates: list[_Planned] = []
+        for p in planned:
+            if p.customer_id is None:
+                if self.mode == "update":
+                    column = next((self._key_column(k) for k in self.match_keys if self._key_column(k)), None)
+                    result.rejections.append(
+                        Rejection(
+                            p.line,
+                            column,
+                            None,
+                            f"no customer matches by {', '.join(self.match_keys)} (mode update)",
+                        )
+                    )
+                    continue
+                creates.append(p)
+                continue
+            cid = p.customer_id
+            if cid not in visible:
+                result.rejections.append(
+                    Rejection(p.line, None, None, "matches a customer outside your record scope")
+                )
+                continue
+            if cid in touched:
+                result.rejections.append(
+                    Rejection(
+                        p.line,
+                        None,
+                        None,
+                        f"matches customer {cid}, which this import already wrote (duplicate row)",
+                    )
+                )
+                continue
+            self._diff(
+                p,
+                current[cid],
+                tags.get(cid, set()),
+                contacts.get(cid, set()),
+                externals.get(cid, set()),
+                orgs,
+                new_orgs,
+            )
+            if not (p.changes or p.new_contacts or p.new_tags or p.new_external):
+                result.unchanged += 1
+                if dry_run:
+                    result.preview.append(_preview(p.line, "unchanged", cid, p.row))
+                continue
+            if self.mode == "create":
+                result.rejections.append(
+                    Rejection(
+                        p.line,
+                        None,
+                        None,
+                        f"customer {cid} exists with other values (mode create never updates)",
+                    )
+                )
+                continue
+            updates.append(p)
+
+        if dry_run:
+            for p in creates:
+                result.preview.append(_preview(p.line, "create", None, p.row))
+            for p in updates:
+                changed = (
+                    sorted(p.changes)
+                    + (["contact_points"] if p.new_contacts else [])
+                    + (["tags"] if p.new_tags else [])
+                )
+                result.preview.append(_preview(p.line, "update", p.customer_id, p.row, changed))
+            result.created, result.updated = len(creates), len(updates)
+            result.preview.sort(key=lambda r: r["line"])
+            return result
+
+        org_ids = dict(orgs)
+        if new_orgs:
+            org_ids.update(self._create_organisations(new_orgs))
+        if creates:
+            self._insert(creates, org_ids)
+        if updates:
+            self._update(updates, org_ids, current, tags)
+        result.created, result.updated = len(creates), len(updates)
+        return result
+
+    def _key_column(self, key: str) -> str | None:
+        return self.preparer.column_of(key)
+
+    def _diff(
+        self,
+        p: _Planned,
+        cur: dict[str, Any],
+        tags: set[str],
+        contacts: set[tuple[str, str]],
+        externals: set[str],
+        orgs: dict[str, int],
+        new_orgs: list[str],
+    ) -> None:
+        for column, value in _columns_of(p.row, self.mapped).items():
+            if cur.get(column) != value:
+                p.changes[column] = value
+        if p.row.organisation:
+            org = orgs.get(p.row.organisation)
+            if org is None or cur.get("organisation_id") != org:
+                p.changes["organisation_id"] = org if org is not None else ("new", p.row.organisation)
+        if self.may_add_contacts:
+            for kind, value, normalised, extra in _contacts_of(p.row):
+                digest = blind_index(kind, normalised)
+                if (kind, digest) not in contacts:
+                    contacts.add((kind, digest))
+                    p.new_contacts.append((kind, value, normalised, extra))
+        p.new_tags = [t for t in p.row.tags if t not in tags]
+        if p.row.external_id and p.row.external_id not in externals:
+            p.new_external = p.row.external_id
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _create_organisations(self, names: list[str]) -> dict[str, int]:
+        recs, conn = self.recs, self.recs.conn
+        recs.require(ORGANISATION, Action.create)
+        now, p = utcnow(), recs.principal
+        ids = repo.allocate_ids(conn, ORGANISATION.table, len(names))
+        rows: list[dict[str, Any]] = [
+            {
+                "id": ids[i],
+                "name": n,
+                "lifecycle_stage": "customer",
+                "attributes": {},
+                "owner_id": p.user_id,
+                "team_id": p.team_id,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
+            for i, n in enumerate(names)
+        ]
+        repo.insert_many(conn, ORGANISATION.table, rows)
+        self._changes("organisation", "created", [(r["id"], None, 1) for r in rows])
+        recs.audit(
+            "import_create",
+            "organisation",
+            None,
+            details={"job": self.job_id, "ids": [r["id"] for r in rows]},
+        )
+        return {r["name"]: r["id"] for r in rows}
+
+    def _insert(self, creates: list[_Planned], org_ids: dict[str, int]) -> None:
+        recs, conn = self.recs, self.recs.conn
+        now, p = utcnow(), recs.principal
+        new_ids = repo.allocate_ids(conn, CUSTOMER.table, len(creates))
+        customers: list[dict[str, Any]] = []
+        terms: list[dict[str, Any]] = []
+        tag_rows: list[dict[str, Any]] = []
+        ext_rows: list[dict[str, Any]] = []
+        contact_plain: list[tuple[int, str, str, str, dict[str, Any], bool]] = []
+        for i, plan in enumerate(creates):
+            cid = new_ids[i]
+            plan.customer_id = cid
+            row = plan.row
+            values = dict.fromkeys(CUSTOMER_COLUMNS)
+            values.update(_columns_of(row, self.mapped))
+            values["display_name"] = row.display_name
+            if row.address and not values.get("region"):
+                values["region"] = row.address.region
+            if row.address and not values.get("city"):
+                values["city"] = row.address.city
+            values["lifecycle_stage"] = values.get("lifecycle_stage") or "lead"
+            values["organisation_id"] = org_ids.get(row.organisation) if row.organisation else None
+            values.update(
+                id=cid,
+                owner_id=p.user_id,
+                team_id=p.team_id,
+                attributes={},
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            customers.append(values)
+            terms.extend(
+                {"term": t, "customer_id": cid} for t in search_terms(*(values[n] for n in _NAME_COLUMNS))
+            )
+            tag_rows.extend({"customer_id": cid, "tag": t} for t in row.tags)
+            if row.external_id:
+                ext_rows.append({"external_id": row.external_id, "customer_id": cid})
+            if self.may_add_contacts:
+                primaries: set[str] = set()
+                for kind, value, normalised, extra in _contacts_of(row):
+                    contact_plain.append((cid, kind, value, normalised, extra, kind not in primaries))
+                    primaries.add(kind)
+        repo.insert_many(conn, CUSTOMER.table, customers)
+        repo.insert_many(conn, TERMS, terms)
+        repo.insert_many(conn, repo.TAGS, tag_rows)
+        repo.insert_many(conn, repo.EXTERNAL, ext_rows)
+        self._insert_contacts(contact_plain, now)
+        note_rows = [
+            {
+                "customer_id": plan.customer_id,
+                "kind": "note",
+                "direction": "internal",
+                "channel": None,
+                "author_id": p.user_id,
+                "occurred_at": now,
+                "subject": "imported note",
+                "body": plan.row.note,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
+            for plan in creates
+            if plan.row.note
+        ]
+        if note_rows:
+            repo.insert_many(conn, INTERACTION.table, note_rows)
+        ids = [c["id"] for c in customers]
+        self._changes("customer", "created", [(cid, None, 1) for cid in ids])
+        recs.audit(
+            "import_create",
+            "customer",
+            None,
+            fields=sorted(self.mapped),
+            details={"job": self.job_id, "ids": ids},
+        )
+        _emit_many(recs.session, "customer.created", ids)
+
+    def _insert_contacts(
+        self, plain: list[tuple[int, str, str, str, dict[str, Any], bool]], now: dt.datetime
+    ) -> list[int]:
+        if not plain:
+            return []
+        recs, conn = self.recs, self.recs.conn
+        recs.require(CONTACT_POINT, Action.create)
+        ring = keyring_for(recs.session, for_write=True)
+        new_ids = repo.allocate_ids(conn, CONTACT_POINT.table, len(plain))
+        rows: list[dict[str, Any]] = []
+        for i, (cid, kind, value, normalised, extra, primary) in enumerate(plain):
+            rid = new_ids[i]
+            rows.append(
+                {
+                    "id": rid,
+                    "customer_id": cid,
+                    "kind": kind,
+                    "label": None,
+                    "value": ring.seal("contact_point", "value", rid, value),
+                    "value_normalized": ring.seal("contact_point", "value_normalized", rid, normalised),
+                    "value_bidx": blind_index(kind, normalised),
+                    "country": extra.get("country"),
+                    "region": extra.get("region"),
+                    "city": extra.get("city"),
+                    "district": ring.seal("contact_point", "district", rid, extra.get("district")),
+                    "postal_code": None,
+                    "is_primary": primary,
+                    "is_verified": False,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                }
+            )
+        repo.insert_many(conn, CONTACT_POINT.table, rows)
+        return [r["id"] for r in rows]
+
+    def _update(
+        self,
+        updates: list[_Planned],
+        org_ids: dict[str, int],
+        current: dict[int, dict[str, Any]],
+        tags: dict[int, set[str]],
+    ) -> None:
+        recs, conn = self.recs, self.recs.conn
+        now = utcnow()
+        if any(u.new_contacts for u in updates):
+            recs.require(CONTACT_POINT, Action.create)
+        rows: list[dict[str, Any]] = []
+        changes: list[list[Any]] = []
+        term_rows: list[dict[str, Any]] = []
+        renamed: list[int] = []
+        contact_plain: list[tuple[int, str, str, str, dict[str, Any], bool]] = []
+        owners: list[int] = []
+        tag_rows: list[dict[str, Any]] = []
+        ext_rows: list[dict[str, Any]] = []
+        for u in updates:
+            cid = u.customer_id
+            assert cid is not None
+            cur = current[cid]
+            if isinstance(u.changes.get("organisation_id"), tuple):
+                u.changes["organisation_id"] = org_ids[u.changes["organisation_id"][1]]
+                if u.changes["organisation_id"] == cur.get("organisation_id"):
+                    del u.changes["organisation_id"]
+            new = {c: u.changes.get(c, cur.get(c)) for c in CUSTOMER_COLUMNS}
+            rows.append(
+                {
+                    "b_id": cid,
+                    "b_version": cur["version"],
+                    **{f"v_{c}": new[c] for c in CUSTOMER_COLUMNS},
+                    "v_updated_at": now,
+                    "v_version": cur["version"] + 1,
+                }
+            )
+            before: dict[str, Any] = {"columns": {c: _jsonable(cur.get(c)) for c in u.changes}}
+            if u.new_tags:
+                before["tags_added"] = u.new_tags
+                tag_rows.extend({"customer_id": cid, "tag": t} for t in u.new_tags)
+            if u.new_external:
+                before["external_ids_added"] = [u.new_external]
+                ext_rows.append({"external_id": u.new_external, "customer_id": cid})
+            for kind, value, normalised, extra in u.new_contacts:
+                contact_plain.append((cid, kind, value, normalised, extra, False))
+                owners.append(len(changes))
+            changes.append([cid, before, cur["version"] + 1])
+            if any(n in u.changes for n in _NAME_COLUMNS):
+                renamed.append(cid)
+                term_rows.extend(
+                    {"term": t, "customer_id": cid} for t in search_terms(*(new[n] for n in _NAME_COLUMNS))
+                )
+        done = repo.update_rows(conn, CUSTOMER.table, rows, (*CUSTOMER_COLUMNS, "updated_at", "version"))
+        if done != len(rows):
+            raise RapportError("a customer changed while the import batch ran; the batch is retried")
+        contact_ids = self._insert_contacts(contact_plain, now)
+        for owner, contact_id in zip(owners, contact_ids, strict=True):
+            changes[owner][1].setdefault("contacts_added", []).append(contact_id)
+        repo.insert_many(conn, repo.TAGS, tag_rows)
+        repo.insert_many(conn, repo.EXTERNAL, ext_rows)
+        for part in repo.chunks(renamed):
+            conn.execute(delete(TERMS).where(TERMS.c.customer_id.in_(part)))
+        repo.insert_many(conn, TERMS, term_rows)
+        self._changes("customer", "updated", [(c[0], c[1], c[2]) for c in changes])
+        ids = [c[0] for c in changes]
+        fields = sorted({f for u in updates for f in u.changes} | ({"tags"} if tag_rows else set()))
+        recs.audit("import_update", "customer", None, fields=fields, details={"job": self.job_id, "ids": ids})
+        _emit_many(recs.session, "customer.updated", ids)
+
+    def _changes(self, entity: str, action: str, items: Sequence[tuple[int, Any, int | None]]) -> None:
+        if self.job_id is None:
+            return
+        repo.insert_many(
+            self.recs.conn,
+            repo.CHANGES,
+            [
+                {
+                    "job_id": self.job_id,
+                    "entity": entity,
+                    "record_id": rid,
+                    "action": action,
+                    "before": before,
+                    "after_version": version,
+                }
+                for rid, before, version in items
+            ],
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _preview(
+    line: int,
+    outcome: str,
+    customer_id: int | None = None,
+    row: CustomerImportRow | None = None,
+    changes: list[str] | None = None,
+    errors: list[Rejection] | None = None,
+) -> dict[str, Any]:
+    return {
+        "line": line,
+        "outcome": outcome,
+        "customer_id": customer_id,
+        "values": row.model_dump(mode="json", exclude_defaults=True) if row is not None else {},
+        "changes": changes or [],
+        "errors": [{"column": e.column, "field": e.field, "reason": e.reason} for e in errors or []],
+    }
+
+
+def _emit_many(session: Session, event: str, ids: list[int]) -> None:
+    """Webhook deliveries for many records with one subscriptions query (none: no rows)."""
+    if not ids:
+        return
+    subs = session.execute(
+        select(WebhookSubscription.events).where(WebhookSubscription.active.is_(True))
+    ).scalars()
+    if any(event in events for events in subs):
+        for rid in ids:
+            webhooks.emit(session, event, rid)
+
+
+# -- orders -------------------------------------------------------------------------------------------
+
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _instant(text: str, day_first: bool) -> dt.datetime:
+    raw = text.strip().replace("/", "-") if re.match(r"^\d{4}/", text.strip()) else text.strip()
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        value = dt.datetime.combine(norm.date(text, day_first), dt.time(0))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_SHANGHAI)  # local time of the shop where no zone is written
+    return value.astimezone(dt.UTC)
+
+
+class OrderImporter:
+    """Orders with their lines: one order per order number, its lines on consecutive rows."""
+
+    def __init__(
+        self,
+        recs: Records,
+        *,
+        job_id: int | None,
+        mapping: dict[str, str | None],
+        mode: str,
+        match_keys: Sequence[str],
+        day_first: bool = True,
+    ) -> None:
+        self.recs = recs
+        self.job_id = job_id
+        self.mode = mode
+        self.match_keys = list(match_keys)
+        self.columns: dict[str, str] = {t: c for c, t in mapping.items() if t}
+        self.day_first = day_first
+        self.region = get_settings().default_phone_region
+        if mode in ("create", "upsert"):
+            recs.require(ORDER, Action.create)
+        if mode in ("update", "upsert"):
+            recs.require(ORDER, Action.update)
+
+    def order_key(self, row: Row) -> str:
+        column = self.columns.get("order_number")
+        return row.values.get(column, "").strip() if column else str(row.line)
+
+    def _line(self, row: Row) -> OrderLineImportRow | list[Rejection]:
+        data: dict[str, Any] = {}
+        errors: list[Rejection] = []
+        for target, column in self.columns.items():
+            text = row.values.get(column, "").strip()
+            if not text:
+                continue
+            try:
+                if target == "ordered_at":
+                    data[target] = _instant(text, self.day_first)
+                elif target == "customer_phone":
+                    data[target] = norm.phone(text, self.region)
+                elif target == "customer_email":
+                    data[target] = norm.email(text)
+                else:
+                    data[target] = text
+            except norm.NormaliseError as exc:
+                errors.append(Rejection(row.line, column, target, exc.reason))
+        if errors:
+            return errors
+        try:
+            return OrderLineImportRow.model_validate(data)
+        except ValidationError as exc:
+            out = []
+            for e in exc.errors(include_url=False):
+                target = str(e["loc"][0]) if e["loc"] else ""
+                msg = str(e["msg"]).removeprefix("Value error, ")
+                if e["type"] == "missing":
+                    msg = "required"
+                out.append(Rejection(row.line, self.columns.get(target), target, msg))
+            return out
+
+    def apply(self, rows: Sequence[Row], *, dry_run: bool = False) -> BatchResult:
+        result = BatchResult()
+        recs, conn = self.recs, self.recs.conn
+        groups: dict[str, list[Row]] = {}
+        for row in rows:
+            groups.setdefault(self.order_key(row), []).append(row)
+        parsed: list[tuple[str, list[Row], list[OrderLineImportRow]]] = []
+        for number, group in groups.items():
+            lines, bad = [], []
+            for row in group:
+                out = self._line(row)
+                if isinstance(out, list):
+                    bad.extend(out)
+                else:
+                    lines.append(out)
+            if bad:
+                result.rejections.extend(bad)
+                bad_lines = {b.line for b in bad}
+                result.rejections.extend(
+                    Rejection(r.line, None, None, f"order {number} has an invalid line ({min(bad_lines)})")
+                    for r in group
+                    if r.line not in bad_lines
+                )
+                continue
+            parsed.append((number, group, lines))
+        skus = sorted({ln.sku for _, _, ls in parsed for ln in ls})
+        products = {}
+        pt = PRODUCT.table
+        for part in repo.chunks(skus):
+            products.update(
+                {r.sku: r.id for r in conn.execute(select(pt.c.sku, pt.c.id).where(pt.c.sku.in_(part)))}
+            )
+        ot = ORDER.table
+        existing = {}
+        for part in repo.chunks(sorted(groups)):
+            existing.update(
+                {
+                    r.order_number: r
+                    for r in conn.execute(
+                        select(ot.c.id, ot.c.order_number, ot.c.status, ot.c.version, ot.c.customer_id).where(
+                            ot.c.order_number.in_(part)
+                        )
+                    )
+                }
+            )
+        ext = repo.live_customers_by_external_id(
+            conn, [ls[0].customer_external_id for _, _, ls in parsed if ls[0].customer_external_id]
+        )
+        emails = repo.live_customers_by_contact(
+            conn,
+            "email",
+            [blind_index("email", ls[0].customer_email) for _, _, ls in parsed if ls[0].customer_email],
+        )
+        phones = repo.live_customers_by_contact(
+            conn,
+            "phone",
+            [blind_index("phone", ls[0].customer_phone) for _, _, ls in parsed if ls[0].customer_phone],
+        )
+        now = utcnow()
+        created_ids: list[int] = []
+        updated: list[tuple[int, Any, int]] = []
+
+        def reject_all(group: list[Row], column: str | None, target: str | None, reason: str) -> None:
+            result.rejections.extend(Rejection(r.line, column, target, reason) for r in group)
+
+        for number, group, lines in parsed:
+            head = lines[0]
+            if any(
+                (
+                    ln.customer_external_id,
+                    ln.customer_email,
+                    ln.customer_phone,
+                    ln.ordered_at,
+                    ln.status,
+                    ln.channel,
+                    ln.currency,
+                )
+                != (
+                    head.customer_external_id,
+                    head.customer_email,
+                    head.customer_phone,
+                    head.ordered_at,
+                    head.status,
+                    head.channel,
+                    head.currency,
+                )
+                for ln in lines
+            ):
+                reject_all(
+                    group,
+                    self.columns.get("order_number"),
+                    "order_number",
+                    f"the lines of order {number} disagree on the customer, time, status, "
+                    "channel or currency",
+                )
+                continue
+            old = existing.get(number)
+            if old is not None:
+                if old.status == head.status:
+                    result.unchanged += 1
+                elif self.mode == "create":
+                    reject_all(
+                        group,
+                        self.columns.get("status"),
+                        "status",
+                        f"order {number} exists with another status (mode create never updates)",
+                    )
+                else:
+                    if not dry_run:
+                        conn.execute(
+                            ORDER.table.update()
+                            .where(ot.c.id == old.id, ot.c.version == old.version)
+                            .values(status=head.status, updated_at=now, version=old.version + 1)
+                        )
+                    updated.append((old.id, {"columns": {"status": old.status}}, old.version + 1))
+                    result.updated += 1
+                continue
+            if self.mode == "update":
+                reject_all(
+                    group,
+                    self.columns.get("order_number"),
+                    "order_number",
+                    f"no order {number} (mode update)",
+                )
+                continue
+            cid = self._customer(head, ext, emails, phones)
+            if isinstance(cid, Rejection):
+                reject_all(group, cid.column, cid.field, cid.reason)
+                continue
+            missing = [(r, ln) for r, ln in zip(group, lines, strict=True) if ln.sku not in products]
+            if missing:
+                for r, _ln in missing:
+                    result.rejections.append(
+                        Rejection(r.line, self.columns.get("sku"), "sku", "no product with this SKU")
+                    )
+                missing_lines = {m[0].line for m in missing}
+                others = [r for r in group if r.line not in missing_lines]
+                reject_all(others, None, None, f"order {number} has a line with an unknown SKU")
+                continue
+            try:
+                body = OrderCreate(
+                    order_number=number,
+                    status=head.status,
+                    channel=head.channel,
+                    currency=head.currency,
+                    ordered_at=head.ordered_at,
+                    lines=[
+                        OrderLineIn(
+                            product_id=products[ln.sku],
+                            quantity=ln.quantity,
+                            unit_price=ln.unit_price,
+                            discount_amount=ln.discount_amount,
+                        )
+                        for ln in lines
+                    ],
+                )
+                priced, totals = price_lines(recs, body)
+            except ValidationError as exc:
+                e = exc.errors(include_url=False)[0]
+                target = str(e["loc"][0])
+                reject_all(
+                    group, self.columns.get(target), target, str(e["msg"]).removeprefix("Value error, ")
+                )
+                continue
+            except InvalidInput as exc:
+                for err in exc.errors or []:
+                    index = next((p for p in err["loc"] if isinstance(p, int)), 0)
+                    target = "sku" if err["loc"][-1] == "product_id" else str(err["loc"][-1])
+                    result.rejections.append(
+                        Rejection(group[index].line, self.columns.get(target), target, err["message"])
+                    )
+                continue
+            if dry_run:
+                result.created += 1
+                continue
+            paid = head.status in ("paid", "shipped", "completed", "refunded")
+            done = head.status in ("completed", "refunded")
+            (order_id,) = repo.allocate_ids(conn, ORDER.table, 1)
+            conn.execute(
+                ORDER.table.insert().values(
+                    id=order_id,
+                    customer_id=cid,
+                    order_number=number,
+                    status=head.status,
+                    channel=head.channel,
+                    currency=head.currency,
+                    ordered_at=head.ordered_at,
+                    paid_at=head.ordered_at if paid else None,
+                    completed_at=head.ordered_at if done else None,
+                    created_at=now,
+                    updated_at=now,
+                    version=1,
+                    **totals,
+                )
+            )
+            order_repo.insert_lines(conn, order_id, priced)
+            created_ids.append(order_id)
+            result.created += 1
+        if not dry_run:
+            if self.job_id is not None:
+                repo.insert_many(
+                    conn,
+                    repo.CHANGES,
+                    [
+                        {
+                            "job_id": self.job_id,
+                            "entity": "order",
+                            "record_id": i,
+                            "action": "created",
+                            "before": None,
+                            "after_version": 1,
+                        }
+                        for i in created_ids
+                    ]
+                    + [
+                        {
+                            "job_id": self.job_id,
+                            "entity": "order",
+                            "record_id": i,
+                            "action": "updated",
+                            "before": b,
+                            "after_version": v,
+                        }
+                        for i, b, v in updated
+                    ],
+                )
+            if created_ids:
+                recs.audit("import_create", "order", None, details={"job": self.job_id, "ids": created_ids})
+            if updated:
+                recs.audit(
+                    "import_update",
+                    "order",
+                    None,
+                    fields=["status"],
+                    details={"job": self.job_id, "ids": [u[0] for u in updated]},
+                )
+        return result
+
+    def _customer(
+        self,
+        head: OrderLineImportRow,
+        ext: dict[str, int],
+        emails: dict[str, set[int]],
+        phones: dict[str, set[int]],
+    ) -> int | Rejection:
+        found: int | None = None
+        for key in self.match_keys:
+            ids: set[int] = set()
+            if key == "external_id" and head.customer_external_id and head.customer_external_id in ext:
+                ids = {ext[head.customer_external_id]}
+            elif key == "email" and head.customer_email:
+                ids = emails.get(blind_index("email", head.customer_email), set())
+            elif key == "phone" and head.customer_phone:
+                ids = phones.get(blind_index("phone", head.customer_phone), set())
+            target = {
+                "external_id": "customer_external_id",
+                "email": "customer_email",
+                "phone": "customer_phone",
+            }[key]
+            if len(ids) > 1:
+                return Rejection(
+                    0, self.columns.get(target), target, f"matches {len(ids)} customers by {key}"
+                )
+            if ids:
+                found = next(iter(ids))
+                break
+        if found is None:
+            column = next(
+                (
+                    self.columns[t]
+                    for t in ("customer_external_id", "customer_email", "customer_phone")
+                    if t in self.columns
+                ),
+                None,
+            )
+            return Rejection(0, column, "customer", "no customer matches this order's customer columns")
+        c = CUSTOMER.table
+        visible = self.recs.conn.execute(
+            select(func.count()).where(c.c.id == found, self.recs.visible(CUSTOMER))
+        ).scalar_one()
+        if not visible:
+            return Rejection(0, None, "customer", "the customer is outside your record scope")
+        return found
+
+
+# -- organisations and interactions: row by row through the data-access layer -----------------------
+
+INTERACTION_CUSTOMER_FIELDS = ("customer_external_id", "customer_email", "customer_phone")
+
+
+class RecordImporter:
+    """Organisations (matched by exact name) and interactions (customer found by the match keys).
+
+    These files are small next to customer files, so each row goes through ``Records`` (scope,
+    one audit event per record) rather than the bulk path. An interaction equal in customer,
+    time, kind and subject to a stored one is unchanged; interactions are never updated.
+    """
+
+    def __init__(
+        self,
+        recs: Records,
+        *,
+        job_id: int | None,
+        kind: str,
+        mapping: dict[str, str | None],
+        mode: str,
+        match_keys: Sequence[str],
+        day_first: bool = True,
+    ) -> None:
+        self.recs, self.job_id, self.kind, self.mode = recs, job_id, kind, mode
+        self.match_keys = list(match_keys)
+        self.columns: dict[str, str] = {t: c for c, t in mapping.items() if t}
+        self.day_first = day_first
+        self.region = get_settings().default_phone_region
+
+    def _data(self, row: Row) -> tuple[dict[str, Any], list[Rejection]]:
+        data: dict[str, Any] = {}
+        errors: list[Rejection] = []
+        for target, column in self.columns.items():
+            text = row.values.get(column, "").strip()
+            if not text:
+                continue
+            try:
+                if target == "occurred_at":
+                    data[target] = _instant(text, self.day_first)
+                elif target == "customer_phone":
+                    data[target] = fast_phone(text, self.region)
+                elif target == "customer_email":
+                    data[target] = fast_email(text)
+                elif target == "name":
+                    data[target] = norm.name(text)
+                else:
+                    data[target] = text
+            except norm.NormaliseError as exc:
+                errors.append(Rejection(row.line, column, target, exc.reason))
+        return data, errors
+
+    def _validate(self, row: Row, model: Any, data: dict[str, Any]) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            out = []
+            for e in exc.errors(include_url=False):
+                target = str(e["loc"][0]) if e["loc"] else ""
+                msg = "required" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
+                out.append(Rejection(row.line, self.columns.get(target), target, msg))
+            return out
+
+    def apply(self, rows: Sequence[Row], *, dry_run: bool = False) -> BatchResult:
+        result = BatchResult()
+        for row in rows:
+            data, errors = self._data(row)
+            if errors:
+                result.rejections.extend(errors)
+                continue
+            if self.kind == "organisations":
+                outcome = self._organisation(row, data, dry_run)
+            else:
+                outcome = self._interaction(row, data, dry_run)
+            if isinstance(outcome, Rejection):
+                result.rejections.append(outcome)
+            elif isinstance(outcome, list):
+                result.rejections.extend(outcome)
+            elif outcome == "created":
+                result.created += 1
+            elif outcome == "updated":
+                result.updated += 1
+            else:
+                result.unchanged += 1
+        return result
+
+    def _change(self, entity: str, action: str, record_id: int, before: Any, version: int) -> None:
+        if self.job_id is None:
+            return
+        change = {
+            "job_id": self.job_id,
+            "entity": entity,
+            "record_id": record_id,
+            "action": action,
+            "before": before,
+            "after_version": version,
+        }
+        repo.insert_many(self.recs.conn, repo.CHANGES, [change])
+
+    def _organisation(
+        self, row: Row, data: dict[str, Any], dry_run: bool
+    ) -> str | Rejection | list[Rejection]:
+        body = self._validate(row, OrganisationCreate, data)
+        if isinstance(body, list):
+            return body
+        values = body.model_dump(exclude_unset=True)
+        existing = repo.organisations_by_name(self.recs.conn, [body.name]).get(body.name)
+        if existing is None:
+            if self.mode == "update":
+                return Rejection(
+                    row.line, self.columns.get("name"), "name", "no organisation with this name (mode update)"
+                )
+            if not dry_run:
+                created = self.recs.create(ORGANISATION, {"attributes": {}, **values})
+                self._change("organisation", "created", created["id"], None, 1)
+            return "created"
+        t = ORGANISATION.table
+        cur = self.recs.conn.execute(select(t).where(t.c.id == existing)).mappings().one()
+        changes = {k: v for k, v in values.items() if k != "name" and cur[k] != v}
+        if not changes:
+            return "unchanged"
+        if self.mode == "create":
+            return Rejection(
+                row.line, None, None, f"organisation {existing} exists with other values (mode create)"
+            )
+        if not dry_run:
+            after = self.recs.update(ORGANISATION, existing, changes, cur["version"])
+            before = {"columns": {k: _jsonable(cur[k]) for k in changes}}
+            self._change("organisation", "updated", existing, before, after["version"])
+        return "updated"
+
+    def _interaction(
+        self, row: Row, data: dict[str, Any], dry_run: bool
+    ) -> str | Rejection | list[Rejection]:
+        body = self._validate(row, InteractionImportRow, data)
+        if isinstance(body, list):
+            return body
+        conn = self.recs.conn
+        cid: int | None = None
+        for key in self.match_keys:
+            ids: set[int] = set()
+            if key == "external_id" and body.customer_external_id:
+                ids = set(repo.live_customers_by_external_id(conn, [body.customer_external_id]).values())
+            elif key in ("email", "phone") and getattr(body, f"customer_{key}"):
+                digest = blind_index(key, getattr(body, f"customer_{key}"))
+                ids = repo.live_customers_by_contact(conn, key, [digest]).get(digest, set())
+            if len(ids) > 1:
+                column = self.columns.get(f"customer_{key}")
+                return Rejection(row.line, column, "customer", f"matches {len(ids)} customers by {key}")
+            if ids:
+                cid = next(iter(ids))
+                break
+        if cid is None:
+            column = next((self.columns[t] for t in INTERACTION_CUSTOMER_FIELDS if t in self.columns), None)
+            return Rejection(row.line, column, "customer", "no customer matches this row's customer columns")
+        c = CUSTOMER.table
+        if conn.execute(select(c.c.id).where(c.c.id == cid, self.recs.visible(CUSTOMER))).first() is None:
+            return Rejection(row.line, None, "customer", "the customer is outside your record scope")
+        i = INTERACTION.table
+        subject = i.c.subject.is_(None) if body.subject is None else i.c.subject == body.subject
+        same = conn.execute(
+            select(i.c.id).where(
+                i.c.customer_id == cid, i.c.occurred_at == body.occurred_at, i.c.kind == body.kind, subject
+            )
+        ).first()
+        if same is not None:
+            return "unchanged"
+        if self.mode == "update":
+            return Rejection(row.line, None, None, "interactions are only ever created (mode update)")
+        if not dry_run:
+            values = body.model_dump(exclude=set(INTERACTION_CUSTOMER_FIELDS))
+            created = self.recs.create(
+                INTERACTION, {**values, "customer_id": cid, "author_id": self.recs.principal.user_id}
+            )
+            self._change("interaction", "created", created["id"], None, 1)
+        return "created"
