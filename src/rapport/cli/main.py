@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from rapport.cli import analytics, audit, db, keys, privacy, users, webhooks
+from rapport.cli import analytics, audit, db, exports, keys, privacy, users, webhooks
 from rapport.cli.demo import demo
 from rapport.cli.serve import serve
 
@@ -29,6 +29,7 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(keys.app, name="keys")
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(exports.app, name="export")
 
 if __name__ == "__main__":
     app()
