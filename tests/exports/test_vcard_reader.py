@@ -145,7 +145,9 @@ def test_headers_are_understood_by_the_mapping() -> None:
         ("\n\n", None, "no vCard in the file (expected BEGIN:VCARD)"),
     ],
 )  # fmt: skip
-def test_malformed_files_name_line_and_reason(tmp_path: Path, text: str, line: int | None, reason: str) -> None:
+def test_malformed_files_name_line_and_reason(
+    tmp_path: Path, text: str, line: int | None, reason: str
+) -> None:
     with pytest.raises(ReadError) as exc:
         list(read_vcards(_write(tmp_path, text)))
     assert (exc.value.line, exc.value.reason) == (line, reason)

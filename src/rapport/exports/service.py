@@ -170,7 +170,7 @@ def _full_address(cp: Row) -> str:
 
 
 def plan_customer_export(
-    recs: Records, params: CustomerExportParams, *, batch_size: int = BATCH_SIZE
+    recs: Records, params: CustomerExportParams, *, batch_size: int | None = None
 ) -> ExportPlan:
     """Check the caller may export customers and fix the filters and columns (errors come here)."""
     grant: Grant = recs.grant(CUSTOMER, Action.export)
@@ -203,7 +203,7 @@ def plan_customer_export(
         contacts=with_contacts,
         organisations=organisations,
         bom=bom,
-        batch_size=batch_size,
+        batch_size=batch_size or BATCH_SIZE,
     )
 
 
