@@ -77,7 +77,8 @@ def world(factory: Factory) -> World:
 
 def _row_a(w: World) -> str:
     return (
-        f"{w.a},{w.org},王小明,王,小明,Xiaoming Wang,male,1990-03-07,工程师,上海市,上海市,,,,customer,{w.lead},"
+        f"{w.a},{w.org},王小明,王,小明,Xiaoming Wang,male,1990-03-07,工程师,上海市,上海市,,,,customer,"
+        f"{w.lead},"
         f'{w.east},"{{""vip"": true}}",,2026-01-02T03:04:05+00:00,2026-01-02T03:04:05+00:00,1,vip;新客户,'
         "'+8613812345678,xm@example.com,,上海市浦东新区张江路1号"
     )
