@@ -132,4 +132,4 @@ def customers_command(
         with progress, open(output, "wb") as fh:
             for chunk in plan.render(counted()):
                 fh.write(chunk)
-    console.print(f"{plan.rows} customers written to {output} ({fmt}, as {principal.username})")
+    typer.echo(f"{plan.rows} customers written to {output} ({fmt}, as {principal.username})")
