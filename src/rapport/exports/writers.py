@@ -70,10 +70,14 @@ def _converter(table: Table, column: str) -> Callable[[Any], Any] | None:
         return _joined
     if column not in table.c:
         return csv_cell
+    col_type = table.c[column].type
     try:
-        kind = table.c[column].type.python_type
-    except NotImplementedError:
-        return csv_cell
+        kind = col_type.python_type
+    except NotImplementedError:  # a TypeDecorator (UTCDateTime): the type it decorates
+        try:
+            kind = getattr(col_type, "impl", col_type).python_type
+        except NotImplementedError:
+            return csv_cell
     if kind is int or kind is bool or kind is dt.date:
         return None
     if kind is str:
