@@ -77,7 +77,7 @@ def run_one(fmt: str, out: Path, as_user: str | None, profile: bool) -> dict[str
             import pstats
 
             prof.disable()
-            pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(18)
+            pstats.Stats(prof, stream=sys.stderr).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "18")))
     return {
         "rows": plan.rows,
         "seconds": seconds,
