@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Result,
     Select,
     and_,
     bindparam,
@@ -53,6 +54,13 @@ class Page:
 # "Read one record" statements per (resource, scope, hidden fields, has team): building a
 # statement costs more than executing it, and this is the hottest path in the API.
 _GET_CACHE: dict[tuple[str, Scope, frozenset[str], bool], Select[Any]] = {}
+
+
+def _dicts(result: Result[Any]) -> list[Row]:
+    """Rows as dicts: zipping the keys with each row tuple is several times cheaper per row than
+    ``dict(row_mapping)``, which looks every key up through the mapping (exports read millions)."""
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
 
 class Records:
@@ -206,7 +214,7 @@ class Records:
             stmt = refine(stmt)
         after = self.cursors.decode(cursor, sort_key, spec.table) if cursor else None
         stmt = keyset(stmt, spec.table, sort_key, after).limit(limit + 1)
-        rows = self.open(spec, [dict(r) for r in self.conn.execute(stmt).mappings()])
+        rows = self.open(spec, _dicts(self.conn.execute(stmt)))
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -235,7 +243,7 @@ class Records:
 
     def fetch(self, spec: ResourceSpec, stmt: Select[Any]) -> list[Row]:
         """Run a statement built with :meth:`select` and hand back decrypted, masked rows."""
-        rows = self.open(spec, [dict(r) for r in self.conn.execute(stmt).mappings()])
+        rows = self.open(spec, _dicts(self.conn.execute(stmt)))
         return self.mask_rows(spec, rows)
 
     def pseudonymised_page(

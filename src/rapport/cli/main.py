@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from rapport.cli import analytics, audit, db, dedup, imports, keys, merge, privacy, users, webhooks
+from rapport.cli import analytics, audit, db, dedup, exports, imports, keys, merge, privacy, users, webhooks
 from rapport.cli.demo import demo
 from rapport.cli.serve import serve
 
@@ -32,6 +32,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(merge.app, name="merge")
 app.add_typer(dedup.app, name="dedup")
 app.add_typer(imports.app, name="import")
+app.add_typer(exports.app, name="export")
 
 if __name__ == "__main__":
     app()

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from rapport.contacts.service import contact_points
 from rapport.crud import RecordId, mount, problem_responses
 from rapport.customers.schemas import AssignmentIn, Customer360, CustomerExportParams, CustomerRead
 from rapport.customers.service import customers
+from rapport.db import Database
 from rapport.deps import Recs
 from rapport.errors import NotFound
+from rapport.exports.service import BATCH_SIZE, content_disposition, export_page, plan_customer_export
+from rapport.exports.writers import MEDIA_TYPES
 from rapport.http import JSON, expected_version, json_record
 
 router = APIRouter()
@@ -21,10 +25,19 @@ router = APIRouter()
     "/customers/export",
     response_class=Response,
     tags=["customers"],
-    summary="Export customers as CSV (same filters as the list; audited)",
+    summary="Export customers as CSV, XLSX, JSON Lines or vCard (same filters as the list; audited)",
+    description="Streams every matching customer the caller may export (scope, hidden fields and "
+    "masks apply; customers who restricted processing are left out). With `limit` the file holds "
+    "one page and `X-Next-Cursor` points at the next.",
     operation_id="export_customers",
     responses={
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "UTF-8 CSV"},
+        200: {
+            "content": {
+                media.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                for media in MEDIA_TYPES.values()
+            },
+            "description": "The export file",
+        },
         **problem_responses(401, 403, 422),
     },
 )
@@ -33,15 +46,26 @@ async def export_customers(
 ) -> Response:
     # Registered before the generic routes so "/customers/export" is not read as a record id.
     if params.pseudonymised:
+        plan = plan_customer_export(recs, params)  # permission and format checks
         body, next_cursor = customers.export_pseudonymised_csv(recs, params, request.app.state.pseudonym_key)
-        name = "customers-pseudonymised.csv"
-    else:
-        body, next_cursor = customers.export_csv(recs, params)
-        name = "customers.csv"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
-    if next_cursor:
-        headers["X-Next-Cursor"] = next_cursor
-    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+        headers = {
+            "Content-Disposition": 'attachment; filename="customers-pseudonymised.csv"',
+            "Cache-Control": "no-store",
+        }
+        if next_cursor:
+            headers["X-Next-Cursor"] = next_cursor
+        return Response(body, media_type=plan.media_type, headers=headers)
+    plan = plan_customer_export(recs, params)
+    headers = {"Content-Disposition": content_disposition(*plan.filename()), "Cache-Control": "no-store"}
+    if params.limit is not None or params.cursor is not None:
+        body, next_cursor = export_page(recs, plan, params.cursor, params.limit or BATCH_SIZE)
+        if next_cursor:
+            headers["X-Next-Cursor"] = next_cursor
+        return Response(body, media_type=plan.media_type, headers=headers)
+    # The request's unit ends before the body is sent: the stream reads in units of its own.
+    database: Database = request.app.state.database
+    batches = plan.stream_batches(lambda: database.unit(write=False), recs.cursors)
+    return StreamingResponse(plan.render(batches), media_type=plan.media_type, headers=headers)
 
 
 mount(router, customers)

@@ -102,7 +102,18 @@ class CustomerFilters(ListParams):
 
 
 class CustomerExportParams(CustomerFilters):
-    limit: Annotated[int, Field(ge=1, le=50_000)] = Field(default=10_000, description="Rows per file")
+    format: Literal["csv", "xlsx", "jsonl", "vcard"] = Field(
+        default="csv", description="csv, xlsx, jsonl (JSON Lines) or vcard (vCard 4.0)"
+    )
+    bom: bool | None = Field(
+        default=None,
+        description="Start the file with a UTF-8 byte-order mark (Excel reads Chinese text right); "
+        "default: on for csv, off otherwise; ignored for xlsx",
+    )
+    limit: Annotated[int, Field(ge=1, le=50_000)] | None = Field(  # type: ignore[assignment]
+        default=None,
+        description="Rows per file, with X-Next-Cursor for the rest; omit to stream every matching row",
+    )
     pseudonymised: bool = Field(
         default=False,
         description="No direct identifiers: keyed pseudonyms, 5-year birth bands, region only",

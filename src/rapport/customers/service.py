@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -37,6 +36,8 @@ from rapport.customers.schemas import (
 )
 from rapport.customers.search import looks_like_phone, query_term
 from rapport.errors import Forbidden, InvalidInput, NotFound
+
+from rapport.exports.cells import csv_cell
 from rapport.models import CustomField
 from rapport.privacy import consent
 from rapport.privacy.consent import not_restricted
@@ -104,21 +105,8 @@ def check_reference(recs: Records, field: str, spec: Any, record_id: int | None)
         raise _invalid(field, f"no {spec.name} {record_id} that you can see", "reference")
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: Any) -> str:
-    """Spreadsheet-safe text: a leading formula character is neutralised with an apostrophe."""
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        value = ";".join(str(v) for v in value)
-    elif isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    elif isinstance(value, (dt.datetime, dt.date)):
-        value = value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+# Rows per pseudonymised file when the caller sets no limit (the file is built in memory).
+PSEUDONYMISED_PAGE = 10_000
 
 
 class Customers(Resource):
@@ -220,35 +208,18 @@ class Customers(Resource):
     ) -> tuple[bytes, str | None]:
         """CSV without direct identifiers: keyed pseudonyms, birth-year bands, regions only."""
         page = recs.pseudonymised_page(
-            CUSTOMER, key=key, cursor=params.cursor, limit=params.limit, where=self.export_where(recs, params)
+            CUSTOMER,
+            key=key,
+            cursor=params.cursor,
+            limit=params.limit or PSEUDONYMISED_PAGE,
+            where=self.export_where(recs, params),
         )
         columns = list(PSEUDONYMISED["customer"])
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(columns)
         for row in page.items:
-            writer.writerow([_csv_cell(row.get(c)) for c in columns])
-        return ("\ufeff" + out.getvalue()).encode("utf-8"), page.next_cursor
-
-    def export_csv(self, recs: Records, params: CustomerExportParams) -> tuple[bytes, str | None]:
-        """CSV of what the caller may export: scoped, masked, formula-safe, one audit event."""
-        page = recs.page(
-            CUSTOMER,
-            sort=params.sort or "id",
-            cursor=params.cursor,
-            limit=params.limit,
-            where=self.export_where(recs, params),
-            action=Action.export,
-        )
-        rows = self.expand(recs, page.items)
-        grant = recs.principal.grant(CUSTOMER.name)
-        columns = [c for c in CUSTOMER.read_columns if c not in grant.hidden] + ["tags"]
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_cell(row.get(c)) for c in columns])
-        # The BOM makes spreadsheet programs read Chinese text as UTF-8.
+            writer.writerow([csv_cell(row.get(c)) for c in columns])
         return ("\ufeff" + out.getvalue()).encode("utf-8"), page.next_cursor
 
     def view_360(self, recs: Records, customer_id: int, timeline_limit: int = 50) -> dict[str, Any]:

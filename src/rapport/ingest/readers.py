@@ -1,4 +1,4 @@
-"""Read customer import files row by row: CSV, JSON Lines and .xlsx.
+"""Read customer import files row by row: CSV, JSON Lines, .xlsx and vCard (.vcf).
 
 `read_rows` streams a file (constant memory) and yields one `Row` per data row: the 1-based line
 (CSV, JSON Lines) or row number (.xlsx) where the row starts in the source, and its cells as text
@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import os
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ CSV_DELIMITERS = (",", ";", "\t", "|")
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
+_VCARD_SUFFIXES = {".vcf", ".vcard"}
 _CHUNK = 1 << 16
 
 
@@ -48,15 +49,23 @@ class ReadError(Exception):
 
 
 def read_rows(path: str | os.PathLike[str]) -> Iterator[Row]:
-    """Yield the data rows of a .csv/.tsv/.txt, .jsonl/.ndjson or .xlsx file; blank rows are skipped."""
+    """Yield the data rows of a .csv/.tsv/.txt, .jsonl/.ndjson, .xlsx or .vcf file; blank rows are skipped.
+
+    A vCard file yields one row per card (`rapport.ingest.vcard.read_vcards`).
+    """
     file = Path(path)
     suffix = file.suffix.lower()
+    reader: Callable[[Path], Iterator[Row]]
     if suffix in _CSV_SUFFIXES:
         reader = _read_csv
     elif suffix in _JSONL_SUFFIXES:
         reader = _read_jsonl
     elif suffix in _XLSX_SUFFIXES:
         reader = _read_xlsx
+    elif suffix in _VCARD_SUFFIXES:
+        from rapport.ingest.vcard import read_vcards  # imports this module
+
+        reader = read_vcards
     else:
         hint = " (save it as .xlsx)" if suffix == ".xls" else ""
         raise ReadError(file, None, f"unknown file type {suffix or '(no extension)'!r}{hint}")

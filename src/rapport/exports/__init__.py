@@ -1,0 +1,1 @@
+"""Customer list exports: CSV, XLSX, JSON Lines and vCard, streamed through the data-access layer."""
