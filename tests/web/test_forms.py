@@ -23,7 +23,8 @@ def _ctx(language: str) -> PageContext:
 def test_pydantic_errors_become_translated_field_messages() -> None:
     with pytest.raises(ValidationError) as info:
         Sample.model_validate(form_values({"name": "x", "count": "abc", "csrf_token": "t"}))
-    assert field_errors(_ctx("zh-CN"), info.value) == {"name": "请至少输入 2 个字符。", "count": "请输入整数。"}
+    zh = field_errors(_ctx("zh-CN"), info.value)
+    assert zh == {"name": "请至少输入 2 个字符。", "count": "请输入整数。"}
     assert field_errors(_ctx("en"), info.value) == {
         "name": "Enter at least 2 characters.",
         "count": "Enter a whole number.",

@@ -95,9 +95,9 @@ def field_errors(ctx: PageContext, exc: ValidationError | RapportError) -> dict[
             name = loc[0] if loc else "__all__"
             out.setdefault(name, _message(ctx, str(err.get("type", "")), err.get("ctx"), None))
         return out
-    for err in exc.errors or []:
-        name = str(err.get("field") or "__all__").split(".")[0]
-        out.setdefault(name, _message(ctx, str(err.get("type", "")), None, None))
+    for problem in exc.errors or []:
+        name = str(problem.get("field") or "__all__").split(".")[0]
+        out.setdefault(name, _message(ctx, str(problem.get("type", "")), None, None))
     if not out:
         out["__all__"] = ctx.gettext(FALLBACK)
     return out
