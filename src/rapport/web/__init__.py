@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from rapport.web import auth_pages, home
+from rapport.web import auth_pages, customers, home
 from rapport.web.static import app_static, vendor_router
 
-PAGE_ROUTERS = [auth_pages.router, home.router]
+PAGE_ROUTERS = [auth_pages.router, home.router, customers.router]
 
 
 def install(app: FastAPI) -> None:
