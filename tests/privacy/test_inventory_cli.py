@@ -50,6 +50,7 @@ def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
         "dedup_cluster",
         "import_job",
         "import_rejection",
+        "saved_view",
     ]
     assert record["not_personal"][3] == {
         "table": "product",

@@ -38,6 +38,7 @@ from rapport.models.security import (
 from rapport.models.segments import Segment
 from rapport.models.system import AuditEvent, EncryptionKey, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
+from rapport.models.workspace import SavedView
 
 __all__ = [
     "ApiKey",
@@ -77,6 +78,7 @@ __all__ = [
     "ProvisionLog",
     "RecoveryCode",
     "RoleMfaRequirement",
+    "SavedView",
     "Segment",
     "SharingAgreement",
     "SharingPartner",

@@ -378,6 +378,11 @@ TABLES: Mapping[str, TableDecl] = {
     "import_rejection": TableDecl(
         False, "line, column and reason of refused import rows; never the cell's value"
     ),
+    "saved_view": TableDecl(
+        False,
+        "a staff member's named list filters (stage, region, tag, owner, team, sort); search text, "
+        "which could name a person, is never saved; the user is a staff id",
+    ),
 }
 
 
