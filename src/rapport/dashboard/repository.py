@@ -5,8 +5,8 @@ Every function takes the caller's scope as ready-made WHERE clauses (built by
 caller could list. The queries are single scans over indexed columns:
 
 * counts per lifecycle stage / region use ``ix_customer_lifecycle_stage_id`` / ``ix_customer_region_id``;
-* revenue per month is one pass over ``ix_sales_order_ordered_at_id`` for the last twelve months, with
-  one ``SUM(CASE ...)`` per month (portable: no dialect-specific date functions);
+* revenue per month is one pass over ``ix_sales_order_ordered_at_id`` for the last twelve months,
+  grouped by currency and month;
 * tasks due use ``ix_task_assignee_id_status_due_at``;
 * recent activity walks ``ix_interaction_occurred_at_id`` / ``ix_sales_order_ordered_at_id``
   backwards and stops after ``limit`` rows.
@@ -15,12 +15,11 @@ caller could list. The queries are single scans over indexed columns:
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, case, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Table, func, select
 
 
 def count_by(
@@ -41,34 +40,41 @@ def count(conn: Connection, table: Table, where: Sequence[ColumnElement[bool]]) 
     return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
 
-def sums_by_period(
+def month_key(conn: Connection, column: Any) -> Any:
+    """'YYYY-MM' of a UTC timestamp column, computed by the database (one GROUP BY, no per-row
+    CASE): SQLite stores UTC timestamps as ISO text, PostgreSQL converts from timestamptz."""
+    if conn.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+    return func.substr(column, 1, 7)
+
+
+def sums_by_month(
     conn: Connection,
     table: Table,
     *,
     at: str,
     amount: str,
     group: str,
-    bounds: Sequence[dt.datetime],
+    start: dt.datetime,
+    end: dt.datetime,
     where: Sequence[ColumnElement[bool]],
-) -> dict[str, list[tuple[Decimal, int]]]:
-    """Per value of ``group`` (a currency), the (sum of ``amount``, row count) in each period.
-
-    ``bounds`` are the n+1 edges of n consecutive half-open periods [b0, b1), [b1, b2), ...
-    """
+) -> dict[str, dict[str, tuple[Decimal, int]]]:
+    """group value (a currency) -> 'YYYY-MM' -> (sum of ``amount``, rows), for start <= at < end."""
     t = table
-    ts, money, key = t.c[at], t.c[amount], t.c[group]
-    columns: list[Any] = [key]
-    periods = list(itertools.pairwise(bounds))
-    for i, (lo, hi) in enumerate(periods):
-        inside = (ts >= lo) & (ts < hi)
-        columns.append(func.coalesce(func.sum(case((inside, money))), literal(0)).label(f"s{i}"))
-        columns.append(func.count(case((inside, literal(1)))).label(f"n{i}"))
-    stmt = select(*columns).where(ts >= bounds[0], ts < bounds[-1], *where).group_by(key).order_by(key)
-    out: dict[str, list[tuple[Decimal, int]]] = {}
+    ts = t.c[at]
+    month = month_key(conn, ts).label("month")
+    key = t.c[group]
+    stmt = (
+        select(key, month, func.sum(t.c[amount]).label("total"), func.count().label("n"))
+        .where(ts >= start, ts < end, *where)
+        .group_by(key, month)
+    )
+    out: dict[str, dict[str, tuple[Decimal, int]]] = {}
     for row in conn.execute(stmt).mappings():
-        out[row[group]] = [
-            (Decimal(row[f"s{i}"]).quantize(Decimal("0.01")), int(row[f"n{i}"])) for i in range(len(periods))
-        ]
+        out.setdefault(row[group], {})[row["month"]] = (
+            Decimal(row["total"] or 0).quantize(Decimal("0.01")),
+            int(row["n"]),
+        )
     return out
 
 

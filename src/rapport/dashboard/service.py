@@ -17,6 +17,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Hashable
+from decimal import Decimal
 from typing import Any
 
 from rapport.access.policy import Action, Scope
@@ -129,21 +130,21 @@ def compute_figures(recs: Records, *, now: dt.datetime) -> Figures:
     if order_grant.allows(Action.read) and not {"total_amount", "ordered_at"} & order_grant.hidden:
         o = ORDER.table
         bounds = month_bounds(now)
-        sums = repo.sums_by_period(
+        sums = repo.sums_by_month(
             conn,
             o,
             at="ordered_at",
             amount="total_amount",
             group="currency",
-            bounds=bounds,
+            start=bounds[0],
+            end=bounds[-1],
             where=[o.c.status.in_(PURCHASE_STATUSES), recs.visible(ORDER, order_grant)],
         )
         labels = [f"{b.year:04d}-{b.month:02d}" for b in bounds[:-1]]
+        empty = (Decimal("0.00"), 0)
         series = [
-            RevenueSeries(
-                cur, tuple(MonthRevenue(lab, s, n) for lab, (s, n) in zip(labels, cells, strict=True))
-            )
-            for cur, cells in sums.items()
+            RevenueSeries(cur, tuple(MonthRevenue(lab, *by_month.get(lab, empty)) for lab in labels))
+            for cur, by_month in sums.items()
         ]
         series.sort(key=lambda s: (-s.total, s.currency))
         out["revenue"] = tuple(series)
@@ -162,7 +163,7 @@ def _end_of_today(now: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     return tomorrow.astimezone(dt.UTC)
 
 
-def _customer_names(recs: Records, ids: list[int]) -> dict[int, str]:
+def customer_names(recs: Records, ids: list[int]) -> dict[int, str]:
     """Display names of the customers named on the dashboard, when the role may read names."""
     grant = recs.principal.grant(CUSTOMER.name)
     if not ids or not grant.allows(Action.read) or "display_name" in grant.hidden:
@@ -265,7 +266,7 @@ def home(
     can_see_activity = p.can(INTERACTION.name, Action.read) or p.can(ORDER.name, Action.read)
     activity_rows = recent_activity(recs, now=now) if can_see_activity else None
     ids = [r["customer_id"] for r in (tasks_rows or []) + (activity_rows or [])]
-    names = _customer_names(recs, ids)
+    names = customer_names(recs, ids)
     tasks = None
     if tasks_rows is not None:
         tasks = tuple(
