@@ -7,7 +7,7 @@ PORT ?= 8000
 DEMO_CUSTOMERS ?= 5000
 PG_TEST_URL ?= postgresql+psycopg://root@localhost:5432/test
 
-.PHONY: setup run demo serve test test-pg lint typecheck migrations-check pytest clean
+.PHONY: chromium messages setup run demo serve test test-pg lint typecheck migrations-check pytest clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Rapport needs Python 3.11+"'
@@ -17,7 +17,20 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-setup: $(BIN)/.installed
+# Front-end packages of the web workspace (served from node_modules, never from a CDN).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# The browser of the end-to-end tests: Debian's Chromium (Playwright never downloads one).
+chromium:
+	(command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto) || (apt-get update && apt-get install -y chromium fonts-noto-cjk)
+
+setup: $(BIN)/.installed node_modules/.installed chromium
+
+# After adding texts to pages: extract msgids into both catalogues, then translate the empty ones.
+messages: setup
+	$(BIN)/python -m rapport.web.catalogues
 
 run: setup
 	$(BIN)/rapport db upgrade
@@ -45,4 +58,4 @@ test-pg: setup
 	RAPPORT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules data .pytest_cache .mypy_cache .ruff_cache

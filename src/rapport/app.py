@@ -21,6 +21,8 @@ from rapport.privacy.outbox import DevOutbox, Notifier
 from rapport.privacy.portal_endpoints import NoStoreMiddleware, privacy_page
 from rapport.security import crypto, outbound
 from rapport.security.ratelimit import LoginThrottle
+from rapport.web import install as install_web
+from rapport.web.static import install_docs
 
 
 def _tune_gc() -> None:
@@ -57,7 +59,8 @@ def create_app(
         version=__version__,
         summary="Self-hosted CRM: customer 360, service, sales, analytics, privacy by design.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # Served below from the npm package swagger-ui-dist (no CDN: Rapport works offline).
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -76,6 +79,9 @@ def create_app(
     app.include_router(api_router)
     # PUBLIC: the customers' privacy page (no staff credentials; see privacy/portal_endpoints.py).
     app.add_api_route("/privacy", privacy_page, methods=["GET"], include_in_schema=False)
+    install_docs(app)
+    # The web workspace: pages on the same services and data-access layer (src/rapport/web).
+    install_web(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -45,18 +45,21 @@ def is_https(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session(response: Response, request: Request, token: str, csrf: str, max_age: int) -> None:
+def set_session(
+    response: Response, request: Request, token: str, csrf: str, max_age: int, path: str = COOKIE_PATH
+) -> None:
+    """``path``: ``/api`` for API browser sessions, ``/`` for the web workspace (pages and API)."""
     secure = is_https(request)
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=max_age, path=COOKIE_PATH, httponly=True, secure=secure, samesite="lax"
+        SESSION_COOKIE, token, max_age=max_age, path=path, httponly=True, secure=secure, samesite="lax"
     )
     # Readable by the page's script so it can echo it in the header; useless without the session.
     response.set_cookie(
-        CSRF_COOKIE, csrf, max_age=max_age, path=COOKIE_PATH, httponly=False, secure=secure, samesite="lax"
+        CSRF_COOKIE, csrf, max_age=max_age, path=path, httponly=False, secure=secure, samesite="lax"
     )
 
 
-def clear_session(response: Response, request: Request) -> None:
+def clear_session(response: Response, request: Request, path: str = COOKIE_PATH) -> None:
     secure = is_https(request)
     for name, http_only in ((SESSION_COOKIE, True), (CSRF_COOKIE, False)):
-        response.delete_cookie(name, path=COOKIE_PATH, httponly=http_only, secure=secure, samesite="lax")
+        response.delete_cookie(name, path=path, httponly=http_only, secure=secure, samesite="lax")
