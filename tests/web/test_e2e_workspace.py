@@ -92,41 +92,41 @@ def test_administration_is_forbidden_for_others(page_as: Callable[..., Any], rol
     for path in ("/admin/users", "/admin/teams", "/admin/roles", "/admin/audit"):
         response = page.goto(path)
         assert response is not None and response.status == 403, path
-        assert page.inner_text("h1") == "无权访问" or "不允许" in page.inner_text("main")
+        assert page.inner_text("h1") == "403 · 无权访问"
 
 
 def test_admin_pages(page_as: Callable[..., Any], shot: Callable[[Any, str], Path]) -> None:
-    page = page_as("admin", language="en")
+    page = page_as("admin")  # demo users prefer zh-CN, which wins over the browser's language
     page.click("nav a[href='/admin/users']")
     page.wait_for_selector("[data-testid=users-table]")
     assert page.locator("[data-testid=user-sales\\.east]").count() == 1
     shot(page, "admin-users")
     page.goto("/admin/roles")
-    assert "read, create, update" in page.inner_text("[data-testid=cell-customer-sales_rep]")
+    assert page.inner_text("[data-testid=cell-customer-sales_rep]") == "读取, 创建, 修改 (团队记录)"
     assert "cost_amount" in page.inner_text("[data-testid=cell-order-service_rep]")
     shot(page, "admin-roles")
     page.goto("/admin/teams")
     page.wait_for_selector("[data-testid=teams-table]")
     shot(page, "admin-teams")
-    page.goto("/admin/audit?resource=auth")
+    page.goto("/admin/audit?resource=session")
     page.wait_for_selector("[data-testid=audit-table]")
     page.click("[data-testid=verify-chain]")
     page.wait_for_selector("#chain-status .chain-ok")
-    assert "Chain intact" in page.inner_text("[data-testid=chain-status]")
+    assert "哈希链完整" in page.inner_text("[data-testid=chain-status]")
     shot(page, "admin-audit")
 
 
 def test_admin_disables_and_enables_a_user(page_as: Callable[..., Any]) -> None:
-    page = page_as("admin", language="en")
+    page = page_as("admin")
     page.goto("/admin/users?q=analyst.north")
     page.click("[data-testid=user-analyst\\.north] a")
     page.once("dialog", lambda d: d.accept())
     page.click("[data-testid=disable-user]")
-    page.wait_for_selector("text=their sessions were ended")
-    assert page.inner_text("[data-testid=user-status]") == "Disabled"
+    page.wait_for_selector("text=用户 analyst.north 已停用，其会话已全部结束。")
+    assert page.inner_text("[data-testid=user-status]") == "已停用"
     page.click("[data-testid=enable-user]")
-    page.wait_for_selector("text=enabled.")
-    assert page.inner_text("[data-testid=user-status]") == "Active"
+    page.wait_for_selector("text=用户 analyst.north 已启用。")
+    assert page.inner_text("[data-testid=user-status]") == "启用"
 
 
 def test_form_error_next_to_its_field_in_chinese(page_as: Callable[..., Any], shot: Callable[[Any, str], Path]) -> None:
@@ -141,7 +141,7 @@ def test_form_error_next_to_its_field_in_chinese(page_as: Callable[..., Any], sh
     # Next to its field: inside the field's label, and the input points at it.
     assert page.get_attribute("#new-user #f-username", "aria-describedby") == "e-username"
     assert page.get_attribute("#new-user #f-username", "aria-invalid") == "true"
-    assert page.locator("#new-user [data-testid=error-email]").inner_text() == "请输入有效的电子邮件地址。"
+    assert page.locator("#new-user [data-testid=error-email]").inner_text() == "请输入有效的电子邮箱地址。"
     assert page.input_value("#new-user #f-username") == "Bad Name!"
     assert page.input_value("#new-user #f-password") == ""
     shot(page, "form-error-zh")

@@ -153,7 +153,7 @@ def test_admin_creates_a_user_and_sees_field_errors_in_chinese(client: TestClien
     )
     assert r.status_code == 422
     assert 'data-testid="error-username">请使用 3 到 64 个小写字母、数字、点、下划线或连字符。<' in r.text
-    assert 'data-testid="error-email">请输入有效的电子邮件地址。<' in r.text
+    assert 'data-testid="error-email">请输入有效的电子邮箱地址。<' in r.text
     assert 'value="Bad!"' in r.text and 'value="short"' not in r.text
     r = client.post(
         "/admin/users",
