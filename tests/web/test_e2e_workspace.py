@@ -32,7 +32,9 @@ def series(page: Any, testid: str) -> list[list[float]]:
     return data  # type: ignore[no-any-return]
 
 
-def test_dashboard_charts_render_with_data(page_as: Callable[..., Any], shot: Callable[[Any, str], Path]) -> None:
+def test_dashboard_charts_render_with_data(
+    page_as: Callable[..., Any], shot: Callable[[Any, str], Path]
+) -> None:
     page = page_as("admin")
     stages = series(page, "chart-stages")
     regions = series(page, "chart-regions")
@@ -59,7 +61,9 @@ def test_sales_rep_dashboard_covers_their_team(
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_each_page_loads_per_role(page_as: Callable[..., Any], shot: Callable[[Any, str], Path], role: str) -> None:
+def test_each_page_loads_per_role(
+    page_as: Callable[..., Any], shot: Callable[[Any, str], Path], role: str
+) -> None:
     page = page_as(role, language="zh-CN")
     for path, marker in (
         ("/tasks", "h1"),
@@ -129,7 +133,9 @@ def test_admin_disables_and_enables_a_user(page_as: Callable[..., Any]) -> None:
     assert page.inner_text("[data-testid=user-status]") == "启用"
 
 
-def test_form_error_next_to_its_field_in_chinese(page_as: Callable[..., Any], shot: Callable[[Any, str], Path]) -> None:
+def test_form_error_next_to_its_field_in_chinese(
+    page_as: Callable[..., Any], shot: Callable[[Any, str], Path]
+) -> None:
     page = page_as("admin", language="zh-CN")
     page.goto("/admin/users")
     page.fill("#f-username", "Bad Name!")

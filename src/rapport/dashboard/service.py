@@ -255,8 +255,12 @@ def home(
     now: dt.datetime | None = None,
     tz: dt.tzinfo = dt.UTC,
     cache: FigureCache | None = None,
+    with_figures: bool = True,
 ) -> Home:
-    """Everything the home page shows for the caller. ``tz`` decides where "today" ends."""
+    """Everything the home page shows for the caller. ``tz`` decides where "today" ends.
+
+    ``with_figures=False``: key figures only if the cache has them (pages then fetch them
+    separately, so a slow first computation never holds up the tasks and activity)."""
     now = now or utcnow()
     p = recs.principal
     tasks_rows: list[dict[str, Any]] | None = None
@@ -295,15 +299,24 @@ def home(
             )
             for r in activity_rows
         )
-    has_figures = any(p.can(s.name, Action.read) for s in (CUSTOMER, ORDER, TASK))
+    fig = None
+    if has_figures(recs):
+        if with_figures:
+            fig = figures(recs, now=now, cache=cache)
+        elif cache is not None:
+            fig = cache.get(scope_key(recs))
     return Home(
         role=p.role.value,
-        figures=figures(recs, now=now, cache=cache) if has_figures else None,
+        figures=fig,
         tasks=tasks,
         tasks_overdue=overdue,
         tasks_due_today=due_today,
         activity=activity,
     )
+
+
+def has_figures(recs: Records) -> bool:
+    return any(recs.principal.can(s.name, Action.read) for s in (CUSTOMER, ORDER, TASK))
 
 
 def chart_data(fig: Figures) -> dict[str, Any]:

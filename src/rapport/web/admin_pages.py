@@ -233,7 +233,9 @@ def update_user(
     try:
         service.update_user(ctx.recs, record_id, changes, version)
     except InvalidInput as exc:
-        return _user_page(ctx, current, form=form, errors=field_errors(ctx, exc.errors, USER_FIELDS), status=422)
+        return _user_page(
+            ctx, current, form=form, errors=field_errors(ctx, exc.errors, USER_FIELDS), status=422
+        )
     except Conflict:
         msg = ctx.gettext("This is the last active administrator; make another user admin first.")
         return _user_page(ctx, current, form=form, errors={"role": msg}, status=409)
@@ -251,9 +253,13 @@ def set_active(ctx: Page, record_id: int, active: Annotated[str, Form(pattern="^
     try:
         row = service.set_active(ctx.recs, record_id, turn_on)
     except Conflict:
-        ctx.flash(ctx.gettext("This is the last active administrator; make another user admin first."), "error")
+        ctx.flash(
+            ctx.gettext("This is the last active administrator; make another user admin first."), "error"
+        )
         return ctx.redirect(f"/admin/users/{record_id}")
-    text = N_("User %(name)s enabled.") if turn_on else N_("User %(name)s disabled; their sessions were ended.")
+    text = (
+        N_("User %(name)s enabled.") if turn_on else N_("User %(name)s disabled; their sessions were ended.")
+    )
     ctx.flash(ctx.gettext(text, name=current["username"]))
     return ctx.redirect(f"/admin/users/{row['id']}")
 
@@ -262,11 +268,19 @@ def set_active(ctx: Page, record_id: int, active: Annotated[str, Form(pattern="^
 
 
 def _teams_page(
-    ctx: PageContext, form: dict[str, Any] | None = None, errors: dict[str, str] | None = None, status: int = 200
+    ctx: PageContext,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
     return ctx.render(
         "admin/teams.html",
-        {**_common(ctx, "teams"), "teams": service.list_teams(ctx.recs), "form": form or {}, "errors": errors or {}},
+        {
+            **_common(ctx, "teams"),
+            "teams": service.list_teams(ctx.recs),
+            "form": form or {},
+            "errors": errors or {},
+        },
         status=status,
     )
 
@@ -286,7 +300,9 @@ def create_team(
     try:
         service.create_team(ctx.recs, form)
     except (InvalidInput, Conflict) as exc:
-        errors = field_errors(ctx, exc.errors or [{"field": "name", "type": "unique"}], ("name", "description"))
+        errors = field_errors(
+            ctx, exc.errors or [{"field": "name", "type": "unique"}], ("name", "description")
+        )
         return _teams_page(ctx, form, errors, status=422)
     ctx.flash(ctx.gettext("Team %(name)s created.", name=name.strip()))
     return ctx.redirect("/admin/teams")
@@ -339,7 +355,14 @@ def audit_page(
     cursor: Cursor = None,
 ) -> Response:
     service.require_admin(ctx.recs)
-    filters = {"actor": actor, "action": action, "resource": resource, "outcome": outcome, "at_from": at_from, "at_to": at_to}
+    filters = {
+        "actor": actor,
+        "action": action,
+        "resource": resource,
+        "outcome": outcome,
+        "at_from": at_from,
+        "at_to": at_to,
+    }
     query = {**filters, "at_from": _day(at_from, end=False), "at_to": _day(at_to, end=True), "cursor": cursor}
     errors: dict[str, str] = {}
     try:
@@ -356,7 +379,9 @@ def audit_page(
             "filters": {k: v or "" for k, v in filters.items()},
             "errors": errors,
             "chain": chain_cache(ctx.request).last,
-            "resources": [(r, label(ctx, RESOURCE_NAMES, r)) for r in (*RESOURCES, "session", "auth", "administration")],
+            "resources": [
+                (r, label(ctx, RESOURCE_NAMES, r)) for r in (*RESOURCES, "session", "auth", "administration")
+            ],
             "outcomes": [(k, ctx.gettext(v)) for k, v in OUTCOMES.items()],
             "outcome_label": lambda key: label(ctx, OUTCOMES, key),
         },

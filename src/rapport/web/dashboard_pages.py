@@ -13,8 +13,10 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import Response
 
+from rapport.access.policy import Action
 from rapport.dashboard import service
 from rapport.dashboard.schemas import Count, Figures
+from rapport.models.base import utcnow
 from rapport.web.context import Page, PageContext
 from rapport.web.nav import N_, NavItem, register_nav
 from rapport.web.routing import page_router
@@ -65,7 +67,21 @@ ORDER_STATUSES: dict[str, str] = {
     "cancelled": N_("Cancelled"),
     "refunded": N_("Refunded"),
 }
-PRIORITIES: dict[str, str] = {"low": N_("Low"), "normal": N_("Normal"), "high": N_("High"), "urgent": N_("Urgent")}
+CHANNELS: dict[str, str] = {
+    "online": N_("Online"),
+    "in_store": N_("In store"),
+    "phone": N_("Phone"),
+    "wechat": N_("WeChat"),
+    "marketplace": N_("Marketplace"),
+    "wholesale": N_("Wholesale"),
+    "other": N_("Other"),
+}
+PRIORITIES: dict[str, str] = {
+    "low": N_("Low"),
+    "normal": N_("Normal"),
+    "high": N_("High"),
+    "urgent": N_("Urgent"),
+}
 
 
 def figure_cache(request: Request) -> service.FigureCache:
@@ -83,7 +99,9 @@ def label(ctx: PageContext, table: dict[str, str], key: str | None) -> str:
 
 def _counts(ctx: PageContext, counts: tuple[Count, ...], table: dict[str, str] | None) -> dict[str, str]:
     labels = [
-        ctx.gettext("Other") if c.other else (label(ctx, table, c.key) if table else c.key or ctx.gettext("Not set"))
+        ctx.gettext("Other")
+        if c.other
+        else (label(ctx, table, c.key) if table else c.key or ctx.gettext("Not set"))
         for c in counts
     ]
     return {"labels": json.dumps(labels, ensure_ascii=False), "data": json.dumps([c.count for c in counts])}
@@ -109,27 +127,52 @@ def charts(ctx: PageContext, fig: Figures) -> dict[str, Any]:
     return out
 
 
-@router.get("/")
-def home(ctx: Page) -> Response:
-    data = service.home(ctx.recs, cache=figure_cache(ctx.request))
-    fig = data.figures
+def _figures_context(ctx: PageContext, fig: Figures | None, role: str) -> dict[str, Any]:
     this_month = None
     if fig is not None and fig.revenue:
         last = fig.revenue[0].months[-1]
         this_month = ctx.fmt.money(last.amount, fig.revenue[0].currency)
+    return {
+        "fig": fig,
+        "charts": charts(ctx, fig) if fig is not None else {},
+        "this_month": this_month,
+        "role": role,
+        "scope_label": label(ctx, SCOPES, fig.scope) if fig is not None else "",
+    }
+
+
+@router.get("/")
+def home(ctx: Page) -> Response:
+    cache = figure_cache(ctx.request)
+    # Figures not in the cache load in a second request (see dashboard.html): on millions of rows
+    # their first computation takes a while, the tasks and activity never wait for it.
+    data = service.home(ctx.recs, cache=cache, with_figures=False)
     return ctx.render(
         "dashboard.html",
         {
             "nav": "home",
             "home": data,
-            "fig": fig,
-            "charts": charts(ctx, fig) if fig is not None else {},
-            "this_month": this_month,
+            "figures_pending": data.figures is None and service.has_figures(ctx.recs),
+            **_figures_context(ctx, data.figures, data.role),
             "role_label": label(ctx, ROLES, data.role),
-            "scope_label": label(ctx, SCOPES, fig.scope) if fig is not None else "",
-            "stage_label": lambda key: label(ctx, STAGES, key),
+            "scope_label": label(ctx, SCOPES, ctx.user.grant("customer").scope.value),
             "kind_label": lambda key: label(ctx, INTERACTION_KINDS, key),
             "status_label": lambda key: label(ctx, ORDER_STATUSES, key),
             "priority_label": lambda key: label(ctx, PRIORITIES, key),
         },
+    )
+
+
+@router.get("/dashboard/figures")
+def figures(ctx: Page) -> Response:
+    """The key figures and charts as a fragment (cached per scope for a minute)."""
+    fig = (
+        service.figures(ctx.recs, cache=figure_cache(ctx.request)) if service.has_figures(ctx.recs) else None
+    )
+    tasks_overdue = None
+    if fig is not None and ctx.user.user_id is not None and ctx.user.can("task", Action.read):
+        tasks_overdue = service.my_tasks(ctx.recs, now=utcnow(), limit=1)[1]
+    return ctx.render(
+        "_dashboard_figures.html",
+        {**_figures_context(ctx, fig, ctx.user.role.value), "tasks_overdue": tasks_overdue},
     )

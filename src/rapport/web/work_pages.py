@@ -28,7 +28,7 @@ from rapport.organisations.schemas import OrganisationFilters
 from rapport.organisations.service import organisations
 from rapport.schemas import ListParams
 from rapport.web.context import Page, PageContext, safe_next
-from rapport.web.dashboard_pages import ORDER_STATUSES, PRIORITIES, STAGES, label
+from rapport.web.dashboard_pages import CHANNELS, ORDER_STATUSES, PRIORITIES, STAGES, label
 from rapport.web.form_errors import field_errors
 from rapport.web.nav import N_, NavItem, register_nav
 from rapport.web.routing import page_router
@@ -36,7 +36,9 @@ from rapport.web.routing import page_router
 router = page_router()
 register_nav(NavItem("tasks", N_("Tasks"), "/tasks", resource="task", order=30))
 register_nav(NavItem("orders", N_("Orders"), "/orders", resource="order", order=40))
-register_nav(NavItem("organisations", N_("Organisations"), "/organisations", resource="organisation", order=20))
+register_nav(
+    NavItem("organisations", N_("Organisations"), "/organisations", resource="organisation", order=20)
+)
 
 PAGE_SIZE = 50
 Cursor = Annotated[str | None, Query(max_length=512)]
@@ -59,6 +61,7 @@ def _labels(ctx: PageContext) -> dict[str, Any]:
         "status_label": lambda key: label(ctx, ORDER_STATUSES, key),
         "priority_label": lambda key: label(ctx, PRIORITIES, key),
         "stage_label": lambda key: label(ctx, STAGES, key),
+        "channel_label": lambda key: label(ctx, CHANNELS, key),
     }
 
 
@@ -78,7 +81,9 @@ def _task_item(row: dict[str, Any], names: dict[int, str], **extra: Any) -> dict
 
 
 @router.get("/tasks")
-def task_list(ctx: Page, view: Annotated[str, Query(max_length=16)] = "mine", cursor: Cursor = None) -> Response:
+def task_list(
+    ctx: Page, view: Annotated[str, Query(max_length=16)] = "mine", cursor: Cursor = None
+) -> Response:
     _require(ctx, TASK.name)
     view = view if view in TASK_VIEWS else "mine"
     t = TASK.table
@@ -107,7 +112,7 @@ def task_done(
     ctx: Page,
     record_id: int,
     version: Annotated[int, Form(ge=1)],
-    next: Annotated[str, Form(max_length=500)] = "/tasks",  # noqa: A002
+    next: Annotated[str, Form(max_length=500)] = "/tasks",
 ) -> Response:
     recs = ctx.recs
     error = None
@@ -209,7 +214,11 @@ def organisation_list(
         errors = field_errors(ctx, exc.errors, ("q",))
         f = OrganisationFilters()
     page = ctx.recs.page(
-        ORGANISATION, sort="name", cursor=cursor, limit=PAGE_SIZE, where=list(organisations.where(ctx.recs, f))
+        ORGANISATION,
+        sort="name",
+        cursor=cursor,
+        limit=PAGE_SIZE,
+        where=list(organisations.where(ctx.recs, f)),
     )
     return ctx.render(
         "organisations.html",

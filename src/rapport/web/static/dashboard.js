@@ -14,7 +14,7 @@
     var currency = el.dataset.currency || "CNY";
     var locale = el.dataset.locale || document.documentElement.lang || "zh-CN";
     var full = new Intl.NumberFormat(locale, { style: "currency", currency: currency, maximumFractionDigits: 0 });
-    var compact = new Intl.NumberFormat(locale, { notation: "compact", maximumFractionDigits: 1 });
+    var compact = new Intl.NumberFormat(locale, { notation: "compact", maximumSignificantDigits: 3 });
     return { full: function (v) { return full.format(v); }, compact: function (v) { return compact.format(v); } };
   }
 
