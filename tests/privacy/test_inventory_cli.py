@@ -46,6 +46,7 @@ def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
         "sharing_agreement",
         "encryption_key",
         "segment",
+        "saved_view",
     ]
     assert record["not_personal"][3] == {
         "table": "product",

@@ -85,7 +85,17 @@ def _arrange(server: LiveServer) -> None:
     with server.api("sales.east") as east, server.api("sales.north") as north:
         r = east.post(
             "/customers",
-            json={"display_name": "欧阳娜娜", "family_name": "欧阳", "given_name": "娜娜", "region": "上海"},
+            json={
+                "display_name": "欧阳娜娜",
+                "family_name": "欧阳",
+                "given_name": "娜娜",
+                "region": "上海",
+                "lifecycle_stage": "prospect",
+                "contact_points": [
+                    {"kind": "phone", "value": "+86 139 1234 5678", "is_primary": True},
+                    {"kind": "email", "value": "nana.ouyang@example.com"},
+                ],
+            },
         )
         r.raise_for_status()
         server.known["east_customer"] = r.json()["id"]

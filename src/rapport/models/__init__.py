@@ -35,6 +35,7 @@ from rapport.models.security import (
 from rapport.models.segments import Segment
 from rapport.models.system import AuditEvent, EncryptionKey, IdempotencyRecord
 from rapport.models.users import ApiKey, AuthToken, Team, User
+from rapport.models.workspace import SavedView
 
 __all__ = [
     "ApiKey",
@@ -65,6 +66,7 @@ __all__ = [
     "ProvisionLog",
     "RecoveryCode",
     "RoleMfaRequirement",
+    "SavedView",
     "Segment",
     "SharingAgreement",
     "SharingPartner",

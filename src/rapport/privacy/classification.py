@@ -338,6 +338,11 @@ TABLES: Mapping[str, TableDecl] = {
         "definitions of customer groups (rules over fields and scores); members are computed on "
         "demand in the analytics store and never stored; owner and team are staff ids as on organisation",
     ),
+    "saved_view": TableDecl(
+        False,
+        "a staff member's named list filters (stage, region, tag, owner, team, sort); search text, "
+        "which could name a person, is never saved; the user is a staff id",
+    ),
 }
 
 

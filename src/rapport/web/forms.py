@@ -24,6 +24,7 @@ from rapport.web.nav import N_
 # Pydantic / Rapport error types -> msgid (``%(limit)s`` filled from the error's context).
 ERROR_TEXT: dict[str, str] = {
     "missing": N_("This field is required."),
+    "null": N_("This field is required."),
     "string_too_short": N_("Enter at least %(limit)s characters."),
     "string_too_long": N_("Enter at most %(limit)s characters."),
     "too_short": N_("Enter at least %(limit)s items."),

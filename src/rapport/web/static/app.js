@@ -37,7 +37,21 @@
     });
   }
 
+  // A "tick all" box: <input type="checkbox" data-check-all="ids"> ticks every box named ids.
+  function checkAll(root) {
+    root.querySelectorAll("[data-check-all]").forEach(function (box) {
+      if (box.dataset.checkAllReady) return;
+      box.dataset.checkAllReady = "1";
+      box.addEventListener("change", function () {
+        document.querySelectorAll('input[type=checkbox][name="' + box.dataset.checkAll + '"]').forEach(function (el) {
+          el.checked = box.checked;
+        });
+      });
+    });
+  }
+
   function init(root) {
+    checkAll(root);
     charts(root);
     autosubmit(root);
     confirmations(root);
