@@ -217,3 +217,15 @@ def test_admin_audit_page_filters_and_verifies(client: TestClient, factory: Fact
     assert r.status_code == 200 and "Chain intact" in r.text
     r = client.get("/admin/roles")
     assert 'data-testid="cell-order-service_rep"' in r.text
+
+
+def test_roles_that_may_not_change_tasks_get_no_done_button(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    rep = factory.user("sales_rep", team)
+    task = factory.task(factory.customer(rep, team), rep, title="分析师只读")
+    factory.user("data_analyst", team, username="ro.analyst")
+    csrf = login(client, factory, "ro.analyst")
+    r = client.get("/tasks?view=scope")
+    assert f'data-testid="task-{task}"' in r.text and f'data-testid="done-{task}"' not in r.text
+    r = client.post(f"/tasks/{task}/done", data={"version": "1", "csrf_token": csrf})
+    assert r.status_code == 403
