@@ -59,6 +59,10 @@ RESOURCE_NAMES: dict[str, str] = {
     "privacy_complaint": N_("Privacy complaints"),
     "webhook": N_("Webhooks"),
     "segment": N_("Segments"),
+    # Audit-only resources: sign-ins and refused administration pages.
+    "session": N_("Sign-ins"),
+    "auth": N_("Authentication"),
+    "administration": N_("Administration"),
 }
 OUTCOMES: dict[str, str] = {"ok": N_("ok"), "denied": N_("denied"), "failed": N_("failed")}
 USER_FIELDS = ("username", "display_name", "email", "role", "team_id", "preferred_language", "password")
