@@ -257,3 +257,27 @@ def test_chart_data_is_json_ready(db: Session, world: World) -> None:
     assert cny["currency"] == "CNY"
     assert cny["months"][-1] == "2026-06" and cny["amounts"][-1] == "201.00" and cny["orders"][-1] == 2
     assert cny["amounts"][0] == "0.00" and len(cny["months"]) == 12
+
+
+def test_concurrent_requests_of_one_scope_compute_once() -> None:
+    import threading
+    import time as _time
+
+    cache = service.FigureCache(ttl=60)
+    calls: list[int] = []
+
+    def slow() -> Figures:
+        calls.append(1)
+        _time.sleep(0.2)
+        return Figures(scope="all", computed_at=NOW, customers=7)
+
+    results: list[Figures] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert [r.customers for r in results] == [7, 7, 7, 7]

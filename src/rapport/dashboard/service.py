@@ -51,6 +51,7 @@ class FigureCache:
         self.ttl = ttl
         self.clock = clock
         self._entries: dict[Hashable, tuple[float, Figures]] = {}
+        self._computing: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Figures | None:
@@ -69,6 +70,23 @@ class FigureCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Figures]) -> Figures:
+        """One computation per key at a time: requests of the same scope arriving together wait
+        for the first one's result instead of each scanning millions of rows."""
+        hit = self.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        with key_lock:
+            hit = self.get(key)
+            if hit is None:
+                hit = compute()
+                self.put(key, hit)
+        with self._lock:
+            self._computing.pop(key, None)
+        return hit
 
 
 def scope_key(recs: Records) -> Hashable:
@@ -101,13 +119,9 @@ def fold(counts: list[tuple[str | None, int]], shown: int) -> tuple[Count, ...]:
 
 
 def figures(recs: Records, *, now: dt.datetime | None = None, cache: FigureCache | None = None) -> Figures:
-    key = scope_key(recs)
-    if cache is not None and (hit := cache.get(key)) is not None:
-        return hit
-    result = compute_figures(recs, now=now or utcnow())
-    if cache is not None:
-        cache.put(key, result)
-    return result
+    if cache is None:
+        return compute_figures(recs, now=now or utcnow())
+    return cache.get_or_compute(scope_key(recs), lambda: compute_figures(recs, now=now or utcnow()))
 
 
 def compute_figures(recs: Records, *, now: dt.datetime) -> Figures:
