@@ -7,6 +7,7 @@ hidden fields, masks and audit are the API's.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 from urllib.parse import urlencode
@@ -32,6 +33,7 @@ from rapport.models import SavedView
 from rapport.models.base import utcnow
 from rapport.web.context import Page, PageContext, is_htmx
 from rapport.web.forms import field_errors, form_values
+from rapport.web.i18n import local_deadline
 from rapport.web.lookups import team_options, user_names, user_options
 from rapport.web.nav import N_, NavItem, register_nav
 from rapport.web.routing import page_router
@@ -88,6 +90,15 @@ CONTACT_KINDS = {
     "address": N_("Address"),
     "national_id": N_("ID number"),
 }
+TASK_STATUS = {"open": N_("open"), "done": N_("done"), "cancelled": N_("cancelled")}
+ORDER_STATUS = {
+    "pending": N_("pending"),
+    "paid": N_("paid"),
+    "shipped": N_("shipped"),
+    "completed": N_("completed"),
+    "cancelled": N_("cancelled"),
+    "refunded": N_("refunded"),
+}
 PRIORITIES = {"low": N_("Low"), "normal": N_("Normal"), "high": N_("High"), "urgent": N_("Urgent")}
 DIRECTIONS = {"inbound": N_("Inbound"), "outbound": N_("Outbound")}
 # Profile fields editable inline, in display order: (field, label, input kind).
@@ -116,6 +127,8 @@ LABELS = {
     "contact_kinds": CONTACT_KINDS,
     "priorities": PRIORITIES,
     "directions": DIRECTIONS,
+    "task_status": TASK_STATUS,
+    "order_status": ORDER_STATUS,
 }
 
 
@@ -287,7 +300,7 @@ async def bulk_action(ctx: Page, request: Request) -> Response:
     if not ids:
         message = ("error", ctx.gettext("Tick at least one customer."))
     elif action == "tag":
-        new = _split_tags(str(form.get("tag") or ""))
+        new = _split_tags(str(form.get("bulk_tag") or ""))
         if not new:
             message = ("error", ctx.gettext("Enter a tag."))
         else:
@@ -519,10 +532,10 @@ async def add_task(ctx: Page, request: Request, record_id: RecordId) -> Response
     form = await request.form()
     values = form_values(form)
     due = values.get("due_at")
-    if isinstance(due, str) and len(due) == 10:
-        values["due_at"] = due + "T18:00:00+08:00"  # a day: the end of the working day (China time)
-    elif isinstance(due, str) and "T" in due and "+" not in due and not due.endswith("Z"):
-        values["due_at"] = due + ":00+08:00" if len(due) == 16 else due + "+08:00"
+    if isinstance(due, str) and due:
+        # Left as typed when it is no date: the schema then reports it next to the field.
+        with contextlib.suppress(ValueError):
+            values["due_at"] = local_deadline(due)
     try:
         body = TaskCreate.model_validate(values)
         tasks.do_create(ctx.recs, body, record_id)

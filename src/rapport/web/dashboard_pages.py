@@ -17,6 +17,7 @@ from rapport.access.policy import Action
 from rapport.dashboard import service
 from rapport.dashboard.schemas import Count, Figures
 from rapport.models.base import utcnow
+from rapport.web import i18n
 from rapport.web.context import Page, PageContext
 from rapport.web.nav import N_, NavItem, register_nav
 from rapport.web.routing import page_router
@@ -146,7 +147,8 @@ def home(ctx: Page) -> Response:
     cache = figure_cache(ctx.request)
     # Figures not in the cache load in a second request (see dashboard.html): on millions of rows
     # their first computation takes a while, the tasks and activity never wait for it.
-    data = service.home(ctx.recs, cache=cache, with_figures=False)
+    # "Today" ends at midnight where the workspace shows times (RAPPORT_TIMEZONE).
+    data = service.home(ctx.recs, cache=cache, with_figures=False, tz=i18n.DISPLAY_TZ)
     return ctx.render(
         "dashboard.html",
         {
@@ -171,7 +173,7 @@ def figures(ctx: Page) -> Response:
     )
     tasks_overdue = None
     if fig is not None and ctx.user.user_id is not None and ctx.user.can("task", Action.read):
-        tasks_overdue = service.my_tasks(ctx.recs, now=utcnow(), limit=1)[1]
+        tasks_overdue = service.my_tasks(ctx.recs, now=utcnow(), tz=i18n.DISPLAY_TZ, limit=1)[1]
     return ctx.render(
         "_dashboard_figures.html",
         {**_figures_context(ctx, fig, ctx.user.role.value), "tasks_overdue": tasks_overdue},

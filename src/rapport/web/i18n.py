@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import os
 from decimal import Decimal
 from gettext import GNUTranslations
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel import Locale, dates, numbers
 from babel.messages import mofile, pofile
@@ -25,6 +27,17 @@ LANG_COOKIE = "rapport_lang"
 LANGUAGES: dict[str, str] = {"zh-CN": "zh_CN", "en": "en"}
 LANGUAGE_NAMES: dict[str, str] = {"zh-CN": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh-CN"
+# Times are stored in UTC and shown (and typed) in this zone.
+DISPLAY_TZ = ZoneInfo(os.environ.get("RAPPORT_TIMEZONE", "Asia/Shanghai"))
+
+
+def local_deadline(text: str) -> dt.datetime:
+    """A date typed in a form (``2026-03-05``) is due at 18:00 local time; a local date-time as typed."""
+    if len(text) == 10:
+        day = dt.date.fromisoformat(text)
+        return dt.datetime.combine(day, dt.time(18, 0), DISPLAY_TZ)
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=DISPLAY_TZ)
 
 
 def catalogue_path(locale: str) -> Path:
@@ -94,7 +107,7 @@ class Formatter:
         if value is None:
             return ""
         if isinstance(value, dt.datetime):
-            value = value.date()
+            value = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(DISPLAY_TZ).date()
         return dates.format_date(value, fmt, locale=self.locale)
 
     def datetime(self, value: dt.datetime | None, fmt: str = "medium") -> str:
@@ -102,7 +115,7 @@ class Formatter:
             return ""
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        return dates.format_datetime(value, fmt, tzinfo=dt.UTC, locale=self.locale)
+        return dates.format_datetime(value, fmt, tzinfo=DISPLAY_TZ, locale=self.locale)
 
     def number(self, value: float | int | Decimal | None, digits: int | None = None) -> str:
         if value is None:
