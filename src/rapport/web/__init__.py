@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from rapport.web import auth_pages, customers, home
+from rapport.web import admin_pages, auth_pages, customers, dashboard_pages, home, work_pages
 from rapport.web.static import app_static, vendor_router
 
-PAGE_ROUTERS = [auth_pages.router, home.router, customers.router]
+# dashboard_pages comes before home: its role dashboard answers "/" (home.py's page is the fallback).
+PAGE_ROUTERS = [
+    auth_pages.router,
+    dashboard_pages.router,
+    home.router,
+    customers.router,
+    work_pages.router,
+    admin_pages.router,
+]
 
 
 def install(app: FastAPI) -> None:
