@@ -11,12 +11,9 @@ from rapport.auth.endpoints import router as auth_router
 from rapport.auth.mfa_endpoints import router as mfa_router
 from rapport.auth.oidc_endpoints import router as oidc_router
 from rapport.customers.endpoints import router as customers_router
-<<<<<<< HEAD
-from rapport.merge.endpoints import router as merges_router
 from rapport.dedup.endpoints import router as dedup_router
-=======
 from rapport.ingest.endpoints import router as imports_router
->>>>>>> import
+from rapport.merge.endpoints import router as merges_router
 from rapport.orders.endpoints import router as orders_router
 from rapport.organisations.endpoints import router as organisations_router
 from rapport.privacy.endpoints import router as privacy_router

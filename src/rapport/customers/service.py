@@ -36,7 +36,6 @@ from rapport.customers.schemas import (
 )
 from rapport.customers.search import looks_like_phone, query_term
 from rapport.errors import Forbidden, InvalidInput, NotFound
-
 from rapport.exports.cells import csv_cell
 from rapport.models import CustomField
 from rapport.privacy import consent

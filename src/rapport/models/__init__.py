@@ -12,9 +12,9 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
-from rapport.models.merge import CustomerAlias, CustomerMerge
 from rapport.models.dedup import DedupCluster, DedupPair, DedupRun
 from rapport.models.ingest import CustomerExternalId, ImportChange, ImportJob, ImportRejection
+from rapport.models.merge import CustomerAlias, CustomerMerge
 from rapport.models.privacy import (
     ConsentEvent,
     ConsentState,
@@ -51,8 +51,8 @@ __all__ = [
     "CustomField",
     "Customer",
     "CustomerAlias",
-    "CustomerMerge",
     "CustomerExternalId",
+    "CustomerMerge",
     "CustomerScore",
     "CustomerSearchTerm",
     "CustomerTag",
