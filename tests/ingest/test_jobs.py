@@ -549,3 +549,18 @@ def test_organisations_and_interactions_import_and_revert(
         connection.execute(select(func.count()).select_from(o).where(o.c.name == "月光科技")).scalar_one()
         == 0
     )
+
+
+def test_external_ids_stay_unique(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
+    p = _principal(factory)
+    _run(database, p, _write(tmp_path, "a.csv", ROWS[:1]))
+    rows = ["C001,别人,13911112222,other@example.com,,,,,", "C777,甲,,,,,,,", "C777,乙,,,,,,,"]
+    result = _run(database, p, _write(tmp_path, "b.csv", rows), match_keys=["email"])
+    assert (result["created"], result["rejected"]) == (1, 2)
+    with database.unit(write=False) as session:
+        assert [(r["line"], r["reason"]) for r in jobs.rejection_list(session, result["job_id"])] == [
+            (2, f"external_id already belongs to customer {_customer(connection, 'C001')['id']}"),
+            (4, "same external_id as line 3"),
+        ]

@@ -21,7 +21,11 @@ def test_cli_import_status_rejections_and_revert(tmp_path: Path, committed_db: D
     mapping = tmp_path / "mapping.json"
     proposed = runner.invoke(app, ["import", "mapping", str(path), "-o", str(mapping)])
     assert proposed.exit_code == 0, proposed.output
-    assert json.loads(mapping.read_text()) == {"客户编号": "external_id", "姓名": "display_name", "手机": "phone"}
+    assert json.loads(mapping.read_text()) == {
+        "客户编号": "external_id",
+        "姓名": "display_name",
+        "手机": "phone",
+    }
 
     preview = runner.invoke(app, ["import", "customers", str(path), "--dry-run", "--json", "--url", url])
     assert preview.exit_code == 0, preview.output
