@@ -633,6 +633,7 @@ class CustomerImporter:
         owners = repo.external_id_owners(conn, [p.row.external_id for p in planned if p.row.external_id])
         creates: list[_Planned] = []
         updates: list[_Planned] = []
+        unchanged: list[int] = []
         for p in planned:
             owner = owners.get(p.row.external_id) if p.row.external_id else None
             if owner is not None and owner != p.customer_id:
@@ -686,6 +687,7 @@ class CustomerImporter:
             )
             if not (p.changes or p.new_contacts or p.new_tags or p.new_external):
                 result.unchanged += 1
+                unchanged.append(cid)
                 if dry_run:
                     result.preview.append(_preview(p.line, "unchanged", cid, p.row))
                 continue
@@ -722,6 +724,9 @@ class CustomerImporter:
             self._insert(creates, org_ids)
         if updates:
             self._update(updates, org_ids, current, tags)
+        # Matched but equal: remembered (no before-image) so a later duplicate row of the same file
+        # is refused on every run alike, which keeps a re-run from changing anything.
+        self._changes("customer", "matched", [(cid, None, None) for cid in unchanged])
         result.created, result.updated = len(creates), len(updates)
         return result
 
