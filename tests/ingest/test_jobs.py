@@ -549,3 +549,35 @@ def test_organisations_and_interactions_import_and_revert(
         connection.execute(select(func.count()).select_from(o).where(o.c.name == "月光科技")).scalar_one()
         == 0
     )
+
+
+def test_external_ids_stay_unique(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
+    p = _principal(factory)
+    _run(database, p, _write(tmp_path, "a.csv", ROWS[:1]))
+    rows = ["C001,别人,13911112222,other@example.com,,,,,", "C777,甲,,,,,,,", "C777,乙,,,,,,,"]
+    result = _run(database, p, _write(tmp_path, "b.csv", rows), match_keys=["email"])
+    assert (result["created"], result["rejected"]) == (1, 2)
+    with database.unit(write=False) as session:
+        assert [(r["line"], r["reason"]) for r in jobs.rejection_list(session, result["job_id"])] == [
+            (2, f"external_id already belongs to customer {_customer(connection, 'C001')['id']}"),
+            (4, "same external_id as line 3"),
+        ]
+
+
+def test_a_duplicate_row_in_a_later_batch_is_refused_on_every_run(
+    tmp_path: Path, database: Database, factory: Factory, connection: Connection
+) -> None:
+    p = _principal(factory)
+    rows = ["A1,甲,13911110001,,,,,,", "A2,乙,13911110002,,,,,,", "A3,丙,13911110001,,,,,,"]
+    path = _write(tmp_path, "d.csv", rows)
+    first = _run(database, p, path, match_keys=["phone"], batch_size=2)
+    again = _run(database, p, path, match_keys=["phone"], batch_size=2)
+    assert (first["created"], first["rejected"]) == (2, 1)
+    assert (again["created"], again["updated"], again["unchanged"], again["rejected"]) == (0, 0, 2, 1)
+    with database.unit(write=False) as session:
+        reasons = [r["reason"] for r in jobs.rejection_list(session, again["job_id"])]
+    a1 = _customer(connection, "A1")["id"]
+    assert reasons == [f"matches customer {a1}, which this import already wrote (duplicate row)"]
+    assert _customer(connection, "A1")["version"] == 1

@@ -523,6 +523,7 @@ def _conflicts(session: Session, job_id: int, limit: int = 100) -> list[Changed]
             .where(
                 ch.c.job_id == job_id,
                 ch.c.entity == entity,
+                ch.c.action != "matched",
                 or_(table.c.id.is_(None), table.c.version != ch.c.after_version),
             )
             .limit(limit)

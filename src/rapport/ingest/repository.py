@@ -127,6 +127,15 @@ def live_customers_by_external_id(conn: Connection, ids: Sequence[str]) -> dict[
     return out
 
 
+def external_id_owners(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    """Who holds each external id, live or deleted customer alike."""
+    out: dict[str, int] = {}
+    for part in chunks(sorted(set(ids))):
+        stmt = select(EXTERNAL.c.external_id, EXTERNAL.c.customer_id).where(EXTERNAL.c.external_id.in_(part))
+        out.update({r[0]: int(r[1]) for r in conn.execute(stmt)})
+    return out
+
+
 def live_customers_by_contact(conn: Connection, kind: str, digests: Sequence[str]) -> dict[str, set[int]]:
     """Blind-index digest -> ids of live customers holding that contact value."""
     cp, c = CONTACT_POINT.table, CUSTOMER.table

@@ -537,6 +537,7 @@ class CustomerImporter:
 
         planned: list[_Planned] = []
         seen_in_batch: dict[tuple[str, str], int] = {}
+        seen_external: dict[str, int] = {}
         unmatched: list[int] = []
         for line, item, keys in prepared:
             match: int | None = None
@@ -576,9 +577,20 @@ class CustomerImporter:
                             break
                     if problem:
                         break
+            if problem is None and item.external_id:
+                earlier = seen_external.get(item.external_id)
+                if earlier is not None:
+                    problem = Rejection(
+                        line,
+                        self._key_column("external_id"),
+                        "external_id",
+                        f"same external_id as line {earlier}",
+                    )
             if problem is not None:
                 result.rejections.append(problem)
                 continue
+            if item.external_id:
+                seen_external[item.external_id] = line
             for key, digests in keys.items():
                 for d in digests:
                     seen_in_batch[(key, d)] = line
@@ -617,9 +629,23 @@ class CustomerImporter:
         orgs = repo.organisations_by_name(conn, sorted(org_names)) if org_names else {}
         new_orgs = sorted(n for n in org_names if n not in orgs)
 
+        # External ids are unique: one held by another customer (a deleted one too) refuses the row.
+        owners = repo.external_id_owners(conn, [p.row.external_id for p in planned if p.row.external_id])
         creates: list[_Planned] = []
         updates: list[_Planned] = []
+        unchanged: list[int] = []
         for p in planned:
+            owner = owners.get(p.row.external_id) if p.row.external_id else None
+            if owner is not None and owner != p.customer_id:
+                result.rejections.append(
+                    Rejection(
+                        p.line,
+                        self._key_column("external_id"),
+                        "external_id",
+                        f"external_id already belongs to customer {owner}",
+                    )
+                )
+                continue
             if p.customer_id is None:
                 if self.mode == "update":
                     column = next((self._key_column(k) for k in self.match_keys if self._key_column(k)), None)
@@ -661,6 +687,7 @@ class CustomerImporter:
             )
             if not (p.changes or p.new_contacts or p.new_tags or p.new_external):
                 result.unchanged += 1
+                unchanged.append(cid)
                 if dry_run:
                     result.preview.append(_preview(p.line, "unchanged", cid, p.row))
                 continue
@@ -697,6 +724,9 @@ class CustomerImporter:
             self._insert(creates, org_ids)
         if updates:
             self._update(updates, org_ids, current, tags)
+        # Matched but equal: remembered (no before-image) so a later duplicate row of the same file
+        # is refused on every run alike, which keeps a re-run from changing anything.
+        self._changes("customer", "matched", [(cid, None, None) for cid in unchanged])
         result.created, result.updated = len(creates), len(updates)
         return result
 
