@@ -62,7 +62,6 @@ class ExportPlan:
     bom: bool
     batch_size: int = BATCH_SIZE
     rows: int = field(default=0, init=False)
-    next_cursor: str | None = field(default=None, init=False)
 
     @property
     def media_type(self) -> str:
