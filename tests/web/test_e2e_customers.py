@@ -116,6 +116,7 @@ def test_360_add_note_and_task(
     page.click("[data-testid=save-task]")
     page.wait_for_selector("text=任务已创建。")
     assert "回电确认新品需求" in page.inner_text("[data-testid=timeline]")
+    assert "回电确认新品需求" in page.inner_text("[data-testid=open-tasks]")  # refreshed out of band
     shot(page, "customer-360")
 
 

@@ -176,3 +176,34 @@ def test_every_page_but_the_public_ones_needs_a_login(app: FastAPI, client: Test
             assert r.status_code == 303, (method, path, r.status_code)
             assert r.headers["location"].startswith("/login?next="), (method, path)
     assert seen >= PUBLIC_PAGES
+
+
+def test_expired_session_is_renewed_with_the_refresh_cookie(client: TestClient, factory: Factory) -> None:
+    from sqlalchemy import update
+
+    from rapport.models import AuthToken
+    from rapport.models.base import utcnow
+
+    factory.user("sales_rep", username="web-renew")
+    _login(client, "web-renew")
+    factory.conn.execute(update(AuthToken).where(AuthToken.kind == "access").values(expires_at=utcnow()))
+    r = client.get("/profile", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/renew?next=/profile"
+    r = client.get(r.headers["location"], follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/profile"
+    assert client.get("/profile").status_code == 200
+    # The refresh cookie was rotated: the new one renews again, a missing one means logging in.
+    client.cookies.delete("rapport_session")
+    assert client.get("/renew?next=/profile", follow_redirects=False).headers["location"] == "/profile"
+    client.cookies.clear()
+    r = client.get("/renew?next=/profile", follow_redirects=False)
+    assert r.headers["location"] == "/login?next=/profile"
+
+
+def test_htmx_request_without_session_gets_hx_redirect(client: TestClient) -> None:
+    r = client.get(
+        "/customers?q=x",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/customers?q=x"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 200 and r.headers["hx-redirect"] == "/login?next=/customers%3Fq%3Dx"

@@ -96,6 +96,12 @@ def choose_language(request: Request, preference: str | None) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _format_date(value: dt.date, fmt: str, language: str) -> str:
+    # Lists show many rows of few distinct days: formatting each day once is enough.
+    return dates.format_date(value, fmt, locale=Locale.parse(LANGUAGES[language]))
+
+
 class Formatter:
     """Dates, numbers and money for one language (Babel's CLDR data)."""
 
@@ -108,7 +114,7 @@ class Formatter:
             return ""
         if isinstance(value, dt.datetime):
             value = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(DISPLAY_TZ).date()
-        return dates.format_date(value, fmt, locale=self.locale)
+        return _format_date(value, fmt, self.language)
 
     def datetime(self, value: dt.datetime | None, fmt: str = "medium") -> str:
         if value is None:
