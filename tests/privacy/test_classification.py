@@ -52,6 +52,7 @@ PERSONAL_TABLES = (
     "webhook_delivery",
     "customer_merge",
     "customer_alias",
+    "dedup_pair",
     "import_change",
     "customer_external_id",
 )

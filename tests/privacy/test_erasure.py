@@ -179,7 +179,7 @@ def test_erasure_runs_registered_hooks(
     cid = factory.customer()
     report = erase_customer(db, cid, actor=SYSTEM, reason="x")
     assert seen == [cid]
-    assert report.hooks == ["cache cleared"]
+    assert report.hooks == ["cache cleared", "duplicate-detection pairs deleted"]
 
 
 # -- proof on a real, committed database ----------------------------------------------------------

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import insert
 
-from rapport.models import ApiKey, CustomerMerge, CustomField, DataSubjectRequest, Segment
+from rapport.models import (
+    ApiKey,
+    CustomerMerge,
+    CustomField,
+    DataSubjectRequest,
+    DedupCluster,
+    DedupPair,
+    DedupRun,
+    ImportJob,
+    Segment,
+)
 from rapport.models.base import utcnow
 from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
 from tests.factories import Factory
@@ -116,6 +126,53 @@ def merge_record(factory: Factory, survivor_id: int) -> int:
     )
 
 
+def dedup_cluster(factory: Factory, left_id: int, right_id: int) -> int:
+    """An open review-queue cluster of two of the side's customers."""
+    now = utcnow()
+    run = factory.conn.execute(
+        insert(DedupRun).values(started_at=now, threshold=0.9, backend="duckdb").returning(DedupRun.id)
+    ).scalar_one()
+    cluster = factory.conn.execute(
+        insert(DedupCluster)
+        .values(
+            run_id=run, status="open", size=2, max_probability=0.99, created_at=now, updated_at=now, version=1
+        )
+        .returning(DedupCluster.id)
+    ).scalar_one()
+    factory.conn.execute(
+        insert(DedupPair).values(cluster_id=cluster, left_id=left_id, right_id=right_id, probability=0.99)
+    )
+    return int(cluster)
+
+
+def import_job(factory: Factory, user_id: int, team_id: int) -> int:
+    """A finished import job started by the side's sales rep."""
+    now = utcnow()
+    return int(
+        factory.conn.execute(
+            insert(ImportJob)
+            .values(
+                kind="customers",
+                status="done",
+                mode="create",
+                match_keys=[],
+                mapping={},
+                options={},
+                file_name="x.csv",
+                file_path="",
+                file_digest="0" * 64,
+                created_by=user_id,
+                team_id=team_id,
+                created_at=now,
+                updated_at=now,
+                version=1,
+                finished_at=now,
+            )
+            .returning(ImportJob.id)
+        ).scalar_one()
+    )
+
+
 def build_side(factory: Factory, product: int, field: int, agreement: int, complaint: int) -> Side:
     team = factory.team()
     rep = factory.user("sales_rep", team)
@@ -135,6 +192,10 @@ def build_side(factory: Factory, product: int, field: int, agreement: int, compl
         "requests": privacy_request(factory, customer),  # /privacy/requests
         "segments": segment(factory, rep, team),
         "merges": merge_record(factory, customer),
+        "clusters": dedup_cluster(
+            factory, customer, factory.customer(owner_id=rep, team_id=team, display_name="北方客戶")
+        ),
+        "imports": import_job(factory, rep, team),
         # Global catalogues: the same row on both sides.
         "products": product,
         "custom-fields": field,

@@ -16,6 +16,8 @@ from rapport.models import (
     ContactPoint,
     Customer,
     CustomerMerge,
+    DedupCluster,
+    ImportJob,
     DataSubjectRequest,
     Interaction,
     Order,
@@ -44,12 +46,17 @@ RECORD_KINDS: dict[str, type] = {
     "requests": DataSubjectRequest,  # /privacy/requests: scoped through the customer
     "segments": Segment,
     "merges": CustomerMerge,  # scoped through the survivor
+    "clusters": DedupCluster,  # /dedup/clusters: scoped through the member customers
+    "imports": ImportJob,  # scoped to the person (or team) who started it
 }
 # Global catalogues: every role that may read them reads all of them (Scope.all in the policy),
 # so there is no "other team's" product or custom field to probe.
 # Webhook subscriptions are administrator-only configuration with no team: every other role gets
 # 403 on every webhook route (tests/webhooks/test_webhooks.py proves it).
 GLOBAL_CATALOGUES = {"products", "custom-fields", "webhooks"}
+# Kinds a sales rep may not touch at all (403 whatever the record): their scope is probed with
+# East's team lead, whose grants on them are team-scoped.
+LEAD_KINDS = {"clusters", "imports"}
 # The privacy office's registers: every role granted them holds Scope.all (see policy.py), so,
 # like the catalogues, there is no "other team's" agreement or complaint to probe. Complaints name
 # a customer, who must be visible to whoever files the complaint.
@@ -93,6 +100,7 @@ def test_other_teams_records_are_404_on_every_record_route(
             "product_id": world.product,
         },
     )
+    lead_headers = factory.auth(factory.user("team_lead", east.team))
     before = snapshot(factory.conn)
     probed: list[str] = []
     for op in operations(app):
@@ -104,7 +112,7 @@ def test_other_teams_records_are_404_on_every_record_route(
         segment = op.record_segment
         target = north.records[segment]
         row = factory.row(model, target)
-        h = dict(headers)
+        h = dict(lead_headers if segment in LEAD_KINDS else headers)
         if "version" in row:
             h["If-Match"] = etag(target, row["version"])
         _, schema = op.content()

@@ -110,3 +110,11 @@ def load_frame(session: Session, ids: Iterable[int] | None = None, batch: int = 
         details={"count": len(customers), "fields": sorted(LINKAGE_FIELDS["customer"])},
     )
     return build_frame(customers, contacts, _external_ids(session, wanted))
+
+
+def forget_customer(session: Session, customer_id: int) -> str:
+    """Erasure hook: the person's scored pairs leave the review queue's history."""
+    from sqlalchemy import delete, or_
+
+    session.execute(delete(PAIR).where(or_(PAIR.c.left_id == customer_id, PAIR.c.right_id == customer_id)))
+    return "duplicate-detection pairs deleted"

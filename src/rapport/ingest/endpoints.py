@@ -43,6 +43,14 @@ _SUFFIXES = {".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".xlsx", ".xlsm", ".vc
 _BODY = {
     "required": True,
     "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["rows"],
+                "properties": {"rows": {"type": "array", "items": {"type": "object"}}},
+                "description": "ImportRowsIn: options plus rows",
+            }
+        },
         "multipart/form-data": {
             "schema": {
                 "type": "object",
@@ -54,13 +62,6 @@ _BODY = {
                         "description": "JSON of ImportOptions (kind, mode, match, mapping, ...)",
                     },
                 },
-            }
-        },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["rows"],
-                "description": "ImportRowsIn: options plus rows",
             }
         },
     },

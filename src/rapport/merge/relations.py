@@ -52,6 +52,8 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("task", "customer_id", "move"),
     Relation("data_subject_request", "customer_id", "move"),
     Relation("privacy_complaint", "customer_id", "move"),
+    # Ids in the systems the person was imported from: later imports then match the survivor.
+    Relation("customer_external_id", "customer_id", "move"),
     Relation("contact_point", "customer_id", "move_unique", ("kind", "value_bidx")),
     Relation("customer_tag", "customer_id", "move_unique", ("tag",)),
     Relation("customer_score", "customer_id", "move_unique", ("kind",)),
@@ -61,6 +63,9 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("processing_restriction", "customer_id", "restriction"),
     Relation("portal_challenge", "customer_id", "keep"),
     Relation("portal_session", "customer_id", "keep"),
+    # The duplicate-detection pairs are the review history that led to the merge.
+    Relation("dedup_pair", "left_id", "keep"),
+    Relation("dedup_pair", "right_id", "keep"),
     Relation("customer_merge", "survivor_id", "bookkeeping"),
     Relation("customer_alias", "alias_id", "bookkeeping"),
     Relation("customer_alias", "customer_id", "bookkeeping"),

@@ -93,6 +93,19 @@ ERASURE_HOOKS: list[ErasureHook] = []
 """Caches, files or other stores that hold copies of a person register a hook here."""
 
 
+def _hooks() -> list[ErasureHook]:
+    """The registered hooks plus the domains that keep copies of a person in tables of their own.
+
+    Imported here, not at module level: those domains import this module, and an erasure run
+    from the CLI must not depend on which modules happened to be imported before.
+    """
+    from rapport.dedup.repository import forget_customer as forget_pairs
+    from rapport.ingest import jobs  # registers its hook on import
+
+    del jobs
+    return [*ERASURE_HOOKS, forget_pairs]
+
+
 @dataclass(slots=True)
 class ErasureReport:
     customer_id: int
@@ -320,7 +333,7 @@ def erase_customer(
             merged_into=customer_id,
         )
     report.analytics = _forget_analytics([customer_id], analytics_path)
-    report.hooks = [hook(session, customer_id) for hook in ERASURE_HOOKS]
+    report.hooks = [hook(session, customer_id) for hook in _hooks()]
     recs.audit(
         "erase",
         CUSTOMER.name,

@@ -60,6 +60,8 @@ _OTHER_EXPOSURE: Mapping[str, str] = {
     "customer_alias": "never returned; a read of a merged id redirects (307) to the survivor",
     "import_change": "never returned; read only to revert an import within its window, then pruned",
     "customer_external_id": "never returned; matches imported rows to the customer they describe",
+    "dedup_pair": "GET /dedup/clusters to whoever may read the customers: ids and match probabilities, "
+    "members outside the reader's scope hidden",
 }
 
 
