@@ -26,7 +26,8 @@ node_modules/.installed: package.json package-lock.json
 chromium:
 	(command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto) || (apt-get update && apt-get install -y chromium fonts-noto-cjk)
 
-setup: $(BIN)/.installed node_modules/.installed chromium
+# The browser is only for the end-to-end tests: `make run` never needs it.
+setup: $(BIN)/.installed node_modules/.installed
 
 # After adding texts to pages: extract msgids into both catalogues, then translate the empty ones.
 messages: setup
@@ -49,12 +50,12 @@ migrations-check: setup
 	rm -f $(VENV)/drift-check.db
 	$(BIN)/rapport db check --url sqlite:///$(CURDIR)/$(VENV)/drift-check.db
 
-pytest: setup
+pytest: setup chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck migrations-check pytest
 
-test-pg: setup
+test-pg: setup chromium
 	RAPPORT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q
 
 clean:

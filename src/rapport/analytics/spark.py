@@ -14,10 +14,14 @@ import duckdb
 
 def local_session(cores: int = 1, app_name: str = "rapport-analytics") -> Any:
     from pyspark.sql import SparkSession
+    from splink.internals.spark.jar_location import similarity_jar_location
 
+    # Splink's similarity functions ride along: a JVM keeps the classpath of its first session,
+    # and duplicate detection on Spark (rapport.dedup) may run in the same process afterwards.
     return (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)
+        .config("spark.jars", similarity_jar_location())
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(max(1, cores)))
         .config("spark.ui.enabled", "false")

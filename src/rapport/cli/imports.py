@@ -107,6 +107,7 @@ def _start(
     url: str | None,
     day_first: bool,
     limit: int,
+    match_duplicates: bool = False,
 ) -> None:
     if mode not in _MODES:
         fail(f"--mode must be one of {', '.join(_MODES)}", 2)
@@ -143,7 +144,7 @@ def _start(
                     match_keys=keys,
                     mapping=_mapping(mapping),
                     batch_size=batch_size,
-                    options={"day_first": day_first},
+                    options={"day_first": day_first, "match_duplicates": match_duplicates},
                 )
         except ReadError as exc:
             fail(str(exc))
@@ -184,9 +185,29 @@ def customers(
     url: str | None = _URL,
     day_first: bool = _DAY_FIRST,
     limit: int = _LIMIT,
+    match_duplicates: bool = typer.Option(
+        False,
+        "--match-duplicates",
+        help="Compare rows no key matched with existing customers (duplicate-detection model); "
+        "probable matches are updated instead of created",
+    ),
 ) -> None:
     """Import customers with their phones, emails, WeChat, address, tags, external id and organisation."""
-    _start("customers", file, mapping, mode, match, batch_size, as_json, dry_run, user, url, day_first, limit)
+    _start(
+        "customers",
+        file,
+        mapping,
+        mode,
+        match,
+        batch_size,
+        as_json,
+        dry_run,
+        user,
+        url,
+        day_first,
+        limit,
+        match_duplicates,
+    )
 
 
 @app.command()

@@ -252,6 +252,34 @@ def latest_model(session: Session) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
+@dataclass(frozen=True, slots=True)
+class ImportCandidate:
+    """A :class:`Match` in the shape rapport.ingest's matcher hook asks for (``index`` = row)."""
+
+    index: int
+    customer_id: int
+    probability: float
+
+
+def import_matcher(session: Session, rows: list[dict[str, Any]]) -> list[ImportCandidate]:
+    """The import pipeline's duplicate hook: normalised import rows -> probable existing customers."""
+    prepared = [_import_row(r) for r in rows]
+    return [ImportCandidate(m.row, m.customer_id, m.probability) for m in match_incoming(session, prepared)]
+
+
+def _import_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An import row (CustomerImportRow.model_dump()) as match_incoming reads it."""
+    out = dict(row)
+    for kind in ("phone", "email"):
+        values = row.get(f"{kind}s")
+        if values and not row.get(kind):
+            out[kind] = list(values)
+    address = row.get("address")
+    if isinstance(address, Mapping):
+        out["address"] = " ".join(str(v) for v in address.values() if v) or None
+    return out
+
+
 def match_incoming(
     session: Session, rows: Sequence[Mapping[str, Any]], *, threshold: float = 0.5
 ) -> list[Match]:

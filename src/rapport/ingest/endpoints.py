@@ -194,7 +194,7 @@ async def create_import(
                 mapping=options.mapping,
                 batch_size=options.batch_size,
                 file_name=name,
-                options={"day_first": options.day_first},
+                options={"day_first": options.day_first, "match_duplicates": options.match_duplicates},
             )
         )
     except ReadError as exc:

@@ -216,6 +216,11 @@ def importer_for(
 ) -> CustomerImporter | OrderImporter | RecordImporter:
     options = job.get("options") or {}
     day_first = bool(options.get("day_first", True))
+    if matcher is None and options.get("match_duplicates") and job["kind"] == "customers":
+        # Imported here: duplicate detection pulls in Splink, which plain imports do not need.
+        from rapport.dedup.service import import_matcher
+
+        matcher = import_matcher
     if job["kind"] in ("organisations", "interactions"):
         return RecordImporter(
             recs,

@@ -163,6 +163,11 @@ class ImportOptions(Input):
     batch_size: Annotated[int, Field(ge=1, le=50_000)] = 5000
     day_first: bool = Field(default=True, description="How 05/03/2024 reads: True 5 March, False May 3")
     dry_run: bool = Field(default=False, description="Preview only: nothing is written")
+    match_duplicates: bool = Field(
+        default=False,
+        description="Customers no key matched are compared with existing ones by the duplicate-detection "
+        "model; a probable match (>= 0.95) is updated instead of created (modes update and upsert)",
+    )
 
 
 class ImportRowsIn(ImportOptions):
