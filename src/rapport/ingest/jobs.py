@@ -100,6 +100,16 @@ def get_job(
     return dict(row)
 
 
+def list_jobs(session: Session, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest imports the caller may see (their own, their team's or all, by grant)."""
+    if not principal.can(IMPORT.name, Action.read):
+        raise Forbidden("your role may not use imports")
+    rows = session.execute(
+        select(JOBS).where(_visible(principal)).order_by(JOBS.c.id.desc()).limit(limit)
+    ).mappings()
+    return [job_view(dict(r)) for r in rows]
+
+
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in job.items() if k != "file_path"}
     end = job.get("finished_at")
@@ -740,4 +750,4 @@ def _forget_customer(session: Session, customer_id: int) -> str:
 if _forget_customer not in erasure.ERASURE_HOOKS:
     erasure.ERASURE_HOOKS.append(_forget_customer)
 
-__all__ = ["CUSTOMER_COLUMNS", "Changed", "cancel_job", "create_job", "revert_job", "run_job"]
+__all__ = ["CUSTOMER_COLUMNS", "Changed", "cancel_job", "create_job", "list_jobs", "revert_job", "run_job"]

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from rapport.web import admin_pages, auth_pages, customers, dashboard_pages, home, work_pages
+from rapport.web import (
+    admin_pages,
+    auth_pages,
+    customers,
+    dashboard_pages,
+    dedup_pages,
+    home,
+    import_pages,
+    work_pages,
+)
 from rapport.web.static import app_static, vendor_router
 
 # dashboard_pages comes before home: its role dashboard answers "/" (home.py's page is the fallback).
@@ -18,6 +27,8 @@ PAGE_ROUTERS = [
     home.router,
     customers.router,
     work_pages.router,
+    import_pages.router,
+    dedup_pages.router,
     admin_pages.router,
 ]
 
