@@ -29,7 +29,9 @@ def fresh_state(app: FastAPI) -> Iterator[None]:
     app.state.throttle.reset()
 
 
-def _scan(db: Session, factory: Factory, team_id: int | None = None) -> tuple[Planted, dict[frozenset[int], int]]:
+def _scan(
+    db: Session, factory: Factory, team_id: int | None = None
+) -> tuple[Planted, dict[frozenset[int], int]]:
     planted = plant(factory, team_id=team_id)
     result = service.scan(db, threshold=0.95)
     db.flush()
@@ -41,7 +43,9 @@ def _cluster_of(planted: Planted, clusters: dict[frozenset[int], int], key: str)
 
 
 @pytest.mark.parametrize("role", ["sales_rep", "service_rep", "data_analyst"])
-def test_roles_without_the_queue_get_the_friendly_403(client: TestClient, factory: Factory, role: str) -> None:
+def test_roles_without_the_queue_get_the_friendly_403(
+    client: TestClient, factory: Factory, role: str
+) -> None:
     name = f"nodedup.{role.replace('_', '')}"
     factory.user(role, factory.team(), username=name)
     login(client, factory, name)
@@ -62,7 +66,8 @@ def test_queue_lists_open_clusters_with_members_and_probabilities(
     listed = [int(i) for i in re.findall(r'data-testid="cluster-(\d+)"', r.text)]
     assert sorted(listed) == sorted(clusters.values())
     assert "王小明" in r.text and "王曉明" in r.text and "Xiaoming Wang" in r.text
-    assert "张伟" not in r.text  # different people with one name are not a cluster
+    # Different people with one name are not a cluster.
+    assert "张伟" not in r.text and all(planted.ids["Z1"] not in m for m in clusters)
     assert re.search(r'class="num prob">\d+(\.\d+)?%<', r.text)
 
 
@@ -95,7 +100,13 @@ def test_cluster_page_shows_members_side_by_side_with_the_preview(
     # The first member survives by default; the other can be chosen instead.
     assert f'value="{min(b, b2)}"' in r.text and f'data-testid="choose-{max(b, b2)}"' in r.text
     assert re.search(r"<th scope=\"row\">city</th>", r.text)
-    assert 'class="survivor kept"' in r.text or "kept" in r.text
+    # Survivorship keeps the newer copy's birth date (B2, the second column), whoever survives.
+    assert b < b2
+    assert re.search(
+        r'<th scope="row">birth_date</th>\s*'
+        r'<td class="survivor ">1990-07-11</td>\s*<td class=" kept">1990-11-07</td>',
+        r.text,
+    )
     assert f"#{b} ↔ #{b2}" in r.text or f"#{b2} ↔ #{b}" in r.text
     r = client.get(f"/dedup/{cid}?survivor={max(b, b2)}")
     assert f'name="survivor_id" value="{max(b, b2)}"' in r.text
@@ -128,7 +139,9 @@ def test_merge_from_the_queue_then_undo(client: TestClient, db: Session, factory
     )
     assert r.status_code == 200, r.text
     assert r.headers["HX-Redirect"] == f"/dedup/{cid}"
-    status, merge_id = db.execute(select(CLUSTER.c.status, CLUSTER.c.merge_id).where(CLUSTER.c.id == cid)).one()
+    status, merge_id = db.execute(
+        select(CLUSTER.c.status, CLUSTER.c.merge_id).where(CLUSTER.c.id == cid)
+    ).one()
     assert status == "merged" and merge_id is not None
     assert db.execute(select(Customer.deleted_at).where(Customer.id == b)).scalar_one() is not None
     page = client.get(f"/dedup/{cid}").text

@@ -10,13 +10,20 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, func, select
+from sqlalchemy.orm import Session
 
-from rapport.models import Customer, ImportJob
+from rapport.access.policy import Role
+from rapport.access.principal import Principal
+from rapport.config import Settings
+from rapport.ingest import jobs
+from rapport.models import Customer, ImportJob, User
 from rapport.models.base import table_of
 from tests.factories import Factory
 from tests.web.test_workspace_pages import login
 
-CSV = "客户编号,姓名,手机,邮箱\nC1,王小明,13800138000,wang@example.com\nC2,李雷,123,\nC3,韩梅梅,13700001234,\n"
+CSV = (
+    "客户编号,姓名,手机,邮箱\nC1,王小明,13800138000,wang@example.com\nC2,李雷,123,\nC3,韩梅梅,13700001234,\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -131,26 +138,24 @@ def test_start_runs_the_job_and_the_job_page_shows_progress(
     assert count == 0
 
 
-def test_queued_job_polls_and_can_be_cancelled(client: TestClient, factory: Factory, db: object) -> None:
-    from pathlib import Path
-
-    from sqlalchemy.orm import Session
-
-    from rapport.access.principal import Principal
-    from rapport.access.policy import Role
-    from rapport.ingest import jobs
-    from rapport.models import User
-
-    assert isinstance(db, Session)
+def test_queued_job_polls_and_can_be_cancelled(
+    client: TestClient, factory: Factory, db: Session, settings: Settings
+) -> None:
     team = factory.team()
     factory.user("team_lead", team, username="imp.lead")
     uid = factory.scalar(select(User.id).where(User.username == "imp.lead"))
     csrf = login(client, factory, "imp.lead")
-    path = Path(client.app.state.settings.data_dir) / "queued.csv"  # type: ignore[attr-defined]
+    path = settings.data_dir / "queued.csv"
     path.write_text(CSV, encoding="utf-8")
     principal = Principal(user_id=uid, username="imp.lead", role=Role.team_lead, team_id=team)
     job = jobs.create_job(
-        db, principal, path, kind="customers", mode="create", match_keys=["email"], mapping=None,
+        db,
+        principal,
+        path,
+        kind="customers",
+        mode="create",
+        match_keys=["email"],
+        mapping=None,
         options={"total_rows": 3},
     )
     db.flush()

@@ -76,9 +76,7 @@ def _cluster_context(ctx: PageContext, record_id: int, survivor: int | None) -> 
     problem: str | None = None
     if cluster["status"] == "open" and chosen is not None and len(ids) > 1 and not cluster["hidden_members"]:
         try:
-            preview = merges.preview(
-                ctx.recs.session, ctx.user, chosen, [i for i in ids if i != chosen]
-            )
+            preview = merges.preview(ctx.recs.session, ctx.user, chosen, [i for i in ids if i != chosen])
         except RapportError as exc:
             problem = exc.detail
         if preview is not None:

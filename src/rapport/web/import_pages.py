@@ -55,7 +55,13 @@ OUTCOMES = {
     "unchanged": N_("unchanged"),
     "reject": N_("rejected"),
 }
-LABELS = {"kinds": KINDS, "modes": MODES, "match_keys": MATCH_KEYS, "statuses": STATUSES, "outcomes": OUTCOMES}
+LABELS = {
+    "kinds": KINDS,
+    "modes": MODES,
+    "match_keys": MATCH_KEYS,
+    "statuses": STATUSES,
+    "outcomes": OUTCOMES,
+}
 ACTIVE = frozenset({"queued", "running"})
 _DRAFT = re.compile(r"^web-(\d+)-[0-9a-f]{16}(\.[a-z]+)$")
 
@@ -126,14 +132,21 @@ def imports(ctx: Page) -> Response:
     items = jobs.list_jobs(ctx.recs.session, ctx.user)
     return ctx.render(
         "imports/list.html",
-        {"nav": "imports", "items": items, "labels": LABELS, "can_create": ctx.user.can(IMPORT.name, Action.create)},
+        {
+            "nav": "imports",
+            "items": items,
+            "labels": LABELS,
+            "can_create": ctx.user.can(IMPORT.name, Action.create),
+        },
     )
 
 
 @router.get("/imports/new")
 def new_import(ctx: Page) -> Response:
     _require(ctx, Action.create)
-    return ctx.render("imports/new.html", {"nav": "imports", "labels": LABELS, "errors": {}, "kind": "customers"})
+    return ctx.render(
+        "imports/new.html", {"nav": "imports", "labels": LABELS, "errors": {}, "kind": "customers"}
+    )
 
 
 @router.post("/imports/new")
@@ -145,7 +158,11 @@ async def upload(ctx: Page) -> Response:
     kind = kind if isinstance(kind, str) and kind in KINDS else "customers"
     upload_file = form.get("file")
     errors: dict[str, str] = {}
-    suffix = Path(upload_file.filename).suffix.lower() if isinstance(upload_file, UploadFile) and upload_file.filename else ""
+    suffix = (
+        Path(upload_file.filename).suffix.lower()
+        if isinstance(upload_file, UploadFile) and upload_file.filename
+        else ""
+    )
     if not isinstance(upload_file, UploadFile) or not upload_file.filename:
         errors["file"] = ctx.gettext("Choose a file to import.")
     elif suffix not in _SUFFIXES:
