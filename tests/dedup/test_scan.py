@@ -61,7 +61,8 @@ def test_linkage_frame_holds_blind_indexes_never_clear_contact_values(db: Sessio
         "unique_id", "name_cjk", "name_chars", "name_py", "gender", "birth_date", "birth_year", "region",
         "city", "phones", "emails", "phone1", "email1", "address_bidx", "external_id",
     ]  # fmt: skip
-    cells = [str(v) for col in frame.columns for v in frame[col].explode().dropna()]
+    # Not the ids: on PostgreSQL the sequences keep counting across runs and reach 138x, 139x.
+    cells = [str(v) for col in frame.columns if col != "unique_id" for v in frame[col].explode().dropna()]
     assert not [c for c in cells if c.startswith(("+86", "0086", "138", "139")) or "@" in c or "example" in c]
     digests = [v for col in ("phones", "emails") for v in frame[col].explode().dropna()]
     stored = db.execute(
