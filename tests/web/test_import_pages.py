@@ -189,3 +189,21 @@ def test_upload_without_a_usable_file_shows_the_error(client: TestClient, factor
         files={"file": ("notes.pdf", b"%PDF", "application/pdf")},
     )
     assert r.status_code == 422 and 'class="field-error"' in r.text
+
+
+def test_orders_upload_maps_order_columns_and_lists_rejections(client: TestClient, factory: Factory) -> None:
+    factory.user("crm_specialist", factory.team(), username="imp.orders")
+    csrf = login(client, factory, "imp.orders")
+    body = "订单号,下单时间,商品编码,数量,单价,手机\nSO-1,2026-11-01 10:00,SKU-X,1,9.90,13800000000\n"
+    r = client.post(
+        "/imports/new",
+        data={"csrf_token": csrf, "kind": "orders"},
+        files={"file": ("订单.csv", body.encode("utf-8"), "text/csv")},
+    )
+    assert r.status_code == 200, r.text
+    assert re.search(r'name="m0".*?<option value="order_number" selected>', r.text, re.S)
+    assert re.search(r'name="m5".*?<option value="customer_phone" selected>', r.text, re.S)
+    # Orders preview as counts and the rejected lines (the service has no per-row preview for orders).
+    assert 'data-testid="count-create">will be created: 0<' in r.text
+    assert 'data-testid="count-reject">rejected: 1<' in r.text
+    assert "<li>Line 2: 手机: no customer matches this order&#39;s customer columns</li>" in r.text
