@@ -47,6 +47,7 @@ from rapport.ingest.schemas import (
 )
 from rapport.models import CustomerSearchTerm, WebhookSubscription
 from rapport.models.base import table_of, utcnow
+from rapport.models.customers import PROFILE_COLUMNS
 from rapport.orders import repository as order_repo
 from rapport.orders.schemas import OrderCreate, OrderLineIn
 from rapport.orders.service import price_lines
@@ -61,19 +62,7 @@ _SPLIT = re.compile(r"[;；,，、|\n]+")
 _NAME_COLUMNS = ("display_name", "family_name", "given_name", "name_latin")
 # Customer columns an import writes (organisation_id comes from the organisation's name).
 CUSTOMER_COLUMNS = (
-    "display_name",
-    "family_name",
-    "given_name",
-    "name_latin",
-    "gender",
-    "birth_date",
-    "occupation",
-    "region",
-    "city",
-    "preferred_language",
-    "preferred_channel",
-    "acquisition_source",
-    "lifecycle_stage",
+    *PROFILE_COLUMNS,
     "organisation_id",
 )
 
