@@ -104,11 +104,22 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         params = [getter(r) for r in rows]
     if convert:
         out = []
+        # The batch's timestamps are one datetime object: formatted once, not once per row.
+        last: Any = None
+        last_text: Any = None
         for values in params:
             values = list(values)
             for i in convert:
-                if values[i] is not None:
-                    values[i] = _sqlite_value(values[i])
+                value = values[i]
+                if value is None:
+                    continue
+                if value is last:
+                    values[i] = last_text
+                elif isinstance(value, dt.datetime):
+                    last, last_text = value, _sqlite_value(value)
+                    values[i] = last_text
+                else:
+                    values[i] = _sqlite_value(value)
             out.append(tuple(values))
         params = out
     conn.exec_driver_sql(sql, params)
