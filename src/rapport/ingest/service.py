@@ -6,8 +6,9 @@ Writes follow the data-access layer's rules without going through it row by row:
 grants are checked once per batch, created records get the caller as owner and team (as
 ``Records.create`` does), contact values are sealed with ``seal`` of the unit's keyring and
 indexed with ``blind_index``, search terms are exactly what the customer service indexes
-(``rapport.ingest.terms.search_terms``: ``rapport.demo.chunks.search_terms``, computed faster), and every batch queues one audit
-event per action listing the record ids it touched (not one event per record).
+(``rapport.ingest.terms.search_terms``: ``rapport.demo.chunks.search_terms``, computed faster),
+and every batch queues one audit event per action listing the record ids it touched (not one
+event per record).
 
 Dedup hook: ``matcher`` (see :class:`Matcher`) is asked about rows no match key found; a
 candidate with ``probability >= MATCHER_THRESHOLD`` makes the row an update of that customer
