@@ -125,6 +125,22 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     conn.exec_driver_sql(sql, params)
 
 
+def insert_tuples(
+    conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """``insert_many`` for rows already given as tuples of plain values (str, int, None) in
+    ``columns`` order: no dict per row (the search terms of a batch are several per customer)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" * len(columns))
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
+    conn.exec_driver_sql(sql, rows)
+
+
 def live_customers_by_external_id(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
     c = CUSTOMER.table
     out: dict[str, int] = {}

@@ -334,10 +334,10 @@ class CustomerPreparer:
         data: dict[str, Any] = {}
 
         def cells(target: str) -> Iterable[tuple[str, str]]:
-            for column in self.columns.get(target, ()):
-                text = values.get(column, "")
-                if text and text.strip():
-                    yield column, text
+            columns = self.columns.get(target)
+            if not columns:  # most targets are not mapped: no generator for them
+                return ()
+            return [(c, t) for c in columns if (t := values.get(c, "")) and t.strip()]
 
         def bad(column: str | None, target: str, exc: Exception) -> None:
             reason = exc.reason if isinstance(exc, norm.NormaliseError) else str(exc)
@@ -562,11 +562,12 @@ class CustomerImporter:
             match: int | None = None
             problem: Rejection | None = None
             for key in self.match_keys:
-                ids = (
-                    set().union(*(found.get(key, {}).get(k, set()) for k in keys.get(key, ())))
-                    if keys.get(key)
-                    else set()
-                )
+                ids: set[int] = set()
+                hits = found.get(key)
+                if hits:
+                    for k in keys.get(key, ()):
+                        if got := hits.get(k):
+                            ids |= got
                 column = self._key_column(key)
                 if len(ids) > 1:
                     problem = Rejection(
@@ -815,7 +816,7 @@ class CustomerImporter:
         now, p = utcnow(), recs.principal
         new_ids = repo.allocate_ids(conn, CUSTOMER.table, len(creates))
         customers: list[dict[str, Any]] = []
-        terms: list[dict[str, Any]] = []
+        terms: list[tuple[str, int]] = []
         tag_rows: list[dict[str, Any]] = []
         ext_rows: list[dict[str, Any]] = []
         contact_plain: list[tuple[int, str, str, str, dict[str, Any], bool]] = []
@@ -842,9 +843,7 @@ class CustomerImporter:
                 version=1,
             )
             customers.append(values)
-            terms.extend(
-                {"term": t, "customer_id": cid} for t in search_terms(*(values[n] for n in _NAME_COLUMNS))
-            )
+            terms.extend((t, cid) for t in search_terms(*(values[n] for n in _NAME_COLUMNS)))
             tag_rows.extend({"customer_id": cid, "tag": t} for t in row.tags)
             if row.external_id:
                 ext_rows.append({"external_id": row.external_id, "customer_id": cid})
@@ -854,7 +853,7 @@ class CustomerImporter:
                     contact_plain.append((cid, kind, value, normalised, extra, kind not in primaries))
                     primaries.add(kind)
         repo.insert_many(conn, CUSTOMER.table, customers)
-        repo.insert_many(conn, TERMS, terms)
+        repo.insert_tuples(conn, TERMS, ("term", "customer_id"), terms)
         repo.insert_many(conn, repo.TAGS, tag_rows)
         repo.insert_many(conn, repo.EXTERNAL, ext_rows)
         self._insert_contacts(contact_plain, now)
