@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +42,7 @@ LIST_COLUMNS = frozenset({"tags", "phone", "email", "wechat", "address"})
 XLSX_MAX_ROWS = 1_048_576  # rows per worksheet, header included
 _FILE_CHUNK = 1 << 16
 _FORMULA = frozenset(FORMULA_STARTS)
+_STORED = frozenset({"_iso_stored", "_json_stored", "_date_stored"})
 
 
 def _text(value: Any) -> Any:
@@ -66,7 +69,47 @@ def _json_text(value: Any) -> Any:
     return _text(orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode())
 
 
-def _converter(table: Table, column: str) -> str | None:
+def _iso_stored(value: Any) -> Any:
+    """The ISO text of a UTC timestamp as the driver returns it, untyped (``as_stored``).
+
+    SQLite holds ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, no zone), which becomes exactly what
+    ``isoformat()`` of the aware datetime gives (no fraction when it is zero) without building
+    a datetime; anything else (PostgreSQL's datetimes, other text) takes the general route.
+    """
+    if value is None:
+        return None
+    if type(value) is str and len(value) == 26 and value[10] == " " and value[19] == ".":
+        if value[20:] == "000000":
+            return value[:10] + "T" + value[11:19] + "+00:00"
+        return value[:10] + "T" + value[11:] + "+00:00"
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _json_stored(value: Any) -> Any:
+    """JSON as the driver returns it, untyped: text (SQLite) is parsed, objects are written."""
+    if isinstance(value, (str, bytes)):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:  # what orjson refuses and json reads (NaN, huge integers)
+            value = json.loads(value)
+    return _json_text(value)
+
+
+def _date_stored(value: Any) -> Any:
+    """A date as the driver returns it: SQLite's stored text is already ISO."""
+    return value if value is None or type(value) is str else value.isoformat()
+
+
+def stored_columns(table: Table, columns: list[str]) -> frozenset[str]:
+    """The columns a CSV export reads as stored (see ``Records.page(as_stored=...)``)."""
+    return frozenset(c for c in columns if c in table.c and _converter(table, c, stored=True) in _STORED)
+
+
+def _converter(table: Table, column: str, *, stored: bool = False) -> str | None:
     """Name of the function turning one column into a cell; None: written as it is (numbers, dates)."""
     if column in LIST_COLUMNS:
         return "_joined"
@@ -75,9 +118,11 @@ def _converter(table: Table, column: str) -> str | None:
     col_type = table.c[column].type
     base = getattr(col_type, "impl", col_type)  # a TypeDecorator (UTCDateTime): what it decorates
     if isinstance(base, sqltypes.JSON):
-        return "_json_text"
+        return "_json_stored" if stored else "_json_text"
     if isinstance(base, sqltypes.DateTime):
-        return "_iso"
+        return "_iso_stored" if stored else "_iso"
+    if stored and isinstance(base, sqltypes.Date):
+        return "_date_stored"
     if isinstance(base, (sqltypes.Integer, sqltypes.Boolean, sqltypes.Date, sqltypes.Numeric)):
         return None
     if isinstance(base, sqltypes.String):
@@ -93,11 +138,11 @@ class Cells:
     cells are checked inline. This is the hot loop of a million-row export.
     """
 
-    def __init__(self, table: Table, columns: list[str]) -> None:
+    def __init__(self, table: Table, columns: list[str], as_stored: frozenset[str] = frozenset()) -> None:
         self.columns = columns
         parts = []
         for c in columns:
-            conv = _converter(table, c)
+            conv = _converter(table, c, stored=c in as_stored)
             get = f"r[{c!r}]"
             if conv is None:
                 parts.append(get)
@@ -110,6 +155,9 @@ class Cells:
             "_joined": _joined,
             "_json_text": _json_text,
             "_iso": _iso,
+            "_iso_stored": _iso_stored,
+            "_json_stored": _json_stored,
+            "_date_stored": _date_stored,
             "csv_cell": csv_cell,
         }
         self._row: Callable[[Row], list[Any]] = eval(f"lambda r: [{', '.join(parts)}]", env)  # noqa: S307
@@ -119,9 +167,14 @@ class Cells:
 
 
 def csv_chunks(
-    table: Table, columns: list[str], batches: Iterable[list[Row]], *, bom: bool
+    table: Table,
+    columns: list[str],
+    batches: Iterable[list[Row]],
+    *,
+    bom: bool,
+    as_stored: frozenset[str] = frozenset(),
 ) -> Iterator[bytes]:
-    cells = Cells(table, columns)
+    cells = Cells(table, columns, as_stored)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([_text(c) for c in columns])
@@ -207,11 +260,17 @@ def xlsx_chunks(
 
 
 def render(
-    fmt: Format, table: Table, columns: list[str], batches: Iterable[list[Row]], *, bom: bool
+    fmt: Format,
+    table: Table,
+    columns: list[str],
+    batches: Iterable[list[Row]],
+    *,
+    bom: bool,
+    as_stored: frozenset[str] = frozenset(),
 ) -> Iterator[bytes]:
-    """The export file as chunks of bytes."""
+    """The export file as chunks of bytes (``as_stored``: columns the rows hold untyped, CSV only)."""
     if fmt == "csv":
-        return csv_chunks(table, columns, batches, bom=bom)
+        return csv_chunks(table, columns, batches, bom=bom, as_stored=as_stored)
     if fmt == "jsonl":
         return jsonl_chunks(columns, batches, bom=bom)
     if fmt == "vcard":
