@@ -164,7 +164,7 @@ class ExportPlan:
     ) -> Iterator[list[Row]]:
         """Every batch of the export, each read (and its audit event stored) in its own unit."""
         while True:
-            with unit() as session:
+            with writers.no_cycle_collection(), unit() as session:
                 page = self.batch(Records(session, self.principal, cursors), cursor, self.batch_size)
             # The unit has closed: the batch's audit event is stored before its rows are sent.
             yield page.items

@@ -14,11 +14,13 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import gc
 import io
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import orjson
@@ -130,6 +132,25 @@ def _converter(table: Table, column: str, *, stored: bool = False) -> str | None
     return "csv_cell"
 
 
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while one batch is read or written.
+
+    A batch allocates hundreds of thousands of acyclic objects (row dicts, cell lists, strings),
+    each allocation counting towards a collection that then walks the whole heap of imported
+    modules: about a third of an export's CPU time. Reference counting frees all of them anyway.
+    Never held across a ``yield`` (a slow client must not keep it off), and restored only if it
+    was on: another thread's batch may overlap, and the collector is process-wide.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 class Cells:
     """Turns rows into lists of spreadsheet-safe cells, converting only the columns that need it.
 
@@ -181,10 +202,12 @@ def csv_chunks(
     head = buffer.getvalue().encode("utf-8")
     yield (codecs.BOM_UTF8 + head) if bom else head
     for batch in batches:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows(map(cells, batch))
-        yield buffer.getvalue().encode("utf-8")
+        with no_cycle_collection():
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerows(map(cells, batch))
+            chunk = buffer.getvalue().encode("utf-8")
+        yield chunk
 
 
 def jsonl_chunks(columns: list[str], batches: Iterable[list[Row]], *, bom: bool) -> Iterator[bytes]:
@@ -192,14 +215,18 @@ def jsonl_chunks(columns: list[str], batches: Iterable[list[Row]], *, bom: bool)
         yield codecs.BOM_UTF8
     dumps = orjson.dumps
     for batch in batches:
-        yield b"".join(dumps({c: row[c] for c in columns}) + b"\n" for row in batch)
+        with no_cycle_collection():
+            chunk = b"".join(dumps({c: row[c] for c in columns}) + b"\n" for row in batch)
+        yield chunk
 
 
 def vcard_chunks(batches: Iterable[list[Row]], *, bom: bool) -> Iterator[bytes]:
     if bom:
         yield codecs.BOM_UTF8
     for batch in batches:
-        yield "".join(write_card(customer_card(row)) for row in batch).encode("utf-8")
+        with no_cycle_collection():
+            chunk = "".join(write_card(customer_card(row)) for row in batch).encode("utf-8")
+        yield chunk
 
 
 def customer_card(row: Row) -> Card:
