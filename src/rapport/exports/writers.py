@@ -169,6 +169,16 @@ class Cells:
                 parts.append(get)
             elif conv == "_text":
                 parts.append(f'(v if (v := {get}) is None or v[:1] not in F else "\'" + v)')
+            elif conv == "_joined":  # inline: ";".join, then the formula check
+                joined = '(j if (j := ";".join(v))[:1] not in F else "\'" + j)'
+                parts.append(f'({joined} if (v := {get}) else "")')
+            elif conv == "_iso_stored":  # inline for SQLite's stored text, see _iso_stored
+                parts.append(
+                    f'((v[:10] + "T" + v[11:19] + "+00:00" if v[20:] == "000000" '
+                    f'else v[:10] + "T" + v[11:] + "+00:00") '
+                    f'if type(v := {get}) is str and len(v) == 26 and v[10] == " " and v[19] == "." '
+                    f"else _iso_stored(v))"
+                )
             else:
                 parts.append(f"{conv}({get})")
         env = {

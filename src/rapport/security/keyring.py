@@ -218,34 +218,31 @@ def open_rows(session: Session | Connection, table: Table, rows: Iterable[Mutabl
     failed tag, encryption off) goes through :meth:`Keyring.open_text`, which raises or reloads
     the key versions exactly as before; the fast path never accepts what that one would refuse.
     """
-    columns = sealed_columns(table.name)
     ring: Keyring | None = None
     fast = False
-    # Per column: the AD suffix's prefix; per 5-byte header: the AESGCM of its key version.
+    # Per 5-byte header: the AESGCM of its key version (None: not held, the slow path decides).
     aeads: dict[bytes, AESGCM | None] = {}
-    min_len = crypto.HEADER_LEN + crypto.NONCE_LEN + 16
-    body = crypto.HEADER_LEN + crypto.NONCE_LEN
-    prefixes = {c: f"|{table.name}.{c}#" for c in columns}
+    sealed, head, body = crypto.SEALED, crypto.HEADER_LEN, crypto.HEADER_LEN + crypto.NONCE_LEN
+    min_len = body + 16  # the GCM tag
+    # Per column: the start of the associated data after the header (``|table.column#``).
+    prefixes = [(c, f"|{table.name}.{c}#") for c in sealed_columns(table.name)]
     for row in rows:
-        for c in columns:
+        for c, prefix in prefixes:
             blob = row.get(c)
             if blob is None:
                 continue
             if ring is None:
                 ring = keyring_for(session)
                 fast = crypto.encryption_enabled()
-            if fast and type(blob) is bytes and len(blob) >= min_len and blob[0] == crypto.SEALED:
-                header = blob[: crypto.HEADER_LEN]
-                if header in aeads:
-                    aead = aeads[header]
-                else:
+            if fast and type(blob) is bytes and len(blob) >= min_len and blob[0] == sealed:
+                header = blob[:head]
+                aead = aeads.get(header)
+                if aead is None and header not in aeads:
                     aead = aeads[header] = ring.aead(int.from_bytes(header[1:], "big"))
                 if aead is not None:
                     try:
                         row[c] = aead.decrypt(
-                            blob[crypto.HEADER_LEN : body],
-                            blob[body:],
-                            header + (prefixes[c] + str(row["id"])).encode(),
+                            blob[head:body], blob[body:], header + (prefix + str(row["id"])).encode()
                         ).decode()
                         continue
                     except InvalidTag:
