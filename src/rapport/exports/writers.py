@@ -277,14 +277,15 @@ def xlsx_chunks(
     ws.append(header)
     used, sheets = 1, 1
     for batch in batches:
-        for row in batch:
-            if used == XLSX_MAX_ROWS:  # a worksheet is full: go on in the next one
-                sheets += 1
-                ws = book.create_sheet(f"{sheet} {sheets}")
-                ws.append(header)
-                used = 1
-            ws.append([clean(v) for v in cells(row)])
-            used += 1
+        with no_cycle_collection():
+            for row in batch:
+                if used == XLSX_MAX_ROWS:  # a worksheet is full: go on in the next one
+                    sheets += 1
+                    ws = book.create_sheet(f"{sheet} {sheets}")
+                    ws.append(header)
+                    used = 1
+                ws.append([clean(v) for v in cells(row)])
+                used += 1
     fd, path = tempfile.mkstemp(prefix="rapport-export-", suffix=".xlsx")
     os.close(fd)
     try:
