@@ -15,6 +15,7 @@ from rapport.merge.relations import customer_references
 from rapport.models import (
     Base,
     Customer,
+    CustomerExternalId,
     CustomerScore,
     CustomerSearchTerm,
     CustomerTag,
@@ -133,6 +134,8 @@ def family(factory: Factory) -> Family:
         )
     )
     factory.portal_token(m1)
+    # m1 came from the shop: later imports of SHOP-7 must find the survivor.
+    conn.execute(insert(CustomerExternalId).values(external_id="SHOP-7", customer_id=m1))
     for cid in (s, m1, m2):  # as the API keeps them
         names = conn.execute(
             select(

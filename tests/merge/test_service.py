@@ -53,6 +53,7 @@ def test_merge_moves_every_related_record(factory: Factory, db: Session) -> None
     assert moved("consent_event") == {s: 2, m1: 0, m2: 0}
     assert moved("portal_session") == {s: 0, m1: 0, m2: 0}
     assert moved("processing_restriction") == {s: 1, m1: 0, m2: 0}
+    assert moved("customer_external_id") == {s: 1, m1: -1, m2: 0}
     assert result.moved == {
         "sales_order": 3,
         "interaction": 2,
@@ -63,6 +64,7 @@ def test_merge_moves_every_related_record(factory: Factory, db: Session) -> None
         "customer_tag": 2,
         "customer_score": 1,
         "consent_event": 2,
+        "customer_external_id": 1,
     }
     assert [_customer(db, i)["deleted_at"] is not None for i in (s, m1, m2)] == [False, True, True]
     assert resolve_customer_id(db, m1) == s

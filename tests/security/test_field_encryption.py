@@ -24,7 +24,7 @@ from rapport.db import Database
 from rapport.models import AuditEvent, ContactPoint, CustomerSearchTerm, IdempotencyRecord
 from rapport.models.base import table_of
 from rapport.security import crypto
-from rapport.security.keyring import load_keyring
+from rapport.security.keyring import load_keyring, open_rows
 from tests.factories import Factory
 
 CP = table_of(ContactPoint)
@@ -323,6 +323,37 @@ def test_plaintext_planted_in_a_sealed_column_is_refused(factory: Factory, conne
     for planted in (crypto.plain_bytes(b"+8613944444444"), "+8613944444444"):
         with pytest.raises(crypto.PlaintextRefused):
             ring.open("contact_point", "value", contact, planted)
+
+
+def test_open_rows_opens_like_the_keyring_and_refuses_what_it_refuses(
+    factory: Factory, connection: Connection
+) -> None:
+    """open_rows decrypts well-formed values inline; every other value takes Keyring.open's path."""
+    cid = factory.customer()
+    phone = factory.contact(cid, "phone", "+8613955555555")
+    email = factory.contact(cid, "email", "王@例子.cn")
+    sealed_phone, sealed_email = _stored(connection, phone), _stored(connection, email)
+    rows: list[dict[str, Any]] = [
+        {"id": phone, "value": sealed_phone, "label": None},
+        {"id": email, "value": sealed_email, "label": None},
+    ]
+    open_rows(connection, CP, rows)
+    assert [r["value"] for r in rows] == ["+8613955555555", "王@例子.cn"]
+    bad: list[tuple[Any, type[Exception]]] = [
+        (sealed_email, crypto.TamperedCiphertext),  # another row's ciphertext
+        (_flip(sealed_phone, 30), crypto.TamperedCiphertext),
+        (_flip(sealed_phone, 0), crypto.TamperedCiphertext),
+        (_flip(sealed_phone, 4), crypto.UnknownKeyVersion),
+        (sealed_phone[:20], crypto.TamperedCiphertext),
+        (crypto.plain_bytes(b"+8613944444444"), crypto.PlaintextRefused),
+        ("+8613944444444", crypto.PlaintextRefused),
+    ]
+    for blob, error in bad:
+        with pytest.raises(error):
+            open_rows(connection, CP, [{"id": phone, "value": blob}])
+    row = {"id": phone, "value": memoryview(sealed_phone)}  # what some drivers hand back
+    open_rows(connection, CP, [row])
+    assert row["value"] == "+8613955555555"
 
 
 def test_associated_data_names_table_column_and_row() -> None:

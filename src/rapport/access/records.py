@@ -7,7 +7,7 @@ versions and queues audit events. Endpoints, jobs, exports and analytics all use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,11 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.sqltypes import NullType
 
 from rapport.access import masks
 from rapport.access.policy import PSEUDONYMISED, Action, Grant, Scope, generalise
@@ -204,12 +206,21 @@ class Records:
         where: Iterable[ColumnElement[bool]] = (),
         refine: Callable[[Select[Any]], Select[Any]] | None = None,
         action: Action = Action.read,
+        as_stored: Collection[str] = (),
     ) -> Page:
+        """One keyset page. ``as_stored``: columns handed back as the driver returns them, without
+        the column type's conversion (an export that only writes the stored text of timestamps and
+        JSON skips parsing them); the sort column and masked columns are always converted."""
         sort_key = Sort.parse(sort, spec.sortable)
         grant = self.grant(spec, action)
         if sort_key.column in grant.hidden:
             raise Forbidden(f"your role may not sort by {sort_key.column}")
-        stmt = select(*self.readable_columns(spec, grant)).where(self.visible(spec, grant), *where)
+        columns = self.readable_columns(spec, grant)
+        if as_stored:
+            keep = {sort_key.column, "id"} | {c for c, _ in grant.masked}
+            raw = set(as_stored) - keep
+            columns = [type_coerce(c, NullType()).label(c.name) if c.name in raw else c for c in columns]
+        stmt = select(*columns).where(self.visible(spec, grant), *where)
         if refine is not None:
             stmt = refine(stmt)
         after = self.cursors.decode(cursor, sort_key, spec.table) if cursor else None

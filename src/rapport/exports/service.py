@@ -61,6 +61,8 @@ class ExportPlan:
     organisations: bool
     bom: bool
     batch_size: int = BATCH_SIZE
+    # Columns read as stored (no type conversion): the writer turns the stored text into the cell.
+    as_stored: frozenset[str] = frozenset()
     rows: int = field(default=0, init=False)
 
     @property
@@ -72,19 +74,26 @@ class ExportPlan:
     def batch(self, recs: Records, cursor: str | None, limit: int) -> Page:
         """One page of export rows (audited by Records as an ``export`` event with its ids)."""
         page = recs.page(
-            CUSTOMER, sort=self.sort, cursor=cursor, limit=limit, where=self.where, action=Action.export
+            CUSTOMER,
+            sort=self.sort,
+            cursor=cursor,
+            limit=limit,
+            where=self.where,
+            action=Action.export,
+            as_stored=self.as_stored,
         )
         rows = page.items
         if rows:
             ids = [r["id"] for r in rows]
+            tag_lists: dict[int, list[str]] = {}
             for r in rows:
-                r["tags"] = []
-            by_id = {r["id"]: r for r in rows}
+                r["tags"] = tag_lists[r["id"]] = []
             tags = select(_TAGS.c.customer_id, _TAGS.c.tag).where(_of_customers(_TAGS.c.customer_id, ids))
-            for cid, tag in recs.conn.execute(tags.order_by(_TAGS.c.customer_id, _TAGS.c.tag), {"ids": ids}):
-                row = by_id.get(cid)
-                if row is not None:
-                    row["tags"].append(tag)
+            found = recs.conn.execute(tags.order_by(_TAGS.c.customer_id, _TAGS.c.tag), {"ids": ids})
+            for cid, tag in found.all():
+                values = tag_lists.get(cid)
+                if values is not None:
+                    values.append(tag)
             if self.contacts:
                 self._add_contacts(recs, rows, ids)
             if self.organisations:
@@ -155,7 +164,7 @@ class ExportPlan:
     ) -> Iterator[list[Row]]:
         """Every batch of the export, each read (and its audit event stored) in its own unit."""
         while True:
-            with unit() as session:
+            with writers.no_cycle_collection(), unit() as session:
                 page = self.batch(Records(session, self.principal, cursors), cursor, self.batch_size)
             # The unit has closed: the batch's audit event is stored before its rows are sent.
             yield page.items
@@ -166,7 +175,9 @@ class ExportPlan:
     # -- output -------------------------------------------------------------------------------
 
     def render(self, batches: Iterator[list[Row]]) -> Iterator[bytes]:
-        return writers.render(self.format, CUSTOMER.table, self.columns, batches, bom=self.bom)
+        return writers.render(
+            self.format, CUSTOMER.table, self.columns, batches, bom=self.bom, as_stored=self.as_stored
+        )
 
     def filename(self, today: dt.date | None = None) -> tuple[str, str]:
         """(ASCII fallback, the name in the caller's language) of the file."""
@@ -219,6 +230,7 @@ def plan_customer_export(
         columns += list(CONTACT_KINDS)
     organisations = fmt == "vcard" and p.can(ORGANISATION.name, Action.read)
     bom = params.bom if params.bom is not None else fmt == "csv"
+    as_stored = writers.stored_columns(CUSTOMER.table, columns) if fmt == "csv" else frozenset()
     if bom and fmt == "xlsx":
         bom = False  # a ZIP file has no byte-order mark
     return ExportPlan(
@@ -231,6 +243,7 @@ def plan_customer_export(
         organisations=organisations,
         bom=bom,
         batch_size=batch_size or BATCH_SIZE,
+        as_stored=as_stored,
     )
 
 

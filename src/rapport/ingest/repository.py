@@ -104,14 +104,41 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         params = [getter(r) for r in rows]
     if convert:
         out = []
+        # The batch's timestamps are one datetime object: formatted once, not once per row.
+        last: Any = None
+        last_text: Any = None
         for values in params:
             values = list(values)
             for i in convert:
-                if values[i] is not None:
-                    values[i] = _sqlite_value(values[i])
+                value = values[i]
+                if value is None:
+                    continue
+                if value is last:
+                    values[i] = last_text
+                elif isinstance(value, dt.datetime):
+                    last, last_text = value, _sqlite_value(value)
+                    values[i] = last_text
+                else:
+                    values[i] = _sqlite_value(value)
             out.append(tuple(values))
         params = out
     conn.exec_driver_sql(sql, params)
+
+
+def insert_tuples(
+    conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """``insert_many`` for rows already given as tuples of plain values (str, int, None) in
+    ``columns`` order: no dict per row (the search terms of a batch are several per customer)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" * len(columns))
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
+    conn.exec_driver_sql(sql, rows)
 
 
 def live_customers_by_external_id(conn: Connection, ids: Sequence[str]) -> dict[str, int]:

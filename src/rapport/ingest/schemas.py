@@ -15,6 +15,7 @@ from pydantic import Field, StringConstraints
 
 from rapport.activities.schemas import Direction, InteractionChannel, InteractionKind
 from rapport.customers.schemas import Stage, Tags, _CustomerFields
+from rapport.models.customers import PROFILE_COLUMNS
 from rapport.orders.schemas import OrderChannel, OrderStatus
 from rapport.schemas import Currency, Input, Money, Output
 from rapport.text import Code, Line, LongText, Name, ShortLine
@@ -28,19 +29,7 @@ ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100, patt
 # Fields a customer import column may map to (besides the customer columns): contact points,
 # tags, the external id and the organisation by name.
 CUSTOMER_FIELDS = (
-    "display_name",
-    "family_name",
-    "given_name",
-    "name_latin",
-    "gender",
-    "birth_date",
-    "occupation",
-    "region",
-    "city",
-    "preferred_language",
-    "preferred_channel",
-    "acquisition_source",
-    "lifecycle_stage",
+    *PROFILE_COLUMNS,
     "phone",
     "email",
     "wechat",

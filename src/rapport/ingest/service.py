@@ -6,8 +6,9 @@ Writes follow the data-access layer's rules without going through it row by row:
 grants are checked once per batch, created records get the caller as owner and team (as
 ``Records.create`` does), contact values are sealed with ``seal`` of the unit's keyring and
 indexed with ``blind_index``, search terms are exactly what the customer service indexes
-(``rapport.demo.chunks.search_terms``, the same ``terms_for``), and every batch queues one audit
-event per action listing the record ids it touched (not one event per record).
+(``rapport.ingest.terms.search_terms``: ``rapport.demo.chunks.search_terms``, computed faster),
+and every batch queues one audit event per action listing the record ids it touched (not one
+event per record).
 
 Dedup hook: ``matcher`` (see :class:`Matcher`) is asked about rows no match key found; a
 candidate with ``probability >= MATCHER_THRESHOLD`` makes the row an update of that customer
@@ -21,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -33,7 +35,6 @@ from rapport.access.policy import Action
 from rapport.access.records import Records
 from rapport.access.specs import CONTACT_POINT, CUSTOMER, INTERACTION, ORDER, ORGANISATION, PRODUCT
 from rapport.config import get_settings
-from rapport.demo.chunks import search_terms
 from rapport.errors import InvalidInput, RapportError
 from rapport.ingest import normalise as norm
 from rapport.ingest import repository as repo
@@ -45,8 +46,10 @@ from rapport.ingest.schemas import (
     InteractionImportRow,
     OrderLineImportRow,
 )
+from rapport.ingest.terms import search_terms
 from rapport.models import CustomerSearchTerm, WebhookSubscription
 from rapport.models.base import table_of, utcnow
+from rapport.models.customers import PROFILE_COLUMNS
 from rapport.orders import repository as order_repo
 from rapport.orders.schemas import OrderCreate, OrderLineIn
 from rapport.orders.service import price_lines
@@ -61,19 +64,7 @@ _SPLIT = re.compile(r"[;；,，、|\n]+")
 _NAME_COLUMNS = ("display_name", "family_name", "given_name", "name_latin")
 # Customer columns an import writes (organisation_id comes from the organisation's name).
 CUSTOMER_COLUMNS = (
-    "display_name",
-    "family_name",
-    "given_name",
-    "name_latin",
-    "gender",
-    "birth_date",
-    "occupation",
-    "region",
-    "city",
-    "preferred_language",
-    "preferred_channel",
-    "acquisition_source",
-    "lifecycle_stage",
+    *PROFILE_COLUMNS,
     "organisation_id",
 )
 
@@ -300,6 +291,15 @@ def fast_phone(text: str, region: str) -> str:
     return norm.phone(text, region)
 
 
+# Names, organisations, genders, birth dates and addresses repeat heavily in a large file: the
+# normalisers are pure functions of the cell's text, so their answers are cached per distinct text
+# (bounded; a cell that fails is not cached and raises again). The address's parts are only read.
+_name = lru_cache(maxsize=65_536)(norm.name)
+_gender = lru_cache(maxsize=1024)(norm.gender)
+_date = lru_cache(maxsize=65_536)(norm.date)
+_address = lru_cache(maxsize=65_536)(norm.address)
+
+
 class CustomerPreparer:
     """Turns a file row into a CustomerImportRow, or the list of its rejections."""
 
@@ -323,10 +323,10 @@ class CustomerPreparer:
         data: dict[str, Any] = {}
 
         def cells(target: str) -> Iterable[tuple[str, str]]:
-            for column in self.columns.get(target, ()):
-                text = values.get(column, "")
-                if text and text.strip():
-                    yield column, text
+            columns = self.columns.get(target)
+            if not columns:  # most targets are not mapped: no generator for them
+                return ()
+            return [(c, t) for c in columns if (t := values.get(c, "")) and t.strip()]
 
         def bad(column: str | None, target: str, exc: Exception) -> None:
             reason = exc.reason if isinstance(exc, norm.NormaliseError) else str(exc)
@@ -344,7 +344,7 @@ class CustomerPreparer:
         ):
             for column, text in cells(target):
                 try:
-                    data[target] = norm.name(text)
+                    data[target] = _name(text)
                 except norm.NormaliseError as exc:
                     bad(column, target, exc)
         for target in (
@@ -361,12 +361,12 @@ class CustomerPreparer:
             data["external_id"] = text.strip()
         for column, text in cells("gender"):
             try:
-                data["gender"] = norm.gender(text)
+                data["gender"] = _gender(text)
             except norm.NormaliseError as exc:
                 bad(column, "gender", exc)
         for column, text in cells("birth_date"):
             try:
-                data["birth_date"] = norm.date(text, self.day_first)
+                data["birth_date"] = _date(text, self.day_first)
             except norm.NormaliseError as exc:
                 bad(column, "birth_date", exc)
         phones: list[str] = []
@@ -389,7 +389,7 @@ class CustomerPreparer:
         data["emails"] = list(dict.fromkeys(emails))
         for column, text in cells("address"):
             try:
-                parts = norm.address(text)
+                parts = _address(text)
             except norm.NormaliseError as exc:
                 bad(column, "address", exc)
             else:
@@ -496,6 +496,14 @@ class CustomerImporter:
         if mode in ("update", "upsert"):
             recs.require(CUSTOMER, Action.update)
         self.may_add_contacts = p.can("contact_point", Action.create)
+        # Blind indexes of the batch's emails and phones, computed for matching and reused on write.
+        self._digests: dict[tuple[str, str], str] = {}
+
+    def _bidx(self, kind: str, normalised: str) -> str:
+        digest = self._digests.get((kind, normalised))
+        if digest is None:
+            digest = self._digests[(kind, normalised)] = blind_index(kind, normalised)
+        return digest
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -504,9 +512,9 @@ class CustomerImporter:
         if "external_id" in self.match_keys and row.external_id:
             keys["external_id"] = [row.external_id]
         if "email" in self.match_keys and row.emails:
-            keys["email"] = [blind_index("email", e) for e in row.emails]
+            keys["email"] = [self._bidx("email", e) for e in row.emails]
         if "phone" in self.match_keys and row.phones:
-            keys["phone"] = [blind_index("phone", p) for p in row.phones]
+            keys["phone"] = [self._bidx("phone", p) for p in row.phones]
         return keys
 
     def apply(self, rows: Sequence[Row], *, dry_run: bool = False) -> BatchResult:
@@ -543,11 +551,12 @@ class CustomerImporter:
             match: int | None = None
             problem: Rejection | None = None
             for key in self.match_keys:
-                ids = (
-                    set().union(*(found.get(key, {}).get(k, set()) for k in keys.get(key, ())))
-                    if keys.get(key)
-                    else set()
-                )
+                ids: set[int] = set()
+                hits = found.get(key)
+                if hits:
+                    for k in keys.get(key, ()):
+                        if got := hits.get(k):
+                            ids |= got
                 column = self._key_column(key)
                 if len(ids) > 1:
                     problem = Rejection(
@@ -752,7 +761,7 @@ class CustomerImporter:
                 p.changes["organisation_id"] = org if org is not None else ("new", p.row.organisation)
         if self.may_add_contacts:
             for kind, value, normalised, extra in _contacts_of(p.row):
-                digest = blind_index(kind, normalised)
+                digest = self._bidx(kind, normalised)
                 if (kind, digest) not in contacts:
                     contacts.add((kind, digest))
                     p.new_contacts.append((kind, value, normalised, extra))
@@ -796,7 +805,7 @@ class CustomerImporter:
         now, p = utcnow(), recs.principal
         new_ids = repo.allocate_ids(conn, CUSTOMER.table, len(creates))
         customers: list[dict[str, Any]] = []
-        terms: list[dict[str, Any]] = []
+        terms: list[tuple[str, int]] = []
         tag_rows: list[dict[str, Any]] = []
         ext_rows: list[dict[str, Any]] = []
         contact_plain: list[tuple[int, str, str, str, dict[str, Any], bool]] = []
@@ -823,9 +832,7 @@ class CustomerImporter:
                 version=1,
             )
             customers.append(values)
-            terms.extend(
-                {"term": t, "customer_id": cid} for t in search_terms(*(values[n] for n in _NAME_COLUMNS))
-            )
+            terms.extend((t, cid) for t in search_terms(*(values[n] for n in _NAME_COLUMNS)))
             tag_rows.extend({"customer_id": cid, "tag": t} for t in row.tags)
             if row.external_id:
                 ext_rows.append({"external_id": row.external_id, "customer_id": cid})
@@ -835,7 +842,7 @@ class CustomerImporter:
                     contact_plain.append((cid, kind, value, normalised, extra, kind not in primaries))
                     primaries.add(kind)
         repo.insert_many(conn, CUSTOMER.table, customers)
-        repo.insert_many(conn, TERMS, terms)
+        repo.insert_tuples(conn, TERMS, ("term", "customer_id"), terms)
         repo.insert_many(conn, repo.TAGS, tag_rows)
         repo.insert_many(conn, repo.EXTERNAL, ext_rows)
         self._insert_contacts(contact_plain, now)
@@ -889,7 +896,7 @@ class CustomerImporter:
                     "label": None,
                     "value": ring.seal("contact_point", "value", rid, value),
                     "value_normalized": ring.seal("contact_point", "value_normalized", rid, normalised),
-                    "value_bidx": blind_index(kind, normalised),
+                    "value_bidx": self._bidx(kind, normalised),
                     "country": extra.get("country"),
                     "region": extra.get("region"),
                     "city": extra.get("city"),

@@ -37,6 +37,24 @@ class Organisation(Tracked, Base):
     people: Mapped[list[Customer]] = relationship(back_populates="organisation", lazy="raise")
 
 
+# A person's profile columns: what imports write, merges choose between and exports carry.
+PROFILE_COLUMNS = (
+    "display_name",
+    "family_name",
+    "given_name",
+    "name_latin",
+    "gender",
+    "birth_date",
+    "occupation",
+    "region",
+    "city",
+    "preferred_language",
+    "preferred_channel",
+    "acquisition_source",
+    "lifecycle_stage",
+)
+
+
 class Customer(Tracked, Base):
     __tablename__ = "customer"
     # Every list filter and sort pairs with id so keyset pagination stays an index range scan.

@@ -48,25 +48,14 @@ from rapport.customers.schemas import CustomerCreate
 from rapport.customers.service import customers
 from rapport.errors import InvalidInput
 from rapport.models.base import utcnow
+from rapport.models.customers import PROFILE_COLUMNS
 from rapport.privacy import consent
 from rapport.privacy.common import records
 
 FORMAT = "rapport.customer-export/1"
 
 CUSTOMER_FIELDS = (
-    "display_name",
-    "family_name",
-    "given_name",
-    "name_latin",
-    "gender",
-    "birth_date",
-    "occupation",
-    "region",
-    "city",
-    "preferred_language",
-    "preferred_channel",
-    "acquisition_source",
-    "lifecycle_stage",
+    *PROFILE_COLUMNS,
     "attributes",
     "created_at",
 )
