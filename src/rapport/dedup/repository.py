@@ -83,12 +83,12 @@ def load_frame(session: Session, ids: Iterable[int] | None = None, batch: int = 
     customers: list[dict[str, Any]] = []
     contacts: list[dict[str, Any]] = []
     if wanted is None:
-        # Per statement: Connection.execution_options() changes the connection itself (SQLAlchemy 2),
-        # which left every later statement on a PostgreSQL server-side cursor (DECLARE ... FOR INSERT).
-        stream = {"yield_per": batch}
-        for part in recs.conn.execute(cust_stmt, execution_options=stream).mappings().partitions():
+        # Plain client-side results in partitions: every row ends up in the frame anyway, and a
+        # server-side cursor (yield_per) on PostgreSQL left later statements of the same test
+        # connection declared as cursors ("DECLARE ... CURSOR FOR ROLLBACK TO SAVEPOINT").
+        for part in recs.conn.execute(cust_stmt).mappings().partitions(batch):
             customers.extend({k: r[k] for k in CUSTOMER_FIELDS} for r in part)
-        for part in recs.conn.execute(contact_stmt, execution_options=stream).mappings().partitions():
+        for part in recs.conn.execute(contact_stmt).mappings().partitions(batch):
             contacts.extend(dict(r) for r in part)
     else:
         for start in range(0, len(wanted), 5000):
