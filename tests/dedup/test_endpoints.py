@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -13,7 +11,6 @@ from tests.dedup.fixture import Planted, plant
 from tests.factories import Factory
 
 API = "/api/v1/dedup/clusters"
-HAS_MERGE = importlib.util.find_spec("rapport.merge") is not None
 
 
 def _scan(
@@ -101,18 +98,6 @@ def test_merge_refuses_a_survivor_outside_the_cluster(
     assert r.status_code == 422, r.text
 
 
-@pytest.mark.skipif(HAS_MERGE, reason="rapport.merge is present: the merge test below runs instead")
-def test_merge_without_the_merge_module_is_503(client: TestClient, db: Session, factory: Factory) -> None:
-    planted, clusters = _scan(db, factory)
-    admin = factory.user("admin")
-    cid = clusters[frozenset([planted.ids["B"], planted.ids["B2"]])]
-    r = client.post(f"{API}/{cid}/merge", json={"survivor_id": planted.ids["B"]}, headers=factory.auth(admin))
-    assert r.status_code == 503, r.text
-    assert db.execute(select(CLUSTER.c.status).where(CLUSTER.c.id == cid)).scalar_one() == "open"
-
-
-# ENABLE AT MERGE TIME: runs once rapport.merge (the merge helper's branch) is on the same tree.
-@pytest.mark.skipif(not HAS_MERGE, reason="needs rapport.merge.service.merge_customers (merge branch)")
 def test_merge_calls_merge_customers_and_closes_the_cluster(
     client: TestClient, db: Session, factory: Factory
 ) -> None:

@@ -61,7 +61,7 @@ def dismiss_cluster(record_id: RecordId, recs: Recs) -> DedupClusterRead:
     tags=["dedup"],
     summary="Merge the cluster's members into one survivor (rapport.merge)",
     operation_id="merge_dedup_cluster",
-    responses=problem_responses(401, 403, 404, 409, 413, 422, 503),
+    responses=problem_responses(401, 403, 404, 409, 413, 422),
 )
 def merge_cluster(record_id: RecordId, body: MergeIn, recs: Recs) -> DedupClusterRead:
     return DedupClusterRead(**service.merge(recs, record_id, body.survivor_id, body.reason))

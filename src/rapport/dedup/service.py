@@ -21,7 +21,7 @@ from rapport.access.specs import CUSTOMER, DEDUP_CLUSTER
 from rapport.dedup import model
 from rapport.dedup.features import build_frame
 from rapport.dedup.repository import CLUSTER, PAIR, RUN, load_frame
-from rapport.errors import Conflict, InvalidInput, NotFound, Unavailable
+from rapport.errors import Conflict, InvalidInput, NotFound
 from rapport.models.base import utcnow
 from rapport.security.crypto import blind_index
 
@@ -434,7 +434,7 @@ def dismiss(recs: Records, record_id: int) -> dict[str, Any]:
 
 
 def merge(recs: Records, record_id: int, survivor_id: int, reason: str = "") -> dict[str, Any]:
-    """Merge the cluster's members into ``survivor_id`` with rapport.merge (imported lazily)."""
+    """Merge the cluster's members into ``survivor_id`` with rapport.merge."""
     cluster = get_cluster(recs, record_id)
     recs.grant(DEDUP_CLUSTER, Action.update)
     if cluster["status"] != "open":
@@ -444,10 +444,8 @@ def merge(recs: Records, record_id: int, survivor_id: int, reason: str = "") -> 
     members = [m["id"] for m in cluster["members"]]
     if survivor_id not in members:
         raise InvalidInput(f"survivor_id: {survivor_id} is not a member of cluster {record_id}")
-    try:
-        from rapport.merge.service import merge_customers  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise Unavailable("merging customers is not available in this build (rapport.merge)") from None
+    from rapport.merge.service import merge_customers  # lazy: rapport.merge is heavier than a queue read
+
     result = merge_customers(
         recs.session,
         recs.principal,
