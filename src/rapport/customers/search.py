@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 from pypinyin import Style, lazy_pinyin
+
+Pinyin = Callable[[str], tuple[list[str], list[str]]]
+"""CJK text -> (syllables, first letters), as pypinyin's lazy_pinyin gives them."""
+
+
+def pinyin_of(cjk: str) -> tuple[list[str], list[str]]:
+    return lazy_pinyin(cjk, errors="ignore"), lazy_pinyin(cjk, style=Style.FIRST_LETTER, errors="ignore")
 
 
 def _norm(text: str) -> str:
@@ -15,8 +23,11 @@ def _is_cjk(ch: str) -> bool:
     return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\U00020000" <= ch <= "\U0003134f"
 
 
-def terms_for(*names: str | None) -> set[str]:
-    """Every fragment a person might type to find this name, each matched as a prefix."""
+def terms_for(*names: str | None, pinyin: Pinyin = pinyin_of) -> set[str]:
+    """Every fragment a person might type to find this name, each matched as a prefix.
+
+    ``pinyin``: a faster source of the same pinyin may be given (bulk imports cache it per character).
+    """
     terms: set[str] = set()
     for name in names:
         if not name:
@@ -31,14 +42,13 @@ def terms_for(*names: str | None) -> set[str]:
             cjk = "".join(ch for ch in compact if _is_cjk(ch))
             # Suffixes make "小明" and "明" find "王小明" through a prefix scan.
             terms.update(cjk[i:] for i in range(len(cjk)))
-            syllables = lazy_pinyin(cjk, errors="ignore")
+            syllables, initials = pinyin(cjk)
             if syllables:
                 terms.add("".join(syllables))
                 terms.add("".join(s[0] for s in syllables if s))
                 if len(syllables) > 1:
                     terms.add("".join(syllables[1:]))
                     terms.add(" ".join(syllables))
-            initials = lazy_pinyin(cjk, style=Style.FIRST_LETTER, errors="ignore")
             terms.add("".join(initials))
         words = [w for w in text.replace(",", " ").replace(".", " ").split() if w]
         terms.update(words)

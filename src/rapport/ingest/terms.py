@@ -5,8 +5,9 @@ name into dictionary phrases first (a phrase may read differently from its chara
 names rarely contain a phrase, and names repeat by character far more than as a whole, so here the
 pinyin of a name without any dictionary phrase of two or more characters is put together from the
 pinyin of its single characters (cached); any name holding a phrase goes to pypinyin whole. The
-rest of the term logic is ``terms_for``'s, line for line; tests/ingest/test_terms.py compares both
-on thousands of generated names (Chinese, rare CJK, phrases, Latin, digits, emails).
+rest of the term logic is ``terms_for``'s own (it takes the pinyin function);
+tests/ingest/test_terms.py compares both on thousands of generated names (Chinese, rare CJK,
+phrases, Latin, digits, emails).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import lru_cache
 from pypinyin import Style, lazy_pinyin
 from pypinyin.constants import PHRASES_DICT
 
-from rapport.customers.search import _contact_like, _is_cjk, _norm
+from rapport.customers import search
 
 
 @lru_cache(maxsize=65_536)
@@ -50,32 +51,7 @@ def _pinyin(cjk: str) -> tuple[list[str], list[str]]:
 
 def terms_for(*names: str | None) -> set[str]:
     """``rapport.customers.search.terms_for`` with the per-character pinyin above."""
-    terms: set[str] = set()
-    for name in names:
-        if not name:
-            continue
-        text = " ".join(word for word in _norm(name).split() if not _contact_like(word))
-        compact = "".join(text.split())
-        if not compact:
-            continue
-        if any(_is_cjk(ch) for ch in compact):
-            cjk = "".join(ch for ch in compact if _is_cjk(ch))
-            terms.update(cjk[i:] for i in range(len(cjk)))
-            syllables, initials = _pinyin(cjk)
-            if syllables:
-                terms.add("".join(syllables))
-                terms.add("".join(s[0] for s in syllables if s))
-                if len(syllables) > 1:
-                    terms.add("".join(syllables[1:]))
-                    terms.add(" ".join(syllables))
-            terms.add("".join(initials))
-        words = [w for w in text.replace(",", " ").replace(".", " ").split() if w]
-        terms.update(words)
-        if len(words) > 1:
-            terms.add(" ".join(words))
-            terms.add("".join(words))
-        terms.add(compact)
-    return {t[:200] for t in terms if t and not _contact_like(t)}
+    return search.terms_for(*names, pinyin=_pinyin)
 
 
 @lru_cache(maxsize=100_000)
