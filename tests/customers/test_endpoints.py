@@ -165,7 +165,7 @@ def test_name_search_gives_the_same_page_for_common_and_rare_prefixes(
     client: TestClient, factory: Factory, monkeypatch: pytest.MonkeyPatch, common_threshold: int
 ) -> None:
     # 0 forces the probe-per-customer plan used for frequent prefixes; 10,000 the collect-first plan.
-    monkeypatch.setattr(repository, "COMMON_PREFIX_ROWS", common_threshold)
+    monkeypatch.setattr(repository, "common_prefix_rows", lambda customers, sort_column: common_threshold)
     team = factory.team()
     rep = factory.user("sales_rep", team)
     h = factory.auth(rep)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from math import isqrt
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, select
@@ -60,19 +61,35 @@ def replace_search_terms(session: Session, customer_id: int, *names: str | None)
         session.execute(insert(_TERMS), [{"term": t, "customer_id": customer_id} for t in sorted(terms)])
 
 
-# Above this many matching terms a prefix is "common" (a frequent surname, "wang"): walking
-# customers in page order and probing each one's terms finds a page sooner than collecting every
-# match first. Below it, collecting the matches is the fast way.
-COMMON_PREFIX_ROWS = 5000
+# Two plans for a name prefix. "Collect": gather every matching customer id from the term index,
+# then read the page from them; its cost grows with the matches (~0.7 µs per matching term on
+# SQLite). "Probe": walk customers in page order and probe each one's terms; a page needs about
+# page size x customers / matches rows (~2.6 µs each), so it is fast for frequent prefixes ("wang")
+# and hopeless for rare ones (a rare surname walks the whole table: seconds at 1,000,000). Probing
+# wins once matches^2 > ~200 x page x customers / 50; the factors below are 8x that (id-like
+# orders) so that narrower scopes (a rep walks past other teams' rows) and uneven spread still
+# land on the bounded, collect side. In name order the matches of a surname sit together (every
+# "王..." in one stretch), so the walk passes every name before them: collect far longer there.
+_PROBE_FACTOR = {"display_name": 40_000}
+_PROBE_FACTOR_DEFAULT = 1_600
 
 
-def name_match(session: Session, term: str) -> ColumnElement[bool]:
+def common_prefix_rows(customers: int, sort_column: str) -> int:
+    """Matching terms above which a prefix is "common" and the probe plan is used."""
+    return max(2_000, isqrt(_PROBE_FACTOR.get(sort_column, _PROBE_FACTOR_DEFAULT) * customers))
+
+
+def name_match(session: Session, term: str, sort_column: str = "id") -> ColumnElement[bool]:
     # The column is byte-ordered (C collation on PostgreSQL), so a prefix is one index range.
     in_range = and_(_TERMS.c.term >= term, _TERMS.c.term < term + "\U0010ffff")
-    sample = select(_TERMS.c.customer_id).where(in_range).limit(COMMON_PREFIX_ROWS + 1).subquery()
-    matches = session.connection().execute(select(func.count()).select_from(sample)).scalar_one()
     customer = CUSTOMER.table
-    if matches > COMMON_PREFIX_ROWS:
+    conn = session.connection()
+    # The highest id is one index step and close enough to the table's size for this estimate.
+    size = conn.execute(select(func.max(customer.c.id))).scalar_one() or 0
+    threshold = common_prefix_rows(size, sort_column)
+    sample = select(_TERMS.c.customer_id).where(in_range).limit(threshold + 1).subquery()
+    matches = conn.execute(select(func.count()).select_from(sample)).scalar_one()
+    if matches > threshold:
         return exists(select(_TERMS.c.customer_id).where(_TERMS.c.customer_id == customer.c.id, in_range))
     return customer.c.id.in_(select(_TERMS.c.customer_id).where(in_range))
 

@@ -128,10 +128,10 @@ class Customers(Resource):
         if f.tag:
             clauses.append(repo.tag_match(f.tag))
         if f.q:
-            clauses.append(self._search(recs, f.q))
+            clauses.append(self._search(recs, f.q, (f.sort or self.default_sort).lstrip("-")))
         return clauses
 
-    def _search(self, recs: Records, q: str) -> ColumnElement[bool]:
+    def _search(self, recs: Records, q: str, sort_column: str) -> ColumnElement[bool]:
         hidden_contact = recs.principal.grant("contact_point").hidden
         if "@" in q or looks_like_phone(q):
             if "value_normalized" in hidden_contact or not recs.principal.can("contact_point", Action.read):
@@ -147,7 +147,7 @@ class Customers(Resource):
                 ) from None
         if "display_name" in recs.principal.grant("customer").hidden:
             raise Forbidden("your role may not search by name")
-        return repo.name_match(recs.session, query_term(q))
+        return repo.name_match(recs.session, query_term(q), sort_column)
 
     def prepare_create(self, recs: Records, body: Any, parent_id: int | None) -> dict[str, Any]:
         check_reference(recs, "organisation_id", ORGANISATION, body.organisation_id)
