@@ -119,6 +119,12 @@ class Records:
             return t.c.id == self._tid  # type: ignore[no-any-return]
         return true()
 
+    def visible_rollup(self, table: Any, grant: Grant) -> ColumnElement[bool]:
+        """WHERE clause for a rollup table keyed by the customer's ``team_id`` and ``owner_id``
+        (0 for none, never a real id): the rows a caller with ``grant`` counts, the same rule as
+        ``visible`` on the customers behind them (the rollup holds live customers only)."""
+        return self._owned(table, grant.scope, deleted=None)
+
     # The caller's ids enter statements as named parameters, so statements built once (see
     # ``get``) are reused safely: every execution passes the current caller's values.
     @property

@@ -1,5 +1,9 @@
 """Aggregate queries behind the home dashboard, in SQLAlchemy Core.
 
+Key figures read the trigger-kept rollups (``rapport.models.dashboard``): a few thousand rows
+per scope instead of millions; the base tables answer only the pieces a rollup cannot (the part of
+a UTC day before a business-time-zone month boundary, today's tasks due before now).
+
 Every function takes the caller's scope as ready-made WHERE clauses (built by
 :meth:`rapport.access.records.Records.visible`), so the figures cover exactly the records the
 caller could list. The queries are single scans over indexed columns:
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, func, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Table, cast, func, select
 
 
 def count_by(
@@ -119,3 +123,62 @@ def names(
     t = table
     stmt = select(t.c.id, t.c[column]).where(t.c.id.in_(sorted(set(ids))), *where)
     return {int(r[0]): r[1] for r in conn.execute(stmt)}
+
+
+def rollup_customers(
+    conn: Connection, table: Table, where: Sequence[ColumnElement[bool]]
+) -> list[tuple[int, str, str, int]]:
+    """(owner id, stage, region, customers) of the visible rollup rows (owner 0, region '': none)."""
+    t = table
+    stmt = (
+        select(t.c.owner_id, t.c.lifecycle_stage, t.c.region, func.sum(t.c.customers))
+        .where(*where)
+        .group_by(t.c.owner_id, t.c.lifecycle_stage, t.c.region)
+    )
+    return [(int(r[0]), r[1], r[2], int(r[3])) for r in conn.execute(stmt) if r[3]]
+
+
+def order_days(
+    conn: Connection, table: Table, *, first: str, last: str, where: Sequence[ColumnElement[bool]]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """(UTC day, currency) -> (cents, orders) of the visible rollup rows, first <= day <= last."""
+    t = table
+    stmt = (
+        select(t.c.day, t.c.currency, func.sum(t.c.amount_cents), func.sum(t.c.orders))
+        .where(t.c.day >= first, t.c.day <= last, *where)
+        .group_by(t.c.day, t.c.currency)
+    )
+    return {(r[0], r[1]): (int(r[2] or 0), int(r[3] or 0)) for r in conn.execute(stmt)}
+
+
+def tasks_due_before(
+    conn: Connection, table: Table, *, day: str, where: Sequence[ColumnElement[bool]]
+) -> int:
+    """Open tasks of the visible rollup rows due on a UTC day before ``day``."""
+    t = table
+    stmt = select(func.coalesce(func.sum(t.c.tasks), 0)).where(t.c.day < day, *where)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def cents_by(
+    conn: Connection,
+    table: Table,
+    *,
+    at: str,
+    amount: str,
+    group: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    where: Sequence[ColumnElement[bool]],
+) -> dict[str, tuple[int, int]]:
+    """group value -> (sum of ``amount`` in cents, rows) for start <= at < end, rounded per row
+    exactly as the rollup triggers do."""
+    t = table
+    ts = t.c[at]
+    cents = cast(func.round(t.c[amount] * 100), BigInteger)
+    stmt = (
+        select(t.c[group], func.sum(cents), func.count())
+        .where(ts >= start, ts < end, *where)
+        .group_by(t.c[group])
+    )
+    return {r[0]: (int(r[1] or 0), int(r[2])) for r in conn.execute(stmt)}

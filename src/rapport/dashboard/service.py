@@ -13,6 +13,7 @@ marked done leaves the list at once.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import threading
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, Hashable
 from decimal import Decimal
 from typing import Any
 
-from rapport.access.policy import Action, Scope
+from rapport.access.policy import Action, Grant, Scope
 from rapport.access.records import Records
 from rapport.access.specs import CUSTOMER, INTERACTION, ORDER, TASK
 from rapport.analytics.store import PURCHASE_STATUSES
@@ -34,7 +35,8 @@ from rapport.dashboard.schemas import (
     RevenueSeries,
     TaskDue,
 )
-from rapport.models.base import utcnow
+from rapport.models.base import table_of, utcnow
+from rapport.models.dashboard import DashboardCustomerCount, DashboardOrderDay, DashboardTaskDay
 
 FIGURES_TTL = 60.0
 MONTHS = 12
@@ -102,11 +104,12 @@ def scope_key(recs: Records) -> Hashable:
     return (p.role.value, scope.value, ids, p.scopes)
 
 
-def month_bounds(now: dt.datetime, months: int = MONTHS) -> list[dt.datetime]:
-    """The n+1 UTC month starts delimiting the last ``months`` months, the current one included."""
-    y, m = now.astimezone(dt.UTC).year, now.astimezone(dt.UTC).month
-    index = y * 12 + (m - 1) - (months - 1)
-    return [dt.datetime((index + i) // 12, (index + i) % 12 + 1, 1, tzinfo=dt.UTC) for i in range(months + 1)]
+def month_bounds(now: dt.datetime, months: int = MONTHS, tz: dt.tzinfo = dt.UTC) -> list[dt.datetime]:
+    """The n+1 month starts (in ``tz``, the business time zone) delimiting the last ``months``
+    months, the current one included."""
+    local = now.astimezone(tz)
+    index = local.year * 12 + (local.month - 1) - (months - 1)
+    return [dt.datetime((index + i) // 12, (index + i) % 12 + 1, 1, tzinfo=tz) for i in range(months + 1)]
 
 
 def fold(counts: list[tuple[str | None, int]], shown: int) -> tuple[Count, ...]:
@@ -118,57 +121,137 @@ def fold(counts: list[tuple[str | None, int]], shown: int) -> tuple[Count, ...]:
     return tuple(head)
 
 
-def figures(recs: Records, *, now: dt.datetime | None = None, cache: FigureCache | None = None) -> Figures:
+def _ranked(totals: dict[str | None, int]) -> list[tuple[str | None, int]]:
+    # Largest first; ties and empty values then order the same on every database.
+    rows = [(k, n) for k, n in totals.items() if n]
+    rows.sort(key=lambda r: (-r[1], r[0] is None, r[0] or ""))
+    return rows
+
+
+def figures(
+    recs: Records,
+    *,
+    now: dt.datetime | None = None,
+    cache: FigureCache | None = None,
+    tz: dt.tzinfo = dt.UTC,
+) -> Figures:
     if cache is None:
-        return compute_figures(recs, now=now or utcnow())
-    return cache.get_or_compute(scope_key(recs), lambda: compute_figures(recs, now=now or utcnow()))
+        return compute_figures(recs, now=now or utcnow(), tz=tz)
+    key = (scope_key(recs), str(tz))
+    return cache.get_or_compute(key, lambda: compute_figures(recs, now=now or utcnow(), tz=tz))
 
 
-def compute_figures(recs: Records, *, now: dt.datetime) -> Figures:
+def compute_figures(recs: Records, *, now: dt.datetime, tz: dt.tzinfo = dt.UTC) -> Figures:
+    """Key figures from the rollup tables (kept by triggers in every write's transaction), so
+    they cost the same on 5,000 and 1,000,000 customers; ``tz`` decides where months begin."""
     p, conn = recs.principal, recs.conn
     cust_grant = p.grant(CUSTOMER.name)
     out: dict[str, Any] = {"scope": cust_grant.scope.value, "computed_at": now}
-    c = CUSTOMER.table
     if cust_grant.allows(Action.read):
-        visible = [recs.visible(CUSTOMER, cust_grant)]
-        out["customers"] = repo.count(conn, c, visible)
+        r = table_of(DashboardCustomerCount)
+        rows = repo.rollup_customers(conn, r, [recs.visible_rollup(r, cust_grant)])
+        out["customers"] = sum(n for *_, n in rows)
         if p.user_id is not None and "owner_id" not in cust_grant.hidden:
-            out["my_customers"] = repo.count(conn, c, [*visible, c.c.owner_id == p.user_id])
+            out["my_customers"] = sum(n for owner, _, _, n in rows if owner == p.user_id)
         if "lifecycle_stage" not in cust_grant.hidden:
-            out["by_stage"] = tuple(
-                Count(k, n) for k, n in repo.count_by(conn, c, "lifecycle_stage", visible)
-            )
+            stages: dict[str | None, int] = {}
+            for _, stage, _, n in rows:
+                stages[stage] = stages.get(stage, 0) + n
+            out["by_stage"] = tuple(Count(k, n) for k, n in _ranked(stages))
         if "region" not in cust_grant.hidden:
-            out["by_region"] = fold(repo.count_by(conn, c, "region", visible), REGIONS_SHOWN)
+            regions: dict[str | None, int] = {}
+            for _, _, region, n in rows:
+                regions[region or None] = regions.get(region or None, 0) + n
+            out["by_region"] = fold(_ranked(regions), REGIONS_SHOWN)
     order_grant = p.grant(ORDER.name)
     if order_grant.allows(Action.read) and not {"total_amount", "ordered_at"} & order_grant.hidden:
-        o = ORDER.table
-        bounds = month_bounds(now)
-        sums = repo.sums_by_month(
+        out["revenue"] = _revenue(recs, order_grant, now, tz)
+    task_grant = p.grant(TASK.name)
+    if task_grant.allows(Action.read):
+        t, r = TASK.table, table_of(DashboardTaskDay)
+        today = dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+        before_today = repo.tasks_due_before(
+            conn, r, day=today.date().isoformat(), where=[recs.visible_rollup(r, task_grant)]
+        )
+        # Today's tasks are overdue only up to now: counted from the task table (one day of rows).
+        due_today = repo.count(
+            conn,
+            t,
+            [t.c.status == "open", t.c.due_at >= today, t.c.due_at < now, recs.visible(TASK, task_grant)],
+        )
+        out["overdue_in_scope"] = before_today + due_today
+    return Figures(**out)
+
+
+_DAY = dt.timedelta(days=1)
+
+
+def _revenue(recs: Records, grant: Grant, now: dt.datetime, tz: dt.tzinfo) -> tuple[RevenueSeries, ...]:
+    """Purchases per business month. The rollup holds UTC days; a day that a month boundary in
+    ``tz`` cuts (16:00 UTC for Shanghai) is split by reading its smaller side from the orders."""
+    conn, o, r = recs.conn, ORDER.table, table_of(DashboardOrderDay)
+    local = month_bounds(now, tz=tz)
+    labels = [f"{b.year:04d}-{b.month:02d}" for b in local[:-1]]
+    bounds = [b.astimezone(dt.UTC) for b in local]
+
+    def month_of(at: dt.datetime) -> int | None:
+        i = bisect.bisect_right(bounds, at) - 1
+        return i if 0 <= i < len(labels) else None
+
+    days = repo.order_days(
+        conn,
+        r,
+        first=bounds[0].date().isoformat(),
+        last=(bounds[-1] - dt.timedelta(microseconds=1)).date().isoformat(),
+        where=[recs.visible_rollup(r, grant)],
+    )
+    cut = {b.date().isoformat(): b for b in bounds if b.timetz() != dt.time(tzinfo=dt.UTC)}
+    sums: dict[str, list[list[int]]] = {}
+
+    def add(currency: str, month: int | None, cents: int, n: int) -> None:
+        if month is not None:
+            cell = sums.setdefault(currency, [[0, 0] for _ in labels])[month]
+            cell[0] += cents
+            cell[1] += n
+
+    for (day, currency), (cents, n) in days.items():
+        if day not in cut:
+            add(currency, month_of(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)), cents, n)
+    for day, boundary in cut.items():
+        start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+        early = boundary - start <= _DAY / 2
+        lo, hi = (start, boundary) if early else (boundary, start + _DAY)
+        side = repo.cents_by(
             conn,
             o,
             at="ordered_at",
             amount="total_amount",
             group="currency",
-            start=bounds[0],
-            end=bounds[-1],
-            where=[o.c.status.in_(PURCHASE_STATUSES), recs.visible(ORDER, order_grant)],
+            start=lo,
+            end=hi,
+            where=[o.c.status.in_(PURCHASE_STATUSES), recs.visible(ORDER, grant)],
         )
-        labels = [f"{b.year:04d}-{b.month:02d}" for b in bounds[:-1]]
-        empty = (Decimal("0.00"), 0)
-        series = [
-            RevenueSeries(cur, tuple(MonthRevenue(lab, *by_month.get(lab, empty)) for lab in labels))
-            for cur, by_month in sums.items()
-        ]
-        series.sort(key=lambda s: (-s.total, s.currency))
-        out["revenue"] = tuple(series)
-    task_grant = p.grant(TASK.name)
-    if task_grant.allows(Action.read):
-        t = TASK.table
-        out["overdue_in_scope"] = repo.count(
-            conn, t, [t.c.status == "open", t.c.due_at < now, recs.visible(TASK, task_grant)]
+        before, after = month_of(boundary - dt.timedelta(microseconds=1)), month_of(boundary)
+        for currency in {c for d, c in days if d == day} | set(side):
+            total, total_n = days.get((day, currency), (0, 0))
+            part, part_n = side.get(currency, (0, 0))
+            rest, rest_n = total - part, total_n - part_n
+            add(currency, before, *((part, part_n) if early else (rest, rest_n)))
+            add(currency, after, *((rest, rest_n) if early else (part, part_n)))
+    cent = Decimal("0.01")
+    series = [
+        RevenueSeries(
+            currency,
+            tuple(
+                MonthRevenue(lab, (Decimal(c) * cent).quantize(cent), n)
+                for lab, (c, n) in zip(labels, cells, strict=True)
+            ),
         )
-    return Figures(**out)
+        for currency, cells in sums.items()
+        if any(n for _, n in cells)
+    ]
+    series.sort(key=lambda s: (-s.total, s.currency))
+    return tuple(series)
 
 
 def _end_of_today(now: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
@@ -316,9 +399,9 @@ def home(
     fig = None
     if has_figures(recs):
         if with_figures:
-            fig = figures(recs, now=now, cache=cache)
+            fig = figures(recs, now=now, cache=cache, tz=tz)
         elif cache is not None:
-            fig = cache.get(scope_key(recs))
+            fig = cache.get((scope_key(recs), str(tz)))
     return Home(
         role=p.role.value,
         figures=fig,

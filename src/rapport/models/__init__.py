@@ -12,6 +12,7 @@ from rapport.models.customers import (
     CustomField,
     Organisation,
 )
+from rapport.models.dashboard import DashboardCustomerCount, DashboardOrderDay, DashboardTaskDay
 from rapport.models.dedup import DedupCluster, DedupPair, DedupRun
 from rapport.models.ingest import CustomerExternalId, ImportChange, ImportJob, ImportRejection
 from rapport.models.merge import CustomerAlias, CustomerMerge
@@ -56,6 +57,9 @@ __all__ = [
     "CustomerScore",
     "CustomerSearchTerm",
     "CustomerTag",
+    "DashboardCustomerCount",
+    "DashboardOrderDay",
+    "DashboardTaskDay",
     "DataSubjectRequest",
     "DedupCluster",
     "DedupPair",

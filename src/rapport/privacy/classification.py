@@ -378,6 +378,15 @@ TABLES: Mapping[str, TableDecl] = {
     "import_rejection": TableDecl(
         False, "line, column and reason of refused import rows; never the cell's value"
     ),
+    "dashboard_customer_count": TableDecl(
+        False, "home dashboard rollup: customer counts per team, owner id, stage and region; no person"
+    ),
+    "dashboard_order_day": TableDecl(
+        False, "home dashboard rollup: order sums per team, owner id, day and currency; no person"
+    ),
+    "dashboard_task_day": TableDecl(
+        False, "home dashboard rollup: open-task counts per team, owner id and due day; no person"
+    ),
     "saved_view": TableDecl(
         False,
         "a staff member's named list filters (stage, region, tag, owner, team, sort); search text, "

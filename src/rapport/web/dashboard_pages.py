@@ -169,7 +169,9 @@ def home(ctx: Page) -> Response:
 def figures(ctx: Page) -> Response:
     """The key figures and charts as a fragment (cached per scope for a minute)."""
     fig = (
-        service.figures(ctx.recs, cache=figure_cache(ctx.request)) if service.has_figures(ctx.recs) else None
+        service.figures(ctx.recs, cache=figure_cache(ctx.request), tz=i18n.DISPLAY_TZ)
+        if service.has_figures(ctx.recs)
+        else None
     )
     tasks_overdue = None
     if fig is not None and ctx.user.user_id is not None and ctx.user.can("task", Action.read):
