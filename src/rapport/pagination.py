@@ -52,13 +52,20 @@ class CursorCodec:
     def _sig(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:12]
 
-    def encode(self, sort: Sort, value: Any, last_id: int) -> str:
+    def encode(self, sort: Sort, value: Any, last_id: int, *, backwards: bool = False) -> str:
+        """``backwards``: the cursor points at the page before the row (a "previous page" link)."""
         if isinstance(value, (dt.datetime, dt.date)):
             value = value.isoformat()
-        payload = orjson.dumps([sort.token, value, last_id])
+        payload = orjson.dumps([sort.token, value, last_id, 1] if backwards else [sort.token, value, last_id])
         return base64.urlsafe_b64encode(payload + self._sig(payload)).decode().rstrip("=")
 
     def decode(self, cursor: str, sort: Sort, table: Table) -> tuple[Any, int]:
+        value, last_id, _ = self.decode_directed(cursor, sort, table)
+        return value, last_id
+
+    def decode_directed(self, cursor: str, sort: Sort, table: Table) -> tuple[Any, int, bool]:
+        """(sort value, id, backwards) of a cursor made by :meth:`encode`."""
+
         def bad(why: str) -> InvalidInput:
             return InvalidInput(
                 f"invalid cursor: {why}; use the next_cursor value from the previous page",
@@ -80,7 +87,7 @@ class CursorCodec:
         if len(raw) <= 12 or not hmac.compare_digest(sig, self._sig(payload)):
             raise bad("signature does not match")
         try:
-            token, value, last_id = orjson.loads(payload)
+            token, value, last_id, *direction = orjson.loads(payload)
         except (orjson.JSONDecodeError, ValueError):
             raise bad("malformed") from None
         if token != sort.token:
@@ -91,7 +98,7 @@ class CursorCodec:
             value = dt.datetime.fromisoformat(value)
         elif value is not None and isinstance(impl, Date):
             value = dt.date.fromisoformat(value)
-        return value, int(last_id)
+        return value, int(last_id), direction == [1]
 
 
 def keyset(stmt: Select[Any], table: Table, sort: Sort, after: tuple[Any, int] | None) -> Select[Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -134,3 +136,21 @@ def test_bulk_tag_and_saved_view(client: TestClient, factory: Factory) -> None:
     assert r.status_code == 303 and r.headers["location"] == "/customers?tag=%E5%B1%95%E4%BC%9A"
     page = client.get("/customers").text
     assert "展会客户" in page and "secret name" not in page
+
+
+def test_list_pages_link_back_to_the_previous_page(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    rep = factory.user("sales_rep", team, username="pager-rep")
+    ids = [factory.customer(rep, team, display_name=f"翻页{i:02d}") for i in range(55)]
+    _login(client, "pager-rep")
+    first = client.get("/customers", params={"sort": "id"})
+    assert 'data-testid="prev-page"' not in first.text
+    next_url = re.search(r'href="(/customers\?[^"]*cursor=[^"]*)"[^>]*data-testid="next-page"', first.text)
+    assert next_url is not None
+    second = client.get(html.unescape(next_url.group(1)))
+    assert [int(i) for i in re.findall(r'href="/customers/(\d+)"', second.text)] == ids[50:]
+    prev_url = re.search(r'href="(/customers\?[^"]*)"[^>]*data-testid="prev-page"', second.text)
+    assert prev_url is not None
+    back = client.get(html.unescape(prev_url.group(1)))
+    assert [int(i) for i in re.findall(r'href="/customers/(\d+)"', back.text)] == ids[:50]
+    assert "上一页" in second.text

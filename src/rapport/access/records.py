@@ -51,6 +51,7 @@ class Page:
     items: list[Row]
     next_cursor: str | None
     limit: int
+    prev_cursor: str | None = None  # the page before this one; None on the first page
 
 
 # "Read one record" statements per (resource, scope, hidden fields, has team): building a
@@ -229,15 +230,27 @@ class Records:
         stmt = select(*columns).where(self.visible(spec, grant), *where)
         if refine is not None:
             stmt = refine(stmt)
-        after = self.cursors.decode(cursor, sort_key, spec.table) if cursor else None
-        stmt = keyset(stmt, spec.table, sort_key, after).limit(limit + 1)
+        value, last_id, backwards = (
+            self.cursors.decode_directed(cursor, sort_key, spec.table) if cursor else (None, 0, False)
+        )
+        after = (value, last_id) if cursor else None
+        # A previous page is the next page of the reversed order, read backwards from the cursor
+        # row (same index, same cost), then put back in page order.
+        walk = Sort(sort_key.column, not sort_key.descending) if backwards else sort_key
+        stmt = keyset(stmt, spec.table, walk, after).limit(limit + 1)
         rows = self.open(spec, _dicts(self.conn.execute(stmt)))
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if backwards:
+            rows.reverse()
+        next_cursor = prev_cursor = None
+        if rows and (more or backwards):
             last = rows[-1]
-            value = last.get(sort_key.column)
-            next_cursor = self.cursors.encode(sort_key, value, last["id"])
+            next_cursor = self.cursors.encode(sort_key, last.get(sort_key.column), last["id"])
+        if rows and ((more and backwards) or (cursor and not backwards)):
+            first = rows[0]
+            value = first.get(sort_key.column)
+            prev_cursor = self.cursors.encode(sort_key, value, first["id"], backwards=True)
         self.mask_rows(spec, rows, grant)
         if action is Action.export:
             # Exports are audited even when empty: the attempt and its filter are the record.
@@ -246,7 +259,7 @@ class Records:
             )
         elif spec.personal and rows:
             self.audit("list", spec.name, None, details={"ids": [r["id"] for r in rows]})
-        return Page(rows, next_cursor, limit)
+        return Page(rows, next_cursor, limit, prev_cursor)
 
     def mask_rows(self, spec: ResourceSpec, rows: list[Row], grant: Grant | None = None) -> list[Row]:
         """Replace the values the caller may read only partially by their masked form (in place)."""

@@ -178,7 +178,7 @@ def _list_context(ctx: PageContext, filters: dict[str, str], cursor: str | None)
     errors: dict[str, str] = {}
     notice = None
     rows: list[Row] = []
-    next_cursor = None
+    next_cursor = prev_cursor = None
     try:
         f = CustomerFilters.model_validate({**filters, "cursor": cursor, "limit": PAGE_SIZE})
     except ValidationError as exc:
@@ -194,7 +194,7 @@ def _list_context(ctx: PageContext, filters: dict[str, str], cursor: str | None)
                 where=customers.where(recs, f),
             )
             rows = customers.expand(recs, page.items)
-            next_cursor = page.next_cursor
+            next_cursor, prev_cursor = page.next_cursor, page.prev_cursor
         except Forbidden:
             q = filters.get("q", "")
             notice = (
@@ -217,6 +217,7 @@ def _list_context(ctx: PageContext, filters: dict[str, str], cursor: str | None)
         "query": query,
         "view_query": urlencode({k: v for k, v in filters.items() if k in VIEW_FILTERS}),
         "next_url": f"/customers?{urlencode({**filters, 'cursor': next_cursor})}" if next_cursor else None,
+        "prev_url": f"/customers?{urlencode({**filters, 'cursor': prev_cursor})}" if prev_cursor else None,
         "first_url": f"/customers?{query}" if cursor else None,
         "errors": errors,
         "notice": notice,

@@ -102,6 +102,7 @@ def task_list(
             "views": TASK_VIEWS,
             "items": [_task_item(r, names) for r in page.items],
             "next_cursor": page.next_cursor,
+            "prev_cursor": page.prev_cursor,
             **_labels(ctx),
         },
     )
@@ -161,6 +162,7 @@ def order_list(
             "items": page.items,
             "names": names,
             "next_cursor": page.next_cursor,
+            "prev_cursor": page.prev_cursor,
             "filters": filters,
             "errors": errors,
             "statuses": [(k, ctx.gettext(v)) for k, v in ORDER_STATUSES.items()],
@@ -226,6 +228,7 @@ def organisation_list(
             "nav": "organisations",
             "items": page.items,
             "next_cursor": page.next_cursor,
+            "prev_cursor": page.prev_cursor,
             "q": q or "",
             "errors": errors,
             **_labels(ctx),
@@ -247,6 +250,7 @@ def organisation_detail(ctx: Page, record_id: int, cursor: Cursor = None) -> Res
             "org": org,
             "people": people.items if people else None,
             "next_cursor": people.next_cursor if people else None,
+            "prev_cursor": people.prev_cursor if people else None,
             **_labels(ctx),
         },
     )
