@@ -65,6 +65,11 @@ def test_filters_sort_and_next_page(page_as: Callable[..., Any]) -> None:
     page.wait_for_function("() => location.search.includes('cursor=')")
     page.wait_for_selector("#results:not(.htmx-request)")
     assert page.locator("[data-testid=customer-row]").first.inner_text() != first
+    second_url = page.url
+    page.click("[data-testid=prev-page]")
+    page.wait_for_function(f"() => location.href !== {second_url!r}")
+    page.wait_for_selector("#results:not(.htmx-request)")
+    assert page.locator("[data-testid=customer-row]").first.inner_text() == first
 
 
 def test_saved_view_and_bulk_tag(page_as: Callable[..., Any], shot: Callable[[Any, str], Path]) -> None:

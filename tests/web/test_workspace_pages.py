@@ -229,3 +229,26 @@ def test_roles_that_may_not_change_tasks_get_no_done_button(client: TestClient, 
     assert f'data-testid="task-{task}"' in r.text and f'data-testid="done-{task}"' not in r.text
     r = client.post(f"/tasks/{task}/done", data={"version": "1", "csrf_token": csrf})
     assert r.status_code == 403
+
+
+def test_orders_list_links_back_to_the_previous_page(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    factory.user("sales_rep", team, username="pager.orders")
+    rep = factory.scalar(select(User.id).where(User.username == "pager.orders"))
+    cid = factory.customer(rep, team)
+    start = utcnow()
+    numbers = [f"PG-{i:03d}" for i in range(55)]
+    for i, number in enumerate(numbers):
+        factory.order(cid, order_number=number, ordered_at=start - dt.timedelta(hours=i))
+    login(client, factory, "pager.orders")
+    first = client.get("/orders")
+    assert 'rel="prev"' not in first.text
+    assert re.findall(r"PG-\d{3}", first.text)[:50] == numbers[:50]
+    next_url = re.search(r'href="([^"]+)" rel="next"', first.text)
+    assert next_url is not None
+    second = client.get(next_url.group(1).replace("&amp;", "&"))
+    assert re.findall(r"PG-\d{3}", second.text) == numbers[50:]
+    prev_url = re.search(r'href="([^"]+)" rel="prev"', second.text)
+    assert prev_url is not None and "Previous page" in second.text
+    back = client.get(prev_url.group(1).replace("&amp;", "&"))
+    assert re.findall(r"PG-\d{3}", back.text) == numbers[:50]
