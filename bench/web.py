@@ -13,8 +13,10 @@ and prints p50/p95/p99/max per scenario. Traffic goes to loopback only.
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -60,6 +62,25 @@ def api_token(base: str, username: str) -> str:
     r = httpx.post(f"{base}/api/v1/auth/token", data={"username": username, "password": PASSWORD})
     r.raise_for_status()
     return str(r.json()["access_token"])
+
+
+def previous_page_paths(base: str, username: str) -> list[str]:
+    """The "previous page" links of the customer list's 2nd to 4th pages, as a user follows them."""
+    out = []
+    client = browser(base, username)
+    url = "/customers"
+    for _ in range(3):
+        found = re.search(
+            r'href="(/customers\?[^"]*cursor=[^"]*)"[^>]*data-testid="next-page"', client.get(url).text
+        )
+        if not found:
+            break
+        url = html.unescape(found.group(1))
+        back = re.search(r'href="(/customers\?[^"]*)"[^>]*data-testid="prev-page"', client.get(url).text)
+        if back:
+            out.append(html.unescape(back.group(1)))
+    client.close()
+    return out or ["/customers"]
 
 
 def measure(client: httpx.Client, paths: list[str], n: int) -> dict[str, float]:
@@ -147,13 +168,20 @@ def main() -> None:
             "list, stage filter": ("sales.east", ["/customers?lifecycle_stage=customer"]),
             "list, sorted by name": ("sales.east", ["/customers?sort=display_name"]),
             "list, search name": ("sales.east", [f"/customers?q={quote(s)}" for s in surnames]),
+            "list, search name by name": (
+                "sales.east",
+                [f"/customers?q={quote(s)}&sort=display_name" for s in surnames],
+            ),
+            "list, previous page": ("sales.east", []),  # filled in below from a second page
             "list, search phone": (
                 "sales.east",
                 [f"/customers?q={quote(p)}" for p in spaced] or ["/customers"],
             ),
             "customer 360 (rep)": ("sales.east", [f"/customers/{i}" for i in ids]),
             "customer 360 (admin)": ("admin", [f"/customers/{i}" for i in ids]),
+            "home dashboard (rep)": ("sales.east", ["/", "/dashboard/figures"]),
         }
+        scenarios["list, previous page"] = ("sales.east", previous_page_paths(base, "sales.east"))
         clients: dict[str, httpx.Client] = {}
         results = {}
         for name, (user, paths) in scenarios.items():

@@ -57,7 +57,8 @@ def expected(conn: Connection) -> tuple[Counter[Any], Counter[Any], Counter[Any]
     for t in conn.execute(select(table_of(Task))).mappings():
         c = live.get(t["customer_id"])
         if c is not None and t["status"] == "open" and t["due_at"] is not None:
-            tasks[(*_key(c), t["due_at"].astimezone(dt.UTC).date().isoformat())] += 1
+            day = t["due_at"].astimezone(dt.UTC).date().isoformat()
+            tasks[(*_key(c), t["assignee_id"] or 0, day)] += 1
     return +counts, +orders, +tasks
 
 
@@ -71,7 +72,7 @@ def stored(conn: Connection) -> tuple[Counter[Any], Counter[Any], Counter[Any]]:
         orders[(r["team_id"], r["owner_id"], r["day"], r["currency"], "n")] += r["orders"]
     tasks: Counter[Any] = Counter()
     for r in conn.execute(select(table_of(DashboardTaskDay))).mappings():
-        tasks[(r["team_id"], r["owner_id"], r["day"])] += r["tasks"]
+        tasks[(r["team_id"], r["owner_id"], r["assignee_id"], r["day"])] += r["tasks"]
     return +counts, +orders, +tasks
 
 
@@ -110,6 +111,7 @@ def test_rollups_equal_the_base_tables_after_every_kind_of_write(
         update(task).where(task.c.id == t1).values(status="done"),
         update(task).where(task.c.id == t2).values(due_at=NOW - D(days=9)),
         update(task).where(task.c.id == t2).values(customer_id=a),
+        update(task).where(task.c.id == t2).values(assignee_id=rep_e),
         delete(order).where(order.c.id == o1),
         delete(task).where(task.c.id == t1),
         delete(cust).where(cust.c.id == spare),  # hard delete (no orders)
@@ -122,7 +124,7 @@ def test_rollups_equal_the_base_tables_after_every_kind_of_write(
         {(north, rep_n, "lead", "华东"): 1, (north, rep_n, "loyal", "华南"): 1, (0, 0, "customer", "西南"): 1}
     )
     assert orders[(north, rep_n, (NOW - D(days=3)).date().isoformat(), "CNY", "cents")] == 660
-    assert tasks == Counter({(north, rep_n, (NOW - D(days=9)).date().isoformat()): 1})
+    assert tasks == Counter({(north, rep_n, rep_e, (NOW - D(days=9)).date().isoformat()): 1})
 
 
 def test_the_migration_counts_the_purchases_the_analytics_count() -> None:

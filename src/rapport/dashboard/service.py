@@ -169,7 +169,7 @@ def compute_figures(recs: Records, *, now: dt.datetime, tz: dt.tzinfo = dt.UTC) 
     task_grant = p.grant(TASK.name)
     if task_grant.allows(Action.read):
         t, r = TASK.table, table_of(DashboardTaskDay)
-        today = dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+        today = _utc_day_start(now)
         before_today = repo.tasks_due_before(
             conn, r, day=today.date().isoformat(), where=[recs.visible_rollup(r, task_grant)]
         )
@@ -184,6 +184,10 @@ def compute_figures(recs: Records, *, now: dt.datetime, tz: dt.tzinfo = dt.UTC) 
 
 
 _DAY = dt.timedelta(days=1)
+
+
+def _utc_day_start(now: dt.datetime) -> dt.datetime:
+    return dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
 
 
 def _revenue(recs: Records, grant: Grant, now: dt.datetime, tz: dt.tzinfo) -> tuple[RevenueSeries, ...]:
@@ -289,7 +293,15 @@ def my_tasks(
         c for c in ("id", "version", "customer_id", "title", "priority", "due_at") if c not in grant.hidden
     ]
     rows = repo.oldest(recs.conn, t, columns, at="due_at", where=mine, limit=limit)
-    overdue = repo.count(recs.conn, t, [*mine, t.c.due_at < now])
+    # A rep can hold 100,000 overdue tasks at 1,000,000 customers (0.45 s to count with a scope
+    # probe each): days before today come from the rollup, today's part from the task index.
+    r, today = table_of(DashboardTaskDay), _utc_day_start(now)
+    overdue = repo.tasks_due_before(
+        recs.conn,
+        r,
+        day=today.date().isoformat(),
+        where=[r.c.assignee_id == p.user_id, recs.visible_rollup(r, grant)],
+    ) + repo.count(recs.conn, t, [*mine, t.c.due_at >= today, t.c.due_at < now])
     due_today = repo.count(recs.conn, t, [*mine, t.c.due_at >= now])
     return rows, overdue, due_today
 

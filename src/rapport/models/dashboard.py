@@ -55,13 +55,17 @@ class DashboardOrderDay(Base):
 
 
 class DashboardTaskDay(Base):
-    """Open tasks with a due date, of live customers, per customer team, owner and UTC due day."""
+    """Open tasks with a due date, of live customers, per customer team, owner, assignee and UTC
+    due day (so "my overdue tasks" is a rollup read too)."""
 
     __tablename__ = "dashboard_task_day"
 
     team_id: Mapped[int] = mapped_column(_Count, primary_key=True, info=not_personal("team id, 0 for none"))
     owner_id: Mapped[int] = mapped_column(
         _Count, primary_key=True, info=not_personal("staff owner id, 0 for none")
+    )
+    assignee_id: Mapped[int] = mapped_column(
+        _Count, primary_key=True, info=not_personal("staff assignee id, 0 for none")
     )
     day: Mapped[str] = mapped_column(String(10), primary_key=True, info=not_personal("UTC due date"))
     tasks: Mapped[int] = mapped_column(_Count, info=not_personal("how many open tasks"))

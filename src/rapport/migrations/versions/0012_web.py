@@ -1,4 +1,4 @@
-"""web: dashboard rollups (customers per stage/region, orders per day, open tasks per due day)
+"""web: dashboard rollups (customers per stage/region, orders per day, open tasks per assignee and due day)
 
 Kept by triggers on customer, sales_order and task, so every write path (API, import, merge,
 erasure, demo load, raw SQL) updates them in its own transaction. Backfilled here.
@@ -52,9 +52,12 @@ def _tables() -> None:
         "dashboard_task_day",
         sa.Column("team_id", _Count, nullable=False),
         sa.Column("owner_id", _Count, nullable=False),
+        sa.Column("assignee_id", _Count, nullable=False),
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("tasks", _Count, nullable=False),
-        sa.PrimaryKeyConstraint("team_id", "owner_id", "day", name=op.f("pk_dashboard_task_day")),
+        sa.PrimaryKeyConstraint(
+            "team_id", "owner_id", "assignee_id", "day", name=op.f("pk_dashboard_task_day")
+        ),
     )
 
 
@@ -93,11 +96,13 @@ def _move_orders(pg: bool, row: str, sign: str) -> str:
 
 def _move_tasks(pg: bool, row: str, sign: str) -> str:
     return (
-        "INSERT INTO dashboard_task_day (team_id, owner_id, day, tasks) "
-        f"SELECT coalesce({row}.team_id, 0), coalesce({row}.owner_id, 0), {_day(pg, 't.due_at')}, "
-        f"{sign}count(*) FROM task t WHERE t.customer_id = {row}.id AND t.status = 'open' "
-        f"AND t.due_at IS NOT NULL AND {row}.deleted_at IS NULL GROUP BY {_day(pg, 't.due_at')} "
-        "ON CONFLICT (team_id, owner_id, day) DO UPDATE SET tasks = dashboard_task_day.tasks + excluded.tasks;"
+        "INSERT INTO dashboard_task_day (team_id, owner_id, assignee_id, day, tasks) "
+        f"SELECT coalesce({row}.team_id, 0), coalesce({row}.owner_id, 0), coalesce(t.assignee_id, 0), "
+        f"{_day(pg, 't.due_at')}, {sign}count(*) FROM task t WHERE t.customer_id = {row}.id "
+        f"AND t.status = 'open' AND t.due_at IS NOT NULL AND {row}.deleted_at IS NULL "
+        f"GROUP BY coalesce(t.assignee_id, 0), {_day(pg, 't.due_at')} "
+        "ON CONFLICT (team_id, owner_id, assignee_id, day) DO UPDATE "
+        "SET tasks = dashboard_task_day.tasks + excluded.tasks;"
     )
 
 
@@ -116,11 +121,12 @@ def _bump_order(pg: bool, row: str, sign: str) -> str:
 
 def _bump_task(pg: bool, row: str, sign: str) -> str:
     return (
-        "INSERT INTO dashboard_task_day (team_id, owner_id, day, tasks) "
-        f"SELECT coalesce(c.team_id, 0), coalesce(c.owner_id, 0), {_day(pg, row + '.due_at')}, {sign}1 "
-        f"FROM customer c WHERE c.id = {row}.customer_id AND c.deleted_at IS NULL "
-        f"AND {row}.status = 'open' AND {row}.due_at IS NOT NULL "
-        "ON CONFLICT (team_id, owner_id, day) DO UPDATE SET tasks = dashboard_task_day.tasks + excluded.tasks;"
+        "INSERT INTO dashboard_task_day (team_id, owner_id, assignee_id, day, tasks) "
+        f"SELECT coalesce(c.team_id, 0), coalesce(c.owner_id, 0), coalesce({row}.assignee_id, 0), "
+        f"{_day(pg, row + '.due_at')}, {sign}1 FROM customer c WHERE c.id = {row}.customer_id "
+        f"AND c.deleted_at IS NULL AND {row}.status = 'open' AND {row}.due_at IS NOT NULL "
+        "ON CONFLICT (team_id, owner_id, assignee_id, day) DO UPDATE "
+        "SET tasks = dashboard_task_day.tasks + excluded.tasks;"
     )
 
 
@@ -139,7 +145,7 @@ _ORDER_CHANGED = (
 )
 _TASK_CHANGED = (
     "OLD.status IS DISTINCT FROM NEW.status OR OLD.due_at IS DISTINCT FROM NEW.due_at "
-    "OR OLD.customer_id IS DISTINCT FROM NEW.customer_id"
+    "OR OLD.customer_id IS DISTINCT FROM NEW.customer_id OR OLD.assignee_id IS DISTINCT FROM NEW.assignee_id"
 )
 
 
@@ -168,7 +174,7 @@ def _sqlite_triggers() -> list[str]:
         f"{_bump_order(pg, 'OLD', '-')} {_bump_order(pg, 'NEW', '+')} END",
         f"CREATE TRIGGER dashboard_task_ins AFTER INSERT ON task BEGIN {_bump_task(pg, 'NEW', '+')} END",
         f"CREATE TRIGGER dashboard_task_del AFTER DELETE ON task BEGIN {_bump_task(pg, 'OLD', '-')} END",
-        "CREATE TRIGGER dashboard_task_upd AFTER UPDATE OF status, due_at, customer_id ON task "
+        "CREATE TRIGGER dashboard_task_upd AFTER UPDATE OF status, due_at, customer_id, assignee_id ON task "
         f"WHEN {_sqlite(_TASK_CHANGED)} BEGIN {_bump_task(pg, 'OLD', '-')} {_bump_task(pg, 'NEW', '+')} END",
     ]
 
@@ -206,7 +212,7 @@ def _pg_triggers() -> list[str]:
         "CREATE TRIGGER dashboard_order AFTER INSERT OR DELETE OR UPDATE OF status, total_amount, "
         "ordered_at, currency, customer_id ON sales_order FOR EACH ROW EXECUTE FUNCTION dashboard_order()",
         _pg_function("dashboard_task", task),
-        "CREATE TRIGGER dashboard_task AFTER INSERT OR DELETE OR UPDATE OF status, due_at, customer_id "
+        "CREATE TRIGGER dashboard_task AFTER INSERT OR DELETE OR UPDATE OF status, due_at, customer_id, assignee_id "
         "ON task FOR EACH ROW EXECUTE FUNCTION dashboard_task()",
     ]
 
@@ -222,11 +228,12 @@ def _backfill(pg: bool) -> list[str]:
         f"sum({_cents(pg, 'o.total_amount')}), count(*) FROM sales_order o JOIN customer c "
         f"ON c.id = o.customer_id WHERE c.deleted_at IS NULL AND o.status IN {PURCHASES} "
         f"GROUP BY coalesce(c.team_id, 0), coalesce(c.owner_id, 0), {_day(pg, 'o.ordered_at')}, o.currency",
-        "INSERT INTO dashboard_task_day (team_id, owner_id, day, tasks) "
-        f"SELECT coalesce(c.team_id, 0), coalesce(c.owner_id, 0), {_day(pg, 't.due_at')}, count(*) "
-        "FROM task t JOIN customer c ON c.id = t.customer_id WHERE c.deleted_at IS NULL "
-        "AND t.status = 'open' AND t.due_at IS NOT NULL "
-        f"GROUP BY coalesce(c.team_id, 0), coalesce(c.owner_id, 0), {_day(pg, 't.due_at')}",
+        "INSERT INTO dashboard_task_day (team_id, owner_id, assignee_id, day, tasks) "
+        "SELECT coalesce(c.team_id, 0), coalesce(c.owner_id, 0), coalesce(t.assignee_id, 0), "
+        f"{_day(pg, 't.due_at')}, count(*) FROM task t JOIN customer c ON c.id = t.customer_id "
+        "WHERE c.deleted_at IS NULL AND t.status = 'open' AND t.due_at IS NOT NULL "
+        "GROUP BY coalesce(c.team_id, 0), coalesce(c.owner_id, 0), coalesce(t.assignee_id, 0), "
+        f"{_day(pg, 't.due_at')}",
     ]
 
 
