@@ -50,6 +50,9 @@ def test_json_lists_personal_tables_then_the_rest_with_reasons() -> None:
         "dedup_cluster",
         "import_job",
         "import_rejection",
+        "dashboard_customer_count",
+        "dashboard_order_day",
+        "dashboard_task_day",
         "saved_view",
     ]
     assert record["not_personal"][3] == {
