@@ -315,9 +315,11 @@ def propose_mapping(
 
 @app.command()
 def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
-    """Progress and counts of an import."""
-    with open_database(url) as db, cli_errors(), db.unit(write=False) as session:
-        row = jobs.job_view(jobs.get_job(session, SYSTEM, job))
+    """Progress and counts of an import (a job whose process is gone shows as interrupted)."""
+    with open_database(url) as db, cli_errors():
+        jobs.interrupt_stale(db)
+        with db.unit(write=False) as session:
+            row = jobs.job_view(jobs.get_job(session, SYSTEM, job))
     if as_json:
         typer.echo(json.dumps(row, ensure_ascii=False, default=str))
     else:
@@ -325,16 +327,17 @@ def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | Non
         console.print(
             f"checkpoint line {row['checkpoint_line']}, {row['batches_done']} batches; {row['error'] or ''}"
         )
+        if row["status"] in jobs.RESUMABLE:
+            console.print(f"continue it with: rapport import resume {job}")
 
 
 @app.command()
 def resume(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
-    """Continue an interrupted import from its checkpoint."""
+    """Continue an interrupted (or failed) import from its checkpoint."""
     with open_database(url) as db, cli_errors():
+        jobs.interrupt_stale(db)
         with db.unit(write=True) as session:
-            current = jobs.get_job(session, SYSTEM, job)
-            if current["status"] in ("failed", "running"):
-                jobs._set(session, job, status="queued")
+            jobs.resume_job(session, SYSTEM, job)
         result = _run(db, job, as_json)
     _print(result, as_json)
 

@@ -2,7 +2,9 @@
 
 ``POST /imports`` answers 202 with the queued job and runs it after the response (in the server's
 thread pool), batch by batch; poll ``GET /imports/{record_id}`` for progress. A server stopped
-mid-job leaves the job ``running`` at its checkpoint: ``rapport import resume JOB`` continues it.
+mid-job leaves the job at its checkpoint; the next server start (or its periodic check, or
+``rapport import status``) marks it ``interrupted``, and ``POST /imports/{id}/resume`` or
+``rapport import resume JOB`` continues it.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the real classes of the signatures.
@@ -290,6 +292,26 @@ def get_import_rejections(record_id: RecordId, db: DbSession, principal: Current
 )
 def cancel_import(record_id: RecordId, db: DbSession, principal: CurrentPrincipal) -> Response:
     return JSON(jobs.job_view(jobs.cancel_job(db, principal, record_id)))
+
+
+@router.post(
+    "/imports/{record_id}/resume",
+    response_model=ImportJobRead,
+    status_code=202,
+    summary="Continue an interrupted or failed import from its checkpoint",
+    operation_id="resume_import",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def resume_import(
+    record_id: RecordId,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    background: BackgroundTasks,
+) -> Response:
+    job = jobs.resume_job(db, principal, record_id)
+    background.add_task(_run_quietly, request.app.state.database, record_id)
+    return JSON(jobs.job_view(job), status_code=202)
 
 
 @router.post(

@@ -14,7 +14,9 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 import secrets
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +53,8 @@ from rapport.privacy import erasure
 JOBS, CHANGES, REJECTIONS = repo.JOBS, repo.CHANGES, repo.REJECTIONS
 TERMS = table_of(CustomerSearchTerm)
 TERMINAL = frozenset({"cancelled", "done", "reverted"})
+# Stopped without finishing; ``resume`` continues from the checkpoint.
+RESUMABLE = frozenset({"interrupted", "failed"})
 Progress = Callable[[dict[str, Any]], None]
 _CODEC = CursorCodec(secrets.token_hex(16))  # jobs never paginate; Records wants a codec
 
@@ -142,6 +146,134 @@ def principal_of(session: Session, job: dict[str, Any]) -> Principal:
     if not u.is_active:
         raise Forbidden("the user who started this import is disabled")
     return Principal(user_id=job["created_by"], username=u.username, role=Role(u.role), team_id=u.team_id)
+
+
+# -- runners -----------------------------------------------------------------------------------------
+#
+# A job records which process runs it and when that process last committed a batch. A server
+# restart (or kill -9) leaves "running" jobs behind; whoever looks next (the server at start-up and
+# every ``import_sweep_seconds``, ``rapport import status`` and ``resume``) marks them interrupted.
+
+_START_TOKEN = secrets.token_hex(4)  # tells a restarted process from an old one that had its pid
+
+
+def _host() -> str:
+    return socket.gethostname()[:100] or "localhost"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()[:36]
+    except OSError:
+        return "unknown"
+
+
+def runner_id() -> str:
+    """This process as a job runner: host, machine boot, pid and the token drawn at start."""
+    return f"{_host()}/{_boot_id()}/{os.getpid()}/{_START_TOKEN}"
+
+
+def runner_alive(runner: str | None) -> bool | None:
+    """Whether the process that ``runner`` names is still there; None when this host cannot tell
+    (another machine, or no runner recorded): then the heartbeat decides."""
+    parts = (runner or "").rsplit("/", 3)
+    if len(parts) != 4 or parts[0] != _host():
+        return None
+    _, boot, pid_text, token = parts
+    if boot != _boot_id():
+        return False  # the machine restarted since
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if pid == os.getpid():
+        return token == _START_TOKEN
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
+def stale_reason(job: dict[str, Any], now: dt.datetime, stale_after: dt.timedelta) -> str | None:
+    """Why a queued or running job has nobody working on it any more (None: it is fine)."""
+    if job["status"] == "running":
+        if runner_alive(job["runner_id"]) is False:
+            return "the process running this import stopped"
+        beat = job["heartbeat_at"] or job["updated_at"]
+        if beat < now - stale_after:
+            return f"no progress since {beat:%Y-%m-%d %H:%M:%S} UTC; the process running it is gone"
+    elif job["status"] == "queued" and job["updated_at"] < now - stale_after:
+        return "it was queued but never started (the server stopped first)"
+    return None
+
+
+def interrupt_stale(
+    database: Database, *, now: dt.datetime | None = None, stale_seconds: int | None = None
+) -> list[int]:
+    """Mark the queued or running jobs nobody runs any more ``interrupted`` (``cancelled`` when a
+    cancel was pending); returns their ids. Cheap when there are none: one read."""
+    now = now or utcnow()
+    stale_after = dt.timedelta(seconds=stale_seconds or get_settings().import_stale_seconds)
+    cols = (
+        JOBS.c.id,
+        JOBS.c.status,
+        JOBS.c.runner_id,
+        JOBS.c.heartbeat_at,
+        JOBS.c.updated_at,
+        JOBS.c.cancel_requested,
+    )
+    with database.unit(write=False) as session:
+        active = [
+            dict(r)
+            for r in session.execute(select(*cols).where(JOBS.c.status.in_(("queued", "running")))).mappings()
+        ]
+    candidates = [(j, r) for j in active if (r := stale_reason(j, now, stale_after)) is not None]
+    if not candidates:
+        return []
+    done: list[int] = []
+    with database.unit(write=True) as session:
+        recs = Records(session, SYSTEM, _CODEC)
+        for job, reason in candidates:
+            final = "cancelled" if job["cancel_requested"] else "interrupted"
+            # Compare-and-set: a runner that committed a batch meanwhile keeps its job.
+            changed = session.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.id == job["id"],
+                    JOBS.c.status == job["status"],
+                    JOBS.c.updated_at == job["updated_at"],
+                )
+                .values(
+                    status=final,
+                    error=None if final == "cancelled" else f"interrupted: {reason}; resume continues it",
+                    finished_at=now,
+                    updated_at=now,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if changed:
+                recs.audit(
+                    "interrupt", "import", job["id"], details={"runner": job["runner_id"], "status": final}
+                )
+                done.append(int(job["id"]))
+    return done
+
+
+def resume_job(session: Session, principal: Principal, job_id: int) -> dict[str, Any]:
+    """Queue an interrupted or failed job again (the caller then runs it, from its checkpoint)."""
+    job = get_job(session, principal, job_id, Action.update)
+    stale = stale_reason(job, utcnow(), dt.timedelta(seconds=get_settings().import_stale_seconds))
+    if job["status"] == "running" and stale is None:
+        raise Conflict(f"import {job_id} is running (in {job['runner_id']}); cancel it or wait")
+    if job["status"] not in RESUMABLE | {"running", "queued"}:
+        raise Conflict(
+            f"import {job_id} is {job['status']}; only interrupted or failed imports can be resumed"
+        )
+    _set(session, job_id, status="queued", runner_id=None, cancel_requested=False)
+    Records(session, principal, _CODEC).audit("resume", "import", job_id)
+    return get_job(session, principal, job_id)
 
 
 # -- create ------------------------------------------------------------------------------------------
@@ -286,10 +418,17 @@ def run_job(
     max_batches: int | None = None,
 ) -> dict[str, Any]:
     """Process the job from its checkpoint to the end (or until cancelled); returns its summary."""
+    me = runner_id()
     with database.unit(write=True) as session:
-        job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
+        job = dict(
+            session.execute(select(JOBS).where(JOBS.c.id == job_id).with_for_update()).mappings().one()
+        )
         if job["status"] in TERMINAL:
             return summary(job)
+        if job["status"] == "running" and job["runner_id"] not in (None, me):
+            stale_after = dt.timedelta(seconds=get_settings().import_stale_seconds)
+            if stale_reason(job, utcnow(), stale_after) is None:
+                raise Conflict(f"import {job_id} is running (in {job['runner_id']}); cancel it or wait")
         path = Path(job["file_path"])
         if not path.is_file() or file_digest(path) != job["file_digest"]:
             _set(
@@ -308,6 +447,8 @@ def run_job(
             error=None,
             started_at=job["started_at"] or utcnow(),
             finished_at=None,
+            runner_id=me,
+            heartbeat_at=utcnow(),
         )
     done_batches = 0
     try:
@@ -319,8 +460,12 @@ def run_job(
         for batch in batches(rows, job["batch_size"], key):
             with database.unit(write=True) as session:
                 state = session.execute(
-                    select(JOBS.c.cancel_requested, JOBS.c.status).where(JOBS.c.id == job_id)
+                    select(JOBS.c.cancel_requested, JOBS.c.status, JOBS.c.runner_id)
+                    .where(JOBS.c.id == job_id)
+                    .with_for_update()
                 ).one()
+                if state.runner_id != me:
+                    break  # marked interrupted meanwhile, or another process took it over
                 if state.cancel_requested or state.status != "running":
                     if state.status == "running":
                         _set(session, job_id, status="cancelled", finished_at=utcnow())
@@ -337,9 +482,11 @@ def run_job(
         else:
             with database.unit(write=True) as session:
                 current = session.execute(
-                    select(JOBS.c.status, JOBS.c.cancel_requested).where(JOBS.c.id == job_id)
+                    select(JOBS.c.status, JOBS.c.cancel_requested, JOBS.c.runner_id)
+                    .where(JOBS.c.id == job_id)
+                    .with_for_update()
                 ).one()
-                if current.status == "running":
+                if current.status == "running" and current.runner_id == me:
                     final = "cancelled" if current.cancel_requested else "done"
                     _set(session, job_id, status=final, finished_at=utcnow())
     except ReadError as exc:
@@ -401,6 +548,7 @@ def _record_batch(session: Session, job_id: int, batch: list[Row], result: Batch
             unchanged_count=JOBS.c.unchanged_count + result.unchanged,
             rejected_count=JOBS.c.rejected_count + result.rejected_rows,
             updated_at=utcnow(),
+            heartbeat_at=utcnow(),
         )
     )
 
@@ -465,12 +613,15 @@ def preview(
 
 def cancel_job(session: Session, principal: Principal, job_id: int) -> dict[str, Any]:
     job = get_job(session, principal, job_id, Action.update)
-    if job["status"] == "queued":
+    if job["status"] in ("queued", "interrupted"):
         _set(session, job_id, status="cancelled", cancel_requested=True, finished_at=utcnow())
     elif job["status"] == "running":
         _set(session, job_id, cancel_requested=True)
     else:
-        raise Conflict(f"import {job_id} is {job['status']}; only queued or running imports can be cancelled")
+        raise Conflict(
+            f"import {job_id} is {job['status']}; "
+            "only queued, running or interrupted imports can be cancelled"
+        )
     Records(session, principal, _CODEC).audit("cancel", "import", job_id)
     return get_job(session, principal, job_id)
 
@@ -750,4 +901,14 @@ def _forget_customer(session: Session, customer_id: int) -> str:
 if _forget_customer not in erasure.ERASURE_HOOKS:
     erasure.ERASURE_HOOKS.append(_forget_customer)
 
-__all__ = ["CUSTOMER_COLUMNS", "Changed", "cancel_job", "create_job", "list_jobs", "revert_job", "run_job"]
+__all__ = [
+    "CUSTOMER_COLUMNS",
+    "Changed",
+    "cancel_job",
+    "create_job",
+    "interrupt_stale",
+    "list_jobs",
+    "resume_job",
+    "revert_job",
+    "run_job",
+]

@@ -44,6 +44,7 @@ MATCH_KEYS = {"external_id": N_("External id"), "email": N_("Email"), "phone": N
 STATUSES = {
     "queued": N_("Queued"),
     "running": N_("Running"),
+    "interrupted": N_("Interrupted"),
     "cancelled": N_("Cancelled"),
     "failed": N_("Failed"),
     "done": N_("Done"),
@@ -291,10 +292,16 @@ def progress(record_id: RecordId, ctx: Page) -> Response:
     return ctx.render("imports/_progress.html", _job_context(ctx, job))
 
 
-def _act(ctx: PageContext, record_id: int, action: str) -> Response:
+def _act(
+    ctx: PageContext, record_id: int, action: str, background: BackgroundTasks | None = None
+) -> Response:
     try:
         if action == "cancel":
             job = jobs.cancel_job(ctx.recs.session, ctx.user, record_id)
+        elif action == "resume":
+            job = jobs.resume_job(ctx.recs.session, ctx.user, record_id)
+            if background is not None:
+                background.add_task(_run_quietly, ctx.request.app.state.database, record_id)
         else:
             job = jobs.revert_job(ctx.recs.session, ctx.user, record_id)
     except (NotFound, Forbidden):
@@ -310,6 +317,11 @@ def _act(ctx: PageContext, record_id: int, action: str) -> Response:
 @router.post("/imports/{record_id}/cancel")
 def cancel(record_id: RecordId, ctx: Page) -> Response:
     return _act(ctx, record_id, "cancel")
+
+
+@router.post("/imports/{record_id}/resume")
+def resume(record_id: RecordId, ctx: Page, background: BackgroundTasks) -> Response:
+    return _act(ctx, record_id, "resume", background)
 
 
 @router.post("/imports/{record_id}/revert")

@@ -1,0 +1,32 @@
+"""import jobs: runner and heartbeat (interrupted jobs)
+
+Revision ID: 0012_gaps
+Revises: 0011
+Create Date: 2026-12-01 04:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import rapport.models.base
+
+revision: str = "0012_gaps"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("import_job", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("runner_id", sa.String(length=200), nullable=True))
+        batch_op.add_column(
+            sa.Column("heartbeat_at", rapport.models.base.UTCDateTime(timezone=True), nullable=True)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("import_job", schema=None) as batch_op:
+        batch_op.drop_column("heartbeat_at")
+        batch_op.drop_column("runner_id")
