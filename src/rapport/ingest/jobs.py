@@ -45,7 +45,7 @@ from rapport.ingest.service import (
     check_mapping,
     proposed_mapping,
 )
-from rapport.models import CustomerSearchTerm, User
+from rapport.models import ApiKey, CustomerSearchTerm, User
 from rapport.models.base import table_of, utcnow
 from rapport.pagination import CursorCodec
 from rapport.privacy import erasure
@@ -137,7 +137,8 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def principal_of(session: Session, job: dict[str, Any]) -> Principal:
-    """Who the job acts as: its creator with their current role and team (or the system)."""
+    """Who the job acts as: its creator with their current role and team (or the system); a job
+    started with an API key keeps that key's scopes, and only while the key is still valid."""
     if job["actor_kind"] == "system" or job["created_by"] is None:
         return SYSTEM
     u = session.execute(
@@ -145,7 +146,49 @@ def principal_of(session: Session, job: dict[str, Any]) -> Principal:
     ).one()
     if not u.is_active:
         raise Forbidden("the user who started this import is disabled")
-    return Principal(user_id=job["created_by"], username=u.username, role=Role(u.role), team_id=u.team_id)
+    scopes = None
+    if job["actor_kind"] == "api_key":
+        key = session.execute(
+            select(ApiKey.revoked_at, ApiKey.expires_at, ApiKey.user_id).where(ApiKey.id == job["api_key_id"])
+        ).first()
+        if key is None or key.revoked_at is not None or key.user_id != job["created_by"]:
+            raise Forbidden("the API key that started this import is revoked")
+        if key.expires_at is not None and key.expires_at <= utcnow():
+            raise Forbidden("the API key that started this import has expired")
+        scopes = frozenset(job["scopes"] or ())
+    return Principal(
+        user_id=job["created_by"],
+        username=u.username,
+        role=Role(u.role),
+        team_id=u.team_id,
+        kind=job["actor_kind"],
+        scopes=scopes,
+        api_key_id=job["api_key_id"],
+    )
+
+
+_TARGETS = {
+    "customers": CUSTOMER,
+    "orders": ORDER,
+    "organisations": ORGANISATION,
+    "interactions": INTERACTION,
+}
+
+
+def require_writes(principal: Principal, kind: str, mode: str) -> None:
+    """An import writes only what its caller may write directly: the role, narrowed by an API
+    key's scopes. Checked when the job is created and again (by the importers) on every run."""
+    spec = _TARGETS[kind]
+    needed = [Action.create] if kind == "interactions" else []
+    if kind != "interactions":
+        if mode in ("create", "upsert"):
+            needed.append(Action.create)
+        if mode in ("update", "upsert"):
+            needed.append(Action.update)
+    for action in needed:
+        if not principal.can(spec.name, action):
+            what = "this API key" if principal.kind == "api_key" else "your role"
+            raise Forbidden(f"{what} may not {action.value} {spec.name.replace('_', ' ')} records")
 
 
 # -- runners -----------------------------------------------------------------------------------------
@@ -315,6 +358,7 @@ def create_job(
                 ],
             )
     check_mapping(kind, mapping)
+    require_writes(principal, kind, mode)
     now = utcnow()
     values = {
         "kind": kind,
@@ -338,6 +382,8 @@ def create_job(
         "created_by": principal.user_id,
         "team_id": principal.team_id,
         "actor_kind": principal.kind,
+        "api_key_id": principal.api_key_id if principal.kind == "api_key" else None,
+        "scopes": sorted(principal.scopes) if principal.scopes is not None else None,
         "cancel_requested": False,
         "created_at": now,
         "updated_at": now,
@@ -439,7 +485,13 @@ def run_job(
             )
             job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
             return summary(job)
-        principal = principal_of(session, job)
+        try:
+            principal = principal_of(session, job)
+            require_writes(principal, job["kind"], job["mode"])
+        except Forbidden as exc:
+            _set(session, job_id, status="failed", error=f"not allowed: {exc.detail}", finished_at=utcnow())
+            job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
+            return summary(job)
         _set(
             session,
             job_id,
@@ -489,6 +541,10 @@ def run_job(
                 if current.status == "running" and current.runner_id == me:
                     final = "cancelled" if current.cancel_requested else "done"
                     _set(session, job_id, status=final, finished_at=utcnow())
+    except Forbidden as exc:
+        # The creator's role or the key's scopes no longer allow what the file does.
+        with database.unit(write=True) as session:
+            _set(session, job_id, status="failed", error=f"not allowed: {exc.detail}", finished_at=utcnow())
     except ReadError as exc:
         with database.unit(write=True) as session:
             _set(

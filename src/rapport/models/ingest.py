@@ -48,6 +48,10 @@ class ImportJob(Tracked, Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"))
     actor_kind: Mapped[str] = mapped_column(String(16), default="user")
+    # Started with an API key: the key and its scopes. The job acts with the owner's role narrowed
+    # to these (never the full role), and only while the key is still valid.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
+    scopes: Mapped[list[str] | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # The process running the job (host/boot id/pid/start token) and when it last finished a
     # batch: a job whose runner is gone is marked interrupted instead of "running" forever.
