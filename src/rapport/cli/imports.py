@@ -7,6 +7,7 @@ that is killed continues with ``rapport import resume JOB``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -390,8 +391,28 @@ def rejections(
 
 
 @app.command()
-def prune(url: str | None = _URL) -> None:
-    """Forget before-images of imports past the revert window (run daily)."""
+def prune(
+    url: str | None = _URL,
+    uploads: Path | None = typer.Option(
+        None, "--uploads", help="Folder of uploaded import files (default: imports/ in the data directory)"
+    ),
+    upload_hours: int | None = typer.Option(
+        None,
+        "--upload-hours",
+        min=1,
+        help="Delete import-wizard uploads never started as a job after this many hours "
+        "(default: RAPPORT_IMPORT_UPLOAD_HOURS)",
+    ),
+) -> None:
+    """Forget before-images of imports past the revert window, and delete abandoned wizard
+    uploads (run daily)."""
+    from rapport.config import get_settings
+
+    settings = get_settings()
+    folder = uploads or jobs.upload_dir(settings)
+    age = dt.timedelta(hours=upload_hours or settings.import_upload_hours)
     with open_database(url) as db, cli_errors(), db.unit(write=True) as session:
         n = jobs.purge_expired(session)
+        removed = jobs.prune_uploads(session, folder, max_age=age)
     console.print(f"{n} before-images removed")
+    console.print(f"{len(removed)} abandoned uploads deleted")

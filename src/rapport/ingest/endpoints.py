@@ -10,6 +10,7 @@ mid-job leaves the job at its checkpoint; the next server start (or its periodic
 # No ``from __future__ import annotations``: FastAPI reads the real classes of the signatures.
 
 import contextlib
+import datetime as dt
 import json
 import secrets
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -84,9 +86,16 @@ def _invalid(exc: ValidationError, prefix: str = "body") -> InvalidInput:
 
 
 def _upload_dir(request: Request) -> Path:
-    folder: Path = request.app.state.settings.data_dir / "imports"
+    folder = jobs.upload_dir(request.app.state.settings)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def prune_drafts(request: Request, session: Session) -> list[str]:
+    """At job creation: wizard uploads never started for ``import_upload_hours`` are deleted."""
+    settings = request.app.state.settings
+    age = dt.timedelta(hours=settings.import_upload_hours)
+    return jobs.prune_uploads(session, _upload_dir(request), max_age=age)
 
 
 async def _read_body(request: Request) -> tuple[ImportOptions, Path, str]:
@@ -199,6 +208,7 @@ async def create_import(
                 options={"day_first": options.day_first, "match_duplicates": options.match_duplicates},
             )
         )
+        await run_in_threadpool(prune_drafts, request, db)
     except ReadError as exc:
         path.unlink(missing_ok=True)
         raise InvalidInput(

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +31,7 @@ from rapport.access.policy import Action, Role, Scope
 from rapport.access.principal import SYSTEM, Principal
 from rapport.access.records import Records
 from rapport.access.specs import CONTACT_POINT, CUSTOMER, IMPORT, INTERACTION, ORDER, ORGANISATION, TASK
-from rapport.config import get_settings
+from rapport.config import Settings, get_settings
 from rapport.db import Database
 from rapport.errors import Conflict, Forbidden, InvalidInput, NotFound
 from rapport.ingest import repository as repo
@@ -680,6 +681,41 @@ def cancel_job(session: Session, principal: Principal, job_id: int) -> dict[str,
         )
     Records(session, principal, _CODEC).audit("cancel", "import", job_id)
     return get_job(session, principal, job_id)
+
+
+# -- abandoned uploads ---------------------------------------------------------------------------------
+
+# A file the web import wizard stored between its upload and the start of a job: web-<uid>-<token>.
+DRAFT_NAME = re.compile(r"^web-(\d+)-[0-9a-f]{16}(\.[a-z]+)$")
+
+
+def upload_dir(settings: Settings) -> Path:
+    """Where uploaded import files wait (the API's and the wizard's)."""
+    return settings.data_dir / "imports"
+
+
+def prune_uploads(
+    session: Session, folder: Path, *, max_age: dt.timedelta, now: dt.datetime | None = None
+) -> list[str]:
+    """Delete the wizard uploads older than ``max_age`` that no job uses (never started: the user
+    left the wizard); returns their names. Files of jobs, and any other file, are left alone."""
+    if not folder.is_dir():
+        return []
+    cutoff = (now or utcnow()).timestamp() - max_age.total_seconds()
+    old = {
+        str(p.resolve()): p
+        for p in folder.iterdir()
+        if DRAFT_NAME.match(p.name) and p.is_file() and p.stat().st_mtime < cutoff
+    }
+    used: set[str] = set()
+    for part in repo.chunks(sorted(old)):
+        used.update(session.execute(select(JOBS.c.file_path).where(JOBS.c.file_path.in_(part))).scalars())
+    removed = []
+    for resolved, p in sorted(old.items()):
+        if resolved not in used:
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed
 
 
 # -- rejections --------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ else can start a job from it) between the upload and the start.
 
 from __future__ import annotations
 
-import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from rapport.access.specs import IMPORT
 from rapport.crud import RecordId
 from rapport.errors import Forbidden, InvalidInput, NotFound, RapportError
 from rapport.ingest import jobs
-from rapport.ingest.endpoints import _SUFFIXES, _run_quietly, _upload_dir
+from rapport.ingest.endpoints import _SUFFIXES, _run_quietly, _upload_dir, prune_drafts
 from rapport.ingest.readers import ReadError, read_rows
 from rapport.ingest.schemas import FIELDS_BY_KIND
 from rapport.ingest.service import proposed_mapping
@@ -64,7 +63,7 @@ LABELS = {
     "outcomes": OUTCOMES,
 }
 ACTIVE = frozenset({"queued", "running"})
-_DRAFT = re.compile(r"^web-(\d+)-[0-9a-f]{16}(\.[a-z]+)$")
+_DRAFT = jobs.DRAFT_NAME
 
 
 def _require(ctx: PageContext, action: Action = Action.read) -> None:
@@ -241,7 +240,7 @@ async def start(ctx: Page, background: BackgroundTasks) -> Response:
 
     def create() -> dict[str, Any]:
         total = sum(1 for _ in read_rows(path))
-        return jobs.create_job(
+        job = jobs.create_job(
             ctx.recs.session,
             ctx.user,
             path,
@@ -252,6 +251,9 @@ async def start(ctx: Page, background: BackgroundTasks) -> Response:
             file_name=name if isinstance(name, str) and name else path.name,
             options={"day_first": True, "match_duplicates": False, "total_rows": total},
         )
+        # Uploads other wizards left behind (never started) go now; this one is a job's file.
+        prune_drafts(ctx.request, ctx.recs.session)
+        return job
 
     try:
         job = await run_in_threadpool(create)
