@@ -80,9 +80,19 @@ def test_a_dead_runner_is_interrupted_and_resume_finishes_from_the_checkpoint(
     first = jobs.run_job(database, job_id, max_batches=1)
     assert (first["status"], first["rows"], first["checkpoint_line"]) == ("running", 2, 3)
     row = _row(connection, job_id)
-    assert row["runner_id"] == jobs.runner_id()
+    assert row["runner_id"] is None  # max_batches released it
     assert row["heartbeat_at"] is not None
-    # Still ours and alive: nothing to do, and resume is refused.
+    # A run of this (living) process holds it: nothing to do, and resume is refused.
+    ours = f"{jobs.runner_id()}:0a0b0c"
+    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(runner_id=ours))
+    assert jobs.runner_alive(ours) is True
+    with pytest.raises(Conflict, match="is running"):
+        jobs.run_job(database, job_id)  # another thread of this process: refused too
+    # Same host, boot and pid but another start token: a restarted process that got the pid.
+    host, boot, pid, _ = jobs.runner_id().rsplit("/", 3)
+    assert jobs.runner_alive(f"{host}/{boot}/{pid}/0badc0de:0a0b0c") is False
+    assert jobs.runner_alive(f"{host}/another-boot/{pid}/0badc0de:0a0b0c") is False
+    assert jobs.runner_alive("elsewhere/boot/1/x:y") is None
     assert jobs.interrupt_stale(database) == []
     with database.unit(write=True) as session, pytest.raises(Conflict, match="is running"):
         jobs.resume_job(session, SYSTEM, job_id)

@@ -223,7 +223,8 @@ def runner_alive(runner: str | None) -> bool | None:
     parts = (runner or "").rsplit("/", 3)
     if len(parts) != 4 or parts[0] != _host():
         return None
-    _, boot, pid_text, token = parts
+    _, boot, pid_text, run_token = parts
+    token = run_token.split(":", 1)[0]  # after the colon: which run of that process
     if boot != _boot_id():
         return False  # the machine restarted since
     try:
@@ -464,15 +465,19 @@ def run_job(
     progress: Progress | None = None,
     max_batches: int | None = None,
 ) -> dict[str, Any]:
-    """Process the job from its checkpoint to the end (or until cancelled); returns its summary."""
-    me = runner_id()
+    """Process the job from its checkpoint to the end (or until cancelled); returns its summary.
+
+    ``max_batches`` stops after that many batches and releases the job (as a stopped runner would
+    leave it, minus the dead process): a later run continues from the checkpoint."""
+    # Per run, not per process: two threads of one server must not run the same job either.
+    me = f"{runner_id()}:{secrets.token_hex(3)}"
     with database.unit(write=True) as session:
         job = dict(
             session.execute(select(JOBS).where(JOBS.c.id == job_id).with_for_update()).mappings().one()
         )
         if job["status"] in TERMINAL:
             return summary(job)
-        if job["status"] == "running" and job["runner_id"] not in (None, me):
+        if job["status"] == "running" and job["runner_id"] is not None:
             stale_after = dt.timedelta(seconds=get_settings().import_stale_seconds)
             if stale_reason(job, utcnow(), stale_after) is None:
                 raise Conflict(f"import {job_id} is running (in {job['runner_id']}); cancel it or wait")
@@ -531,6 +536,10 @@ def run_job(
             if progress is not None:
                 progress(status(database, job_id))
             if max_batches is not None and done_batches >= max_batches:
+                with database.unit(write=True) as session:
+                    session.execute(
+                        update(JOBS).where(JOBS.c.id == job_id, JOBS.c.runner_id == me).values(runner_id=None)
+                    )
                 return status(database, job_id)
         else:
             with database.unit(write=True) as session:
