@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import hashlib
 import hmac
 import logging
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from rapport import __version__
@@ -15,6 +19,7 @@ from rapport.api import api_router
 from rapport.config import Settings, get_settings
 from rapport.db import Database, make_engine
 from rapport.errors import install_error_handlers
+from rapport.ingest import tasks as import_tasks
 from rapport.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from rapport.pagination import CursorCodec
 from rapport.privacy.outbox import DevOutbox, Notifier
@@ -54,7 +59,25 @@ def create_app(
     if database is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(make_engine(settings.resolved_database_url))
+    db = database
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Imports a previous run of the server left "running" become interrupted (resumable).
+        await run_in_threadpool(import_tasks.sweep, db, settings)
+        sweeper = None
+        if settings.import_sweep_seconds > 0:
+            sweeper = asyncio.create_task(import_tasks.sweep_forever(db, settings))
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Rapport",
         version=__version__,
         summary="Self-hosted CRM: customer 360, service, sales, analytics, privacy by design.",

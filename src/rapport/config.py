@@ -28,6 +28,17 @@ class Settings(BaseSettings):
     login_window_seconds: int = 900
     default_phone_region: str = Field(default="CN", description="Region for numbers typed without +.")
     import_revert_days: int = Field(default=30, ge=0, description="How long an import can be reverted.")
+    import_stale_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="A running import whose heartbeat (one per batch) is older than this is interrupted.",
+    )
+    import_sweep_seconds: int = Field(
+        default=60, ge=0, description="How often the server looks for interrupted imports (0: at start only)."
+    )
+    import_upload_hours: int = Field(
+        default=24, ge=1, description="Delete import-wizard uploads never started as a job after this long."
+    )
     page_size_max: int = 200
     demo_password: str | None = None
     analytics_path: Path | None = Field(

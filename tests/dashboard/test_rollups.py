@@ -128,7 +128,7 @@ def test_rollups_equal_the_base_tables_after_every_kind_of_write(
 
 
 def test_the_migration_counts_the_purchases_the_analytics_count() -> None:
-    migration = importlib.import_module("rapport.migrations.versions.0012_web")
+    migration = importlib.import_module("rapport.migrations.versions.0012_dashboard_rollups")
     assert "(" + ", ".join(f"'{s}'" for s in PURCHASE_STATUSES) + ")" == migration.PURCHASES
 
 

@@ -114,3 +114,36 @@ def test_merge_calls_merge_customers_and_closes_the_cluster(
     from rapport.merge.service import resolve_customer_id  # type: ignore[import-not-found]
 
     assert resolve_customer_id(db, planted.ids["B2"]) == planted.ids["B"]
+
+
+def test_undoing_the_merge_reopens_the_cluster_in_the_queue(
+    client: TestClient, db: Session, factory: Factory
+) -> None:
+    planted, clusters = _scan(db, factory)
+    admin = factory.user("admin")
+    h = factory.auth(admin)
+    cid = clusters[frozenset([planted.ids["B"], planted.ids["B2"]])]
+    merged = client.post(f"{API}/{cid}/merge", json={"survivor_id": planted.ids["B"]}, headers=h)
+    assert merged.status_code == 200, merged.text
+    merge_id = db.execute(select(CLUSTER.c.merge_id).where(CLUSTER.c.id == cid)).scalar_one()
+    assert merge_id is not None
+    assert cid not in [c["id"] for c in client.get(API, headers=h).json()["items"]]
+
+    undone = client.post(f"/api/v1/merges/{merge_id}/undo", headers=h)
+    assert undone.status_code == 200, undone.text
+
+    row = db.execute(
+        select(CLUSTER.c.status, CLUSTER.c.decided_by, CLUSTER.c.decided_at, CLUSTER.c.merge_id).where(
+            CLUSTER.c.id == cid
+        )
+    ).one()
+    assert tuple(row) == ("open", None, None, None)
+    assert [c["id"] for c in client.get(API, headers=h).json()["items"]] == sorted(clusters.values())
+    again = client.get(f"{API}/{cid}", headers=h).json()
+    assert (again["status"], sorted(m["id"] for m in again["members"])) == (
+        "open",
+        sorted([planted.ids["B"], planted.ids["B2"]]),
+    )
+    # The reopened cluster can be decided again (here: dismissed).
+    r = client.post(f"{API}/{cid}/dismiss", headers=h)
+    assert r.status_code == 200 and r.json()["status"] == "dismissed"

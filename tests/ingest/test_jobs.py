@@ -384,7 +384,10 @@ def test_cancel_stops_after_the_current_batch(
 
     assert (final["status"], final["created"], final["checkpoint_line"]) == ("cancelled", 20, 21)
     assert _count(connection, Customer) == 20
-    with database.unit(write=True) as session, pytest.raises(Conflict, match="only queued or running"):
+    with (
+        database.unit(write=True) as session,
+        pytest.raises(Conflict, match="only queued, running or interrupted"),
+    ):
         jobs.cancel_job(session, p, job["id"])
 
 

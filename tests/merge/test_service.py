@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from rapport.access.policy import Role
@@ -17,9 +17,11 @@ from rapport.models import (
     Customer,
     CustomerAlias,
     CustomerMerge,
+    DedupCluster,
+    DedupRun,
     Task,
 )
-from rapport.models.base import table_of
+from rapport.models.base import table_of, utcnow
 from tests.factories import Factory
 from tests.merge.helpers import counts_by_customer, family, principal, snapshot
 
@@ -275,3 +277,55 @@ def test_aliases_follow_chained_merges(factory: Factory, db: Session) -> None:
     merge_customers(db, f.principal, f.m1, [f.m2])
     merge_customers(db, f.principal, f.survivor, [f.m1])
     assert resolve_customer_id(db, f.m2) == f.survivor
+
+
+def test_undo_reopens_only_the_dedup_cluster_the_merge_resolved(factory: Factory, db: Session) -> None:
+    f = family(factory)
+    result = merge_customers(db, f.principal, f.survivor, [f.m1, f.m2], reason="queue")
+    other = merge_customers(
+        db, f.principal, factory.customer(f.user, f.team), [factory.customer(f.user, f.team)], reason="other"
+    )
+    now = utcnow()
+    run = db.execute(
+        insert(DedupRun)
+        .values(started_at=now, threshold=0.9, backend="duckdb", details={})
+        .returning(DedupRun.id)
+    ).scalar_one()
+    stamp = {"created_at": now, "updated_at": now, "version": 1, "run_id": run, "max_probability": 0.99}
+    ours, theirs, dismissed = (
+        db.execute(insert(DedupCluster).values(**stamp, **v).returning(DedupCluster.id)).scalar_one()
+        for v in (
+            {
+                "status": "merged",
+                "size": 3,
+                "merge_id": result.merge_id,
+                "decided_by": f.user,
+                "decided_at": now,
+            },
+            {
+                "status": "merged",
+                "size": 2,
+                "merge_id": other.merge_id,
+                "decided_by": f.user,
+                "decided_at": now,
+            },
+            {"status": "dismissed", "size": 2, "decided_by": f.user, "decided_at": now},
+        )
+    )
+
+    undo_merge(db, f.principal, result.merge_id)
+
+    rows = {
+        r.id: (r.status, r.merge_id, r.decided_by, r.decided_at, r.version)
+        for r in db.execute(
+            select(DedupCluster).where(DedupCluster.id.in_([ours, theirs, dismissed]))
+        ).scalars()
+    }
+    assert rows == {
+        ours: ("open", None, None, None, 2),
+        theirs: ("merged", other.merge_id, f.user, rows[theirs][3], 1),
+        dismissed: ("dismissed", None, f.user, rows[dismissed][3], 1),
+    }
+    # Audit events wait on the unit until it commits.
+    events = [(e.action, e.record_id, e.details) for e in db.info["audit"] if e.resource == "dedup"]
+    assert events == [("reopen", str(ours), {"merge_id": result.merge_id, "reason": "merge undone"})]

@@ -21,6 +21,7 @@ class Principal:
     request_id: str | None = None
     language: str = "zh-CN"
     extra: dict[str, str] = field(default_factory=dict)
+    api_key_id: int | None = None  # the API key of an api_key caller (jobs re-check it later)
 
     def grant(self, resource: str) -> Grant:
         base = grant_for(self.role, resource)

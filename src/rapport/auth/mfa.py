@@ -220,6 +220,15 @@ def begin_enrolment(session: Session, user_id: int, username: str, server_secret
     return secret, provisioning_uri(secret, username)
 
 
+def pending_secret(session: Session, user_id: int, server_secret: str) -> str | None:
+    """The secret of an enrolment started but not confirmed yet (to show it again after a wrong
+    code); None when there is none."""
+    row = session.execute(
+        select(UserTotp.secret).where(UserTotp.user_id == user_id, UserTotp.confirmed_at.is_(None))
+    ).scalar_one_or_none()
+    return None if row is None else unseal(row, server_secret)
+
+
 def confirm_enrolment(session: Session, user_id: int, code: str, server_secret: str) -> list[str]:
     """Switch 2FA on once a code from the new secret matches; returns the recovery codes."""
     row = session.execute(select(UserTotp).where(UserTotp.user_id == user_id)).scalar_one_or_none()

@@ -335,6 +335,7 @@ def resolve(session: Session, secret: str, *, ip: str | None, request_id: str | 
         request_id=request_id,
         language=row.preferred_language,
         extra={"restriction": restriction} if restriction else {},
+        api_key_id=row.id if kind == "api_key" else None,
     )
 
 

@@ -7,6 +7,7 @@ that is killed continues with ``rapport import resume JOB``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -315,9 +316,11 @@ def propose_mapping(
 
 @app.command()
 def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
-    """Progress and counts of an import."""
-    with open_database(url) as db, cli_errors(), db.unit(write=False) as session:
-        row = jobs.job_view(jobs.get_job(session, SYSTEM, job))
+    """Progress and counts of an import (a job whose process is gone shows as interrupted)."""
+    with open_database(url) as db, cli_errors():
+        jobs.interrupt_stale(db)
+        with db.unit(write=False) as session:
+            row = jobs.job_view(jobs.get_job(session, SYSTEM, job))
     if as_json:
         typer.echo(json.dumps(row, ensure_ascii=False, default=str))
     else:
@@ -325,16 +328,17 @@ def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | Non
         console.print(
             f"checkpoint line {row['checkpoint_line']}, {row['batches_done']} batches; {row['error'] or ''}"
         )
+        if row["status"] in jobs.RESUMABLE:
+            console.print(f"continue it with: rapport import resume {job}")
 
 
 @app.command()
 def resume(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
-    """Continue an interrupted import from its checkpoint."""
+    """Continue an interrupted (or failed) import from its checkpoint."""
     with open_database(url) as db, cli_errors():
+        jobs.interrupt_stale(db)
         with db.unit(write=True) as session:
-            current = jobs.get_job(session, SYSTEM, job)
-            if current["status"] in ("failed", "running"):
-                jobs._set(session, job, status="queued")
+            jobs.resume_job(session, SYSTEM, job)
         result = _run(db, job, as_json)
     _print(result, as_json)
 
@@ -387,8 +391,28 @@ def rejections(
 
 
 @app.command()
-def prune(url: str | None = _URL) -> None:
-    """Forget before-images of imports past the revert window (run daily)."""
+def prune(
+    url: str | None = _URL,
+    uploads: Path | None = typer.Option(
+        None, "--uploads", help="Folder of uploaded import files (default: imports/ in the data directory)"
+    ),
+    upload_hours: int | None = typer.Option(
+        None,
+        "--upload-hours",
+        min=1,
+        help="Delete import-wizard uploads never started as a job after this many hours "
+        "(default: RAPPORT_IMPORT_UPLOAD_HOURS)",
+    ),
+) -> None:
+    """Forget before-images of imports past the revert window, and delete abandoned wizard
+    uploads (run daily)."""
+    from rapport.config import get_settings
+
+    settings = get_settings()
+    folder = uploads or jobs.upload_dir(settings)
+    age = dt.timedelta(hours=upload_hours or settings.import_upload_hours)
     with open_database(url) as db, cli_errors(), db.unit(write=True) as session:
         n = jobs.purge_expired(session)
+        removed = jobs.prune_uploads(session, folder, max_age=age)
     console.print(f"{n} before-images removed")
+    console.print(f"{len(removed)} abandoned uploads deleted")

@@ -2,12 +2,15 @@
 
 ``POST /imports`` answers 202 with the queued job and runs it after the response (in the server's
 thread pool), batch by batch; poll ``GET /imports/{record_id}`` for progress. A server stopped
-mid-job leaves the job ``running`` at its checkpoint: ``rapport import resume JOB`` continues it.
+mid-job leaves the job at its checkpoint; the next server start (or its periodic check, or
+``rapport import status``) marks it ``interrupted``, and ``POST /imports/{id}/resume`` or
+``rapport import resume JOB`` continues it.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the real classes of the signatures.
 
 import contextlib
+import datetime as dt
 import json
 import secrets
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -82,9 +86,16 @@ def _invalid(exc: ValidationError, prefix: str = "body") -> InvalidInput:
 
 
 def _upload_dir(request: Request) -> Path:
-    folder: Path = request.app.state.settings.data_dir / "imports"
+    folder = jobs.upload_dir(request.app.state.settings)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def prune_drafts(request: Request, session: Session) -> list[str]:
+    """At job creation: wizard uploads never started for ``import_upload_hours`` are deleted."""
+    settings = request.app.state.settings
+    age = dt.timedelta(hours=settings.import_upload_hours)
+    return jobs.prune_uploads(session, _upload_dir(request), max_age=age)
 
 
 async def _read_body(request: Request) -> tuple[ImportOptions, Path, str]:
@@ -197,6 +208,7 @@ async def create_import(
                 options={"day_first": options.day_first, "match_duplicates": options.match_duplicates},
             )
         )
+        await run_in_threadpool(prune_drafts, request, db)
     except ReadError as exc:
         path.unlink(missing_ok=True)
         raise InvalidInput(
@@ -290,6 +302,26 @@ def get_import_rejections(record_id: RecordId, db: DbSession, principal: Current
 )
 def cancel_import(record_id: RecordId, db: DbSession, principal: CurrentPrincipal) -> Response:
     return JSON(jobs.job_view(jobs.cancel_job(db, principal, record_id)))
+
+
+@router.post(
+    "/imports/{record_id}/resume",
+    response_model=ImportJobRead,
+    status_code=202,
+    summary="Continue an interrupted or failed import from its checkpoint",
+    operation_id="resume_import",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def resume_import(
+    record_id: RecordId,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    background: BackgroundTasks,
+) -> Response:
+    job = jobs.resume_job(db, principal, record_id)
+    background.add_task(_run_quietly, request.app.state.database, record_id)
+    return JSON(jobs.job_view(job), status_code=202)
 
 
 @router.post(

@@ -14,7 +14,10 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
+import re
 import secrets
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from rapport.access.policy import Action, Role, Scope
 from rapport.access.principal import SYSTEM, Principal
 from rapport.access.records import Records
 from rapport.access.specs import CONTACT_POINT, CUSTOMER, IMPORT, INTERACTION, ORDER, ORGANISATION, TASK
-from rapport.config import get_settings
+from rapport.config import Settings, get_settings
 from rapport.db import Database
 from rapport.errors import Conflict, Forbidden, InvalidInput, NotFound
 from rapport.ingest import repository as repo
@@ -43,7 +46,7 @@ from rapport.ingest.service import (
     check_mapping,
     proposed_mapping,
 )
-from rapport.models import CustomerSearchTerm, User
+from rapport.models import ApiKey, CustomerSearchTerm, User
 from rapport.models.base import table_of, utcnow
 from rapport.pagination import CursorCodec
 from rapport.privacy import erasure
@@ -51,6 +54,8 @@ from rapport.privacy import erasure
 JOBS, CHANGES, REJECTIONS = repo.JOBS, repo.CHANGES, repo.REJECTIONS
 TERMS = table_of(CustomerSearchTerm)
 TERMINAL = frozenset({"cancelled", "done", "reverted"})
+# Stopped without finishing; ``resume`` continues from the checkpoint.
+RESUMABLE = frozenset({"interrupted", "failed"})
 Progress = Callable[[dict[str, Any]], None]
 _CODEC = CursorCodec(secrets.token_hex(16))  # jobs never paginate; Records wants a codec
 
@@ -133,7 +138,8 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def principal_of(session: Session, job: dict[str, Any]) -> Principal:
-    """Who the job acts as: its creator with their current role and team (or the system)."""
+    """Who the job acts as: its creator with their current role and team (or the system); a job
+    started with an API key keeps that key's scopes, and only while the key is still valid."""
     if job["actor_kind"] == "system" or job["created_by"] is None:
         return SYSTEM
     u = session.execute(
@@ -141,7 +147,178 @@ def principal_of(session: Session, job: dict[str, Any]) -> Principal:
     ).one()
     if not u.is_active:
         raise Forbidden("the user who started this import is disabled")
-    return Principal(user_id=job["created_by"], username=u.username, role=Role(u.role), team_id=u.team_id)
+    scopes = None
+    if job["actor_kind"] == "api_key":
+        key = session.execute(
+            select(ApiKey.revoked_at, ApiKey.expires_at, ApiKey.user_id).where(ApiKey.id == job["api_key_id"])
+        ).first()
+        if key is None or key.revoked_at is not None or key.user_id != job["created_by"]:
+            raise Forbidden("the API key that started this import is revoked")
+        if key.expires_at is not None and key.expires_at <= utcnow():
+            raise Forbidden("the API key that started this import has expired")
+        scopes = frozenset(job["scopes"] or ())
+    return Principal(
+        user_id=job["created_by"],
+        username=u.username,
+        role=Role(u.role),
+        team_id=u.team_id,
+        kind=job["actor_kind"],
+        scopes=scopes,
+        api_key_id=job["api_key_id"],
+    )
+
+
+_TARGETS = {
+    "customers": CUSTOMER,
+    "orders": ORDER,
+    "organisations": ORGANISATION,
+    "interactions": INTERACTION,
+}
+
+
+def require_writes(principal: Principal, kind: str, mode: str) -> None:
+    """An import writes only what its caller may write directly: the role, narrowed by an API
+    key's scopes. Checked when the job is created and again (by the importers) on every run."""
+    spec = _TARGETS[kind]
+    needed = [Action.create] if kind == "interactions" else []
+    if kind != "interactions":
+        if mode in ("create", "upsert"):
+            needed.append(Action.create)
+        if mode in ("update", "upsert"):
+            needed.append(Action.update)
+    for action in needed:
+        if not principal.can(spec.name, action):
+            what = "this API key" if principal.kind == "api_key" else "your role"
+            raise Forbidden(f"{what} may not {action.value} {spec.name.replace('_', ' ')} records")
+
+
+# -- runners -----------------------------------------------------------------------------------------
+#
+# A job records which process runs it and when that process last committed a batch. A server
+# restart (or kill -9) leaves "running" jobs behind; whoever looks next (the server at start-up and
+# every ``import_sweep_seconds``, ``rapport import status`` and ``resume``) marks them interrupted.
+
+_START_TOKEN = secrets.token_hex(4)  # tells a restarted process from an old one that had its pid
+
+
+def _host() -> str:
+    return socket.gethostname()[:100] or "localhost"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()[:36]
+    except OSError:
+        return "unknown"
+
+
+def runner_id() -> str:
+    """This process as a job runner: host, machine boot, pid and the token drawn at start."""
+    return f"{_host()}/{_boot_id()}/{os.getpid()}/{_START_TOKEN}"
+
+
+def runner_alive(runner: str | None) -> bool | None:
+    """Whether the process that ``runner`` names is still there; None when this host cannot tell
+    (another machine, or no runner recorded): then the heartbeat decides."""
+    parts = (runner or "").rsplit("/", 3)
+    if len(parts) != 4 or parts[0] != _host():
+        return None
+    _, boot, pid_text, run_token = parts
+    token = run_token.split(":", 1)[0]  # after the colon: which run of that process
+    if boot != _boot_id():
+        return False  # the machine restarted since
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if pid == os.getpid():
+        return token == _START_TOKEN
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
+def stale_reason(job: dict[str, Any], now: dt.datetime, stale_after: dt.timedelta) -> str | None:
+    """Why a queued or running job has nobody working on it any more (None: it is fine)."""
+    if job["status"] == "running":
+        if runner_alive(job["runner_id"]) is False:
+            return "the process running this import stopped"
+        beat = job["heartbeat_at"] or job["updated_at"]
+        if beat < now - stale_after:
+            return f"no progress since {beat:%Y-%m-%d %H:%M:%S} UTC; the process running it is gone"
+    elif job["status"] == "queued" and job["updated_at"] < now - stale_after:
+        return "it was queued but never started (the server stopped first)"
+    return None
+
+
+def interrupt_stale(
+    database: Database, *, now: dt.datetime | None = None, stale_seconds: int | None = None
+) -> list[int]:
+    """Mark the queued or running jobs nobody runs any more ``interrupted`` (``cancelled`` when a
+    cancel was pending); returns their ids. Cheap when there are none: one read."""
+    now = now or utcnow()
+    stale_after = dt.timedelta(seconds=stale_seconds or get_settings().import_stale_seconds)
+    cols = (
+        JOBS.c.id,
+        JOBS.c.status,
+        JOBS.c.runner_id,
+        JOBS.c.heartbeat_at,
+        JOBS.c.updated_at,
+        JOBS.c.cancel_requested,
+    )
+    with database.unit(write=False) as session:
+        active = [
+            dict(r)
+            for r in session.execute(select(*cols).where(JOBS.c.status.in_(("queued", "running")))).mappings()
+        ]
+    candidates = [(j, r) for j in active if (r := stale_reason(j, now, stale_after)) is not None]
+    if not candidates:
+        return []
+    done: list[int] = []
+    with database.unit(write=True) as session:
+        recs = Records(session, SYSTEM, _CODEC)
+        for job, reason in candidates:
+            final = "cancelled" if job["cancel_requested"] else "interrupted"
+            # Compare-and-set: a runner that committed a batch meanwhile keeps its job.
+            changed = session.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.id == job["id"],
+                    JOBS.c.status == job["status"],
+                    JOBS.c.updated_at == job["updated_at"],
+                )
+                .values(
+                    status=final,
+                    error=None if final == "cancelled" else f"interrupted: {reason}; resume continues it",
+                    finished_at=now,
+                    updated_at=now,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if changed:
+                recs.audit(
+                    "interrupt", "import", job["id"], details={"runner": job["runner_id"], "status": final}
+                )
+                done.append(int(job["id"]))
+    return done
+
+
+def resume_job(session: Session, principal: Principal, job_id: int) -> dict[str, Any]:
+    """Queue an interrupted or failed job again (the caller then runs it, from its checkpoint)."""
+    job = get_job(session, principal, job_id, Action.update)
+    stale = stale_reason(job, utcnow(), dt.timedelta(seconds=get_settings().import_stale_seconds))
+    if job["status"] == "running" and stale is None:
+        raise Conflict(f"import {job_id} is running (in {job['runner_id']}); cancel it or wait")
+    if job["status"] not in RESUMABLE | {"running", "queued"}:
+        raise Conflict(
+            f"import {job_id} is {job['status']}; only interrupted or failed imports can be resumed"
+        )
+    _set(session, job_id, status="queued", runner_id=None, cancel_requested=False)
+    Records(session, principal, _CODEC).audit("resume", "import", job_id)
+    return get_job(session, principal, job_id)
 
 
 # -- create ------------------------------------------------------------------------------------------
@@ -183,6 +360,7 @@ def create_job(
                 ],
             )
     check_mapping(kind, mapping)
+    require_writes(principal, kind, mode)
     now = utcnow()
     values = {
         "kind": kind,
@@ -206,6 +384,8 @@ def create_job(
         "created_by": principal.user_id,
         "team_id": principal.team_id,
         "actor_kind": principal.kind,
+        "api_key_id": principal.api_key_id if principal.kind == "api_key" else None,
+        "scopes": sorted(principal.scopes) if principal.scopes is not None else None,
         "cancel_requested": False,
         "created_at": now,
         "updated_at": now,
@@ -285,11 +465,22 @@ def run_job(
     progress: Progress | None = None,
     max_batches: int | None = None,
 ) -> dict[str, Any]:
-    """Process the job from its checkpoint to the end (or until cancelled); returns its summary."""
+    """Process the job from its checkpoint to the end (or until cancelled); returns its summary.
+
+    ``max_batches`` stops after that many batches and releases the job (as a stopped runner would
+    leave it, minus the dead process): a later run continues from the checkpoint."""
+    # Per run, not per process: two threads of one server must not run the same job either.
+    me = f"{runner_id()}:{secrets.token_hex(3)}"
     with database.unit(write=True) as session:
-        job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
+        job = dict(
+            session.execute(select(JOBS).where(JOBS.c.id == job_id).with_for_update()).mappings().one()
+        )
         if job["status"] in TERMINAL:
             return summary(job)
+        if job["status"] == "running" and job["runner_id"] is not None:
+            stale_after = dt.timedelta(seconds=get_settings().import_stale_seconds)
+            if stale_reason(job, utcnow(), stale_after) is None:
+                raise Conflict(f"import {job_id} is running (in {job['runner_id']}); cancel it or wait")
         path = Path(job["file_path"])
         if not path.is_file() or file_digest(path) != job["file_digest"]:
             _set(
@@ -300,7 +491,13 @@ def run_job(
             )
             job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
             return summary(job)
-        principal = principal_of(session, job)
+        try:
+            principal = principal_of(session, job)
+            require_writes(principal, job["kind"], job["mode"])
+        except Forbidden as exc:
+            _set(session, job_id, status="failed", error=f"not allowed: {exc.detail}", finished_at=utcnow())
+            job = dict(session.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
+            return summary(job)
         _set(
             session,
             job_id,
@@ -308,6 +505,8 @@ def run_job(
             error=None,
             started_at=job["started_at"] or utcnow(),
             finished_at=None,
+            runner_id=me,
+            heartbeat_at=utcnow(),
         )
     done_batches = 0
     try:
@@ -319,8 +518,12 @@ def run_job(
         for batch in batches(rows, job["batch_size"], key):
             with database.unit(write=True) as session:
                 state = session.execute(
-                    select(JOBS.c.cancel_requested, JOBS.c.status).where(JOBS.c.id == job_id)
+                    select(JOBS.c.cancel_requested, JOBS.c.status, JOBS.c.runner_id)
+                    .where(JOBS.c.id == job_id)
+                    .with_for_update()
                 ).one()
+                if state.runner_id != me:
+                    break  # marked interrupted meanwhile, or another process took it over
                 if state.cancel_requested or state.status != "running":
                     if state.status == "running":
                         _set(session, job_id, status="cancelled", finished_at=utcnow())
@@ -333,15 +536,25 @@ def run_job(
             if progress is not None:
                 progress(status(database, job_id))
             if max_batches is not None and done_batches >= max_batches:
+                with database.unit(write=True) as session:
+                    session.execute(
+                        update(JOBS).where(JOBS.c.id == job_id, JOBS.c.runner_id == me).values(runner_id=None)
+                    )
                 return status(database, job_id)
         else:
             with database.unit(write=True) as session:
                 current = session.execute(
-                    select(JOBS.c.status, JOBS.c.cancel_requested).where(JOBS.c.id == job_id)
+                    select(JOBS.c.status, JOBS.c.cancel_requested, JOBS.c.runner_id)
+                    .where(JOBS.c.id == job_id)
+                    .with_for_update()
                 ).one()
-                if current.status == "running":
+                if current.status == "running" and current.runner_id == me:
                     final = "cancelled" if current.cancel_requested else "done"
                     _set(session, job_id, status=final, finished_at=utcnow())
+    except Forbidden as exc:
+        # The creator's role or the key's scopes no longer allow what the file does.
+        with database.unit(write=True) as session:
+            _set(session, job_id, status="failed", error=f"not allowed: {exc.detail}", finished_at=utcnow())
     except ReadError as exc:
         with database.unit(write=True) as session:
             _set(
@@ -401,6 +614,7 @@ def _record_batch(session: Session, job_id: int, batch: list[Row], result: Batch
             unchanged_count=JOBS.c.unchanged_count + result.unchanged,
             rejected_count=JOBS.c.rejected_count + result.rejected_rows,
             updated_at=utcnow(),
+            heartbeat_at=utcnow(),
         )
     )
 
@@ -465,14 +679,52 @@ def preview(
 
 def cancel_job(session: Session, principal: Principal, job_id: int) -> dict[str, Any]:
     job = get_job(session, principal, job_id, Action.update)
-    if job["status"] == "queued":
+    if job["status"] in ("queued", "interrupted"):
         _set(session, job_id, status="cancelled", cancel_requested=True, finished_at=utcnow())
     elif job["status"] == "running":
         _set(session, job_id, cancel_requested=True)
     else:
-        raise Conflict(f"import {job_id} is {job['status']}; only queued or running imports can be cancelled")
+        raise Conflict(
+            f"import {job_id} is {job['status']}; "
+            "only queued, running or interrupted imports can be cancelled"
+        )
     Records(session, principal, _CODEC).audit("cancel", "import", job_id)
     return get_job(session, principal, job_id)
+
+
+# -- abandoned uploads ---------------------------------------------------------------------------------
+
+# A file the web import wizard stored between its upload and the start of a job: web-<uid>-<token>.
+DRAFT_NAME = re.compile(r"^web-(\d+)-[0-9a-f]{16}(\.[a-z]+)$")
+
+
+def upload_dir(settings: Settings) -> Path:
+    """Where uploaded import files wait (the API's and the wizard's)."""
+    return settings.data_dir / "imports"
+
+
+def prune_uploads(
+    session: Session, folder: Path, *, max_age: dt.timedelta, now: dt.datetime | None = None
+) -> list[str]:
+    """Delete the wizard uploads older than ``max_age`` that no job uses (never started: the user
+    left the wizard); returns their names. Files of jobs, and any other file, are left alone."""
+    if not folder.is_dir():
+        return []
+    cutoff = (now or utcnow()).timestamp() - max_age.total_seconds()
+    old = {
+        str(p.resolve()): p
+        for p in folder.iterdir()
+        if DRAFT_NAME.match(p.name) and p.is_file() and p.stat().st_mtime < cutoff
+    }
+    used: set[str] = set()
+    for part in repo.chunks(sorted(old)):
+        used.update(session.execute(select(JOBS.c.file_path).where(JOBS.c.file_path.in_(part))).scalars())
+    removed = []
+    for resolved, p in sorted(old.items()):
+        if resolved not in used:
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed
 
 
 # -- rejections --------------------------------------------------------------------------------------
@@ -750,4 +1002,14 @@ def _forget_customer(session: Session, customer_id: int) -> str:
 if _forget_customer not in erasure.ERASURE_HOOKS:
     erasure.ERASURE_HOOKS.append(_forget_customer)
 
-__all__ = ["CUSTOMER_COLUMNS", "Changed", "cancel_job", "create_job", "list_jobs", "revert_job", "run_job"]
+__all__ = [
+    "CUSTOMER_COLUMNS",
+    "Changed",
+    "cancel_job",
+    "create_job",
+    "interrupt_stale",
+    "list_jobs",
+    "resume_job",
+    "revert_job",
+    "run_job",
+]

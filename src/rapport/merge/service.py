@@ -37,6 +37,7 @@ from rapport.access.records import Records
 from rapport.access.specs import CUSTOMER
 from rapport.config import get_settings
 from rapport.customers import repository as customer_repo
+from rapport.dedup.decisions import reopen_for_undone_merge
 from rapport.errors import Conflict, Forbidden, NotFound, invalid_field
 from rapport.merge import consents
 from rapport.merge.images import decode_row, encode_row, seal, unseal
@@ -503,6 +504,8 @@ def undo_merge(session: Session, principal: Principal, merge_id: int) -> MergeRe
     )
     counts = {table: len(m) for table, m in (bookkeeping.get("rows") or {}).items()}
     counts["consent_event"] = len(undo_events)
+    # A merge decided in the duplicate review queue: its cluster goes back to the queue.
+    reopened = reopen_for_undone_merge(session, recs, merge_id)
     recs.audit(
         "merge_undo",
         CUSTOMER.name,
@@ -514,6 +517,7 @@ def undo_merge(session: Session, principal: Principal, merge_id: int) -> MergeRe
             "merged_ids": merged,
             "moved_back": counts,
             "consent_events": undo_events,
+            "dedup_clusters_reopened": reopened,
         },
     )
     for cid in ids:

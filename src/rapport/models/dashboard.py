@@ -3,7 +3,7 @@
 Counting 1,000,000 customers by stage and region, or summing a year of orders per month, takes
 tens of seconds on SQLite. These tables hold the same figures pre-grouped by the columns a
 record scope filters on (the customer's team and owner), so a dashboard reads a few thousand
-rows at most. Triggers (migration 0012_web) update them in the same statement as every write to
+rows at most. Triggers (migration 0012_dashboard_rollups) update them in the same statement as every write to
 customers, orders and tasks, whatever path the write takes (API, import, merge, erasure, raw SQL),
 so they are never stale and need no job. NULL team, owner and region are stored as 0 and ''
 (key columns cannot be NULL in a primary key).

@@ -26,7 +26,7 @@ class ImportJob(Tracked, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # customers | orders
-    # queued | running | cancelled | failed | done | reverted
+    # queued | running | interrupted | cancelled | failed | done | reverted
     status: Mapped[str] = mapped_column(String(16), default="queued")
     mode: Mapped[str] = mapped_column(String(8))  # create | update | upsert
     match_keys: Mapped[list[str]] = mapped_column(default=list)
@@ -48,7 +48,15 @@ class ImportJob(Tracked, Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"))
     actor_kind: Mapped[str] = mapped_column(String(16), default="user")
+    # Started with an API key: the key and its scopes. The job acts with the owner's role narrowed
+    # to these (never the full role), and only while the key is still valid.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
+    scopes: Mapped[list[str] | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # The process running the job (host/boot id/pid/start token) and when it last finished a
+    # batch: a job whose runner is gone is marked interrupted instead of "running" forever.
+    runner_id: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[dt.datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]

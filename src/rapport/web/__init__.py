@@ -16,6 +16,7 @@ from rapport.web import (
     dedup_pages,
     home,
     import_pages,
+    mfa_pages,
     work_pages,
 )
 from rapport.web.static import app_static, vendor_router
@@ -23,6 +24,7 @@ from rapport.web.static import app_static, vendor_router
 # dashboard_pages comes before home: its role dashboard answers "/" (home.py's page is the fallback).
 PAGE_ROUTERS = [
     auth_pages.router,
+    mfa_pages.router,
     dashboard_pages.router,
     home.router,
     customers.router,

@@ -23,9 +23,9 @@ from rapport.web.nav import N_, NavItem, register_nav
 from rapport.web.routing import page_router
 
 router = page_router(prefix="/admin")
-# The navigation bar shows an entry to roles that may read its resource; outbound webhooks are
-# the administrators-only resource of the policy, so this entry reaches exactly administrators.
-register_nav(NavItem("admin", N_("Administration"), "/admin/users", resource="webhook", order=90))
+# Shown exactly to whom the pages it leads to open for: the same policy check as every handler
+# here (manage all users and teams, read the whole audit trail), not an unrelated resource.
+register_nav(NavItem("admin", N_("Administration"), "/admin/users", order=90, allowed=service.can_administer))
 
 Cursor = Annotated[str | None, Query(max_length=512)]
 LANGUAGE_CHOICES = (("zh-CN", "中文"), ("en", "English"))

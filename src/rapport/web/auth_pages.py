@@ -185,19 +185,25 @@ def switch_language(
     return response
 
 
-def _profile(ctx: PageContext, errors: dict[str, str] | None = None, status: int = 200) -> Response:
+def render_profile(ctx: PageContext, errors: dict[str, str] | None = None, status: int = 200) -> Response:
     assert ctx.db is not None
     row = ctx.db.execute(
         select(User.username, User.display_name, User.role, User.preferred_language, Team.name.label("team"))
         .outerjoin(Team, Team.id == User.team_id)
         .where(User.id == ctx.user.user_id)
     ).one()
+    assert ctx.user.user_id is not None
     return ctx.render(
         "profile.html",
         {
             "me": row,
             "errors": errors or {},
             "restricted": ctx.user.extra.get("restriction") == mfa.RESTRICTION_ENROL,
+            "mfa": {
+                "enrolled": mfa.enrolled(ctx.db, ctx.user.user_id),
+                "required": mfa.role_requires_mfa(ctx.db, ctx.user.role.value),
+                "codes_left": mfa.remaining_recovery_codes(ctx.db, ctx.user.user_id),
+            },
         },
         status=status,
     )
@@ -205,14 +211,14 @@ def _profile(ctx: PageContext, errors: dict[str, str] | None = None, status: int
 
 @router.get("/profile")
 def profile(ctx: Page) -> Response:
-    return _profile(ctx)
+    return render_profile(ctx)
 
 
 @router.post("/profile/language")
 def profile_language(ctx: Page, language: Annotated[str, Form(max_length=16)]) -> Response:
     chosen = i18n.normalise_language(language)
     if chosen is None:
-        return _profile(ctx, {"language": ctx.gettext("Choose one of the languages offered.")}, 422)
+        return render_profile(ctx, {"language": ctx.gettext("Choose one of the languages offered.")}, 422)
     assert ctx.db is not None
     auth_service.set_own_language(ctx.db, ctx.user, chosen)
     ctx.language = chosen
@@ -238,7 +244,7 @@ def profile_password(
     elif new_password != confirm_password:
         errors["confirm_password"] = ctx.gettext("The two new passwords differ.")
     if errors:
-        return _profile(ctx, errors, 422)
+        return render_profile(ctx, errors, 422)
     assert ctx.db is not None
     try:
         auth_service.change_password(
@@ -249,7 +255,7 @@ def profile_password(
         errors["current_password"] = ctx.gettext(
             "Too many wrong passwords. Try again in %(seconds)s seconds.", seconds=seconds
         )
-        return _profile(ctx, errors, 429)
+        return render_profile(ctx, errors, 429)
     except InvalidInput as exc:
         field = (exc.errors or [{}])[0].get("field")
         if field == "current_password":
@@ -262,7 +268,7 @@ def profile_password(
                 for m in exc.errors or []
             ]
             errors["new_password"] = ctx.gettext("The new password %(reasons)s.", reasons="; ".join(reasons))
-        return _profile(ctx, errors, 422)
+        return render_profile(ctx, errors, 422)
     # Every session was revoked, this one too: log in again with the new password.
     ctx.flash(ctx.gettext("Your password is changed. Log in with the new password."))
     response = ctx.redirect("/login")

@@ -8,7 +8,6 @@ else can start a job from it) between the upload and the start.
 
 from __future__ import annotations
 
-import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from rapport.access.specs import IMPORT
 from rapport.crud import RecordId
 from rapport.errors import Forbidden, InvalidInput, NotFound, RapportError
 from rapport.ingest import jobs
-from rapport.ingest.endpoints import _SUFFIXES, _run_quietly, _upload_dir
+from rapport.ingest.endpoints import _SUFFIXES, _run_quietly, _upload_dir, prune_drafts
 from rapport.ingest.readers import ReadError, read_rows
 from rapport.ingest.schemas import FIELDS_BY_KIND
 from rapport.ingest.service import proposed_mapping
@@ -44,6 +43,7 @@ MATCH_KEYS = {"external_id": N_("External id"), "email": N_("Email"), "phone": N
 STATUSES = {
     "queued": N_("Queued"),
     "running": N_("Running"),
+    "interrupted": N_("Interrupted"),
     "cancelled": N_("Cancelled"),
     "failed": N_("Failed"),
     "done": N_("Done"),
@@ -63,7 +63,7 @@ LABELS = {
     "outcomes": OUTCOMES,
 }
 ACTIVE = frozenset({"queued", "running"})
-_DRAFT = re.compile(r"^web-(\d+)-[0-9a-f]{16}(\.[a-z]+)$")
+_DRAFT = jobs.DRAFT_NAME
 
 
 def _require(ctx: PageContext, action: Action = Action.read) -> None:
@@ -240,7 +240,7 @@ async def start(ctx: Page, background: BackgroundTasks) -> Response:
 
     def create() -> dict[str, Any]:
         total = sum(1 for _ in read_rows(path))
-        return jobs.create_job(
+        job = jobs.create_job(
             ctx.recs.session,
             ctx.user,
             path,
@@ -251,6 +251,9 @@ async def start(ctx: Page, background: BackgroundTasks) -> Response:
             file_name=name if isinstance(name, str) and name else path.name,
             options={"day_first": True, "match_duplicates": False, "total_rows": total},
         )
+        # Uploads other wizards left behind (never started) go now; this one is a job's file.
+        prune_drafts(ctx.request, ctx.recs.session)
+        return job
 
     try:
         job = await run_in_threadpool(create)
@@ -291,10 +294,16 @@ def progress(record_id: RecordId, ctx: Page) -> Response:
     return ctx.render("imports/_progress.html", _job_context(ctx, job))
 
 
-def _act(ctx: PageContext, record_id: int, action: str) -> Response:
+def _act(
+    ctx: PageContext, record_id: int, action: str, background: BackgroundTasks | None = None
+) -> Response:
     try:
         if action == "cancel":
             job = jobs.cancel_job(ctx.recs.session, ctx.user, record_id)
+        elif action == "resume":
+            job = jobs.resume_job(ctx.recs.session, ctx.user, record_id)
+            if background is not None:
+                background.add_task(_run_quietly, ctx.request.app.state.database, record_id)
         else:
             job = jobs.revert_job(ctx.recs.session, ctx.user, record_id)
     except (NotFound, Forbidden):
@@ -310,6 +319,11 @@ def _act(ctx: PageContext, record_id: int, action: str) -> Response:
 @router.post("/imports/{record_id}/cancel")
 def cancel(record_id: RecordId, ctx: Page) -> Response:
     return _act(ctx, record_id, "cancel")
+
+
+@router.post("/imports/{record_id}/resume")
+def resume(record_id: RecordId, ctx: Page, background: BackgroundTasks) -> Response:
+    return _act(ctx, record_id, "resume", background)
 
 
 @router.post("/imports/{record_id}/revert")

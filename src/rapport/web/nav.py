@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rapport.access.policy import Action
@@ -20,6 +21,8 @@ class NavItem:
     path: str
     resource: str | None = None  # shown only to roles that may read this resource
     order: int = 100
+    # Instead of ``resource``: shown to whom this says may open the pages the entry leads to.
+    allowed: Callable[[Principal], bool] | None = None
 
 
 NAV: list[NavItem] = []
@@ -43,5 +46,11 @@ def register_nav(item: NavItem) -> NavItem:
     return item
 
 
+def _shown(item: NavItem, principal: Principal) -> bool:
+    if item.allowed is not None:
+        return item.allowed(principal)
+    return item.resource is None or principal.can(item.resource, Action.read)
+
+
 def visible_nav(principal: Principal) -> list[NavItem]:
-    return [n for n in NAV if n.resource is None or principal.can(n.resource, Action.read)]
+    return [n for n in NAV if _shown(n, principal)]

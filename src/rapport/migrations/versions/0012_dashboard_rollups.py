@@ -3,7 +3,7 @@
 Kept by triggers on customer, sales_order and task, so every write path (API, import, merge,
 erasure, demo load, raw SQL) updates them in its own transaction. Backfilled here.
 
-Revision ID: 0012_web
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-01 04:20:00
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_web"
+revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
