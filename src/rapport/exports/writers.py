@@ -5,8 +5,8 @@ the batch size, never on the number of rows. XLSX is a ZIP whose directory comes
 with openpyxl's write-only mode (rows go straight to a temporary XML file) into a temporary file,
 which is then streamed and deleted.
 
-Rows are dicts holding the customer columns, ``tags`` and the contact columns (lists of values,
-the primary one first); vCard also reads ``_addresses`` and ``_organisation``.
+Rows are lists in the order of the export's columns: the customer columns, ``tags`` and the contact
+columns (lists of values, the primary one first); vCard rows go on with :data:`EXTRAS`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ from rapport.exports.cells import FORMULA_STARTS, csv_cell
 from rapport.ingest.vcard import Card, write_card
 
 Format = Literal["csv", "xlsx", "jsonl", "vcard"]
-Row = dict[str, Any]
+Row = list[Any]
+# What a vCard row holds after its columns: the primary flag of each contact kind's first value,
+# the addresses as CardAddress, the organisation's name.
+EXTRAS = ("_primary", "_addresses", "_organisation")
 
 MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
@@ -162,9 +165,9 @@ class Cells:
     def __init__(self, table: Table, columns: list[str], as_stored: frozenset[str] = frozenset()) -> None:
         self.columns = columns
         parts = []
-        for c in columns:
+        for i, c in enumerate(columns):
             conv = _converter(table, c, stored=c in as_stored)
-            get = f"r[{c!r}]"
+            get = f"r[{i}]"
             if conv is None:
                 parts.append(get)
             elif conv == "_text":
@@ -179,6 +182,10 @@ class Cells:
                     f'if type(v := {get}) is str and len(v) == 26 and v[10] == " " and v[19] == "." '
                     f"else _iso_stored(v))"
                 )
+            elif conv == "_json_stored":  # most custom attributes are empty
+                parts.append(f'("{{}}" if (v := {get}) == "{{}}" else _json_stored(v))')
+            elif conv == "_date_stored":
+                parts.append(f"(v if (v := {get}) is None or type(v) is str else v.isoformat())")
             else:
                 parts.append(f"{conv}({get})")
         env = {
@@ -226,20 +233,22 @@ def jsonl_chunks(columns: list[str], batches: Iterable[list[Row]], *, bom: bool)
     dumps = orjson.dumps
     for batch in batches:
         with no_cycle_collection():
-            chunk = b"".join(dumps({c: row[c] for c in columns}) + b"\n" for row in batch)
+            chunk = b"".join(dumps(dict(zip(columns, row, strict=True))) + b"\n" for row in batch)
         yield chunk
 
 
-def vcard_chunks(batches: Iterable[list[Row]], *, bom: bool) -> Iterator[bytes]:
+def vcard_chunks(columns: list[str], batches: Iterable[list[Row]], *, bom: bool) -> Iterator[bytes]:
     if bom:
         yield codecs.BOM_UTF8
+    names = [*columns, *EXTRAS]
     for batch in batches:
         with no_cycle_collection():
-            chunk = "".join(write_card(customer_card(row)) for row in batch).encode("utf-8")
+            cards = (write_card(customer_card(dict(zip(names, row, strict=True)))) for row in batch)
+            chunk = "".join(cards).encode("utf-8")
         yield chunk
 
 
-def customer_card(row: Row) -> Card:
+def customer_card(row: dict[str, Any]) -> Card:
     """The vCard of one export row; fields the caller may not read are simply absent."""
     phones = row.get("phone") or []
     emails = row.get("email") or []
@@ -312,5 +321,5 @@ def render(
     if fmt == "jsonl":
         return jsonl_chunks(columns, batches, bom=bom)
     if fmt == "vcard":
-        return vcard_chunks(batches, bom=bom)
+        return vcard_chunks(columns, batches, bom=bom)
     return xlsx_chunks(table, columns, batches)

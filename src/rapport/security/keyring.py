@@ -212,11 +212,27 @@ def seal_values(
 def open_rows(session: Session | Connection, table: Table, rows: Iterable[MutableMapping[str, Any]]) -> None:
     """Decrypt, in place, the sealed columns of ``rows`` (each must carry its ``id``).
 
+    Each column goes through :func:`column_opener`, which decrypts the usual case inline and
+    hands anything else to :meth:`Keyring.open_text`.
+    """
+    openers = [(c, column_opener(session, table, c)) for c in sealed_columns(table.name)]
+    for row in rows:
+        for c, open_value in openers:
+            blob = row.get(c)
+            if blob is not None:
+                row[c] = open_value(row["id"], blob)
+
+
+def column_opener(session: Session | Connection, table: Table, column: str) -> Callable[[Any, Any], Any]:
+    """A function ``(row id, stored value) -> clear text`` for one sealed column of ``table``.
+
     The usual case (a well-formed sealed value under a held key version) is decrypted inline:
     one AES-GCM call per value with the associated data built from a per-column prefix, the same
     bytes as :func:`crypto.associated_data`. Anything else (a plain value, an unknown version, a
     failed tag, encryption off) goes through :meth:`Keyring.open_text`, which raises or reloads
     the key versions exactly as before; the fast path never accepts what that one would refuse.
+    The keyring is looked up on the first value that is not None (a column of NULLs needs none),
+    and the function holds per-version AESGCM objects, so it serves one unit of work.
     """
     ring: Keyring | None = None
     fast = False
@@ -224,31 +240,35 @@ def open_rows(session: Session | Connection, table: Table, rows: Iterable[Mutabl
     aeads: dict[bytes, AESGCM | None] = {}
     sealed, head, body = crypto.SEALED, crypto.HEADER_LEN, crypto.HEADER_LEN + crypto.NONCE_LEN
     min_len = body + 16  # the GCM tag
-    # Per column: the start of the associated data after the header (``|table.column#``).
-    prefixes = [(c, f"|{table.name}.{c}#") for c in sealed_columns(table.name)]
-    for row in rows:
-        for c, prefix in prefixes:
-            blob = row.get(c)
-            if blob is None:
-                continue
-            if ring is None:
-                ring = keyring_for(session)
-                fast = crypto.encryption_enabled()
-            if fast and type(blob) is bytes and len(blob) >= min_len and blob[0] == sealed:
-                header = blob[:head]
-                aead = aeads.get(header)
-                if aead is None and header not in aeads:
-                    aead = aeads[header] = ring.aead(int.from_bytes(header[1:], "big"))
-                if aead is not None:
-                    try:
-                        row[c] = aead.decrypt(
-                            blob[head:body], blob[body:], header + (prefix + str(row["id"])).encode()
-                        ).decode()
-                        continue
-                    except InvalidTag:
-                        pass
-            row[c] = ring.open_text(table.name, c, row["id"], blob)
-            aeads.clear()  # the slow path may have reloaded the key versions
+    prefix = f"|{table.name}.{column}#".encode()
+    name = table.name
+
+    def open_value(row_id: Any, blob: Any) -> Any:
+        nonlocal ring, fast
+        if blob is None:
+            return None
+        if ring is None:
+            ring = keyring_for(session)
+            fast = crypto.encryption_enabled()
+        if type(blob) is memoryview:  # PostgreSQL's bytea, depending on the driver
+            blob = bytes(blob)
+        well_formed = type(blob) is bytes and len(blob) >= min_len and blob[0] == sealed
+        if fast and well_formed and type(row_id) is int:
+            header = blob[:head]
+            aead = aeads.get(header)
+            if aead is None and header not in aeads:
+                aead = aeads[header] = ring.aead(int.from_bytes(header[1:], "big"))
+            if aead is not None:
+                try:
+                    return aead.decrypt(
+                        blob[head:body], blob[body:], b"%b%b%d" % (header, prefix, row_id)
+                    ).decode()
+                except InvalidTag:
+                    pass
+        aeads.clear()  # the slow path may reload the key versions
+        return ring.open_text(name, column, row_id, blob)
+
+    return open_value
 
 
 def allocate_id(conn: Connection, table: Table) -> int:
