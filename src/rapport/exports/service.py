@@ -139,29 +139,36 @@ class ExportPlan:
         )
         # Rows of customers outside the page (an id range may hold some) are dropped unopened.
         found: list[Sequence[Any]] = [r for r in recs.conn.execute(stmt, {"ids": ids}).all() if r[1] in by_id]
-        opened = recs.open_tuples(CONTACT_POINT, columns, found, grant)
+        values = recs.open_column(CONTACT_POINT, columns, found, "value", grant)
         slot = {kind: first + i for i, kind in enumerate(CONTACT_KINDS)}
         if not vcard:
-            for _, cid, kind, value, region, city, _, _ in opened:
+            for (_, cid, kind, _, region, city, _, _), value in zip(found, values, strict=True):
                 if kind == "address":
                     # Region, city and street in Chinese order (the city is not repeated for
                     # 上海市 and the like).
-                    region = region or ""
-                    city = city or ""
-                    value = region + (city if city != region else "") + (value or "")
+                    in_region, in_city = region or "", city or ""
+                    value = in_region + (in_city if in_city != in_region else "") + (value or "")
                 by_id[cid][slot[kind]].append(value)
             return
         extra = first + len(CONTACT_KINDS)
-        for _, cid, kind, value, region, city, country, is_primary, postal_code in opened:
+        # A postal code the role may not read stays out of the card (the value alone is allowed).
+        postal_codes = (
+            recs.open_column(CONTACT_POINT, columns, found, "postal_code", grant)
+            if "postal_code" not in grant.hidden
+            else [None] * len(found)
+        )
+        for (_, cid, kind, _, region, city, country, is_primary, _), value, postal_code in zip(
+            found, values, postal_codes, strict=True
+        ):
             row = by_id[cid]
-            values = row[slot[kind]]
-            if not values:
+            kind_values = row[slot[kind]]
+            if not kind_values:
                 row[extra][kind] = is_primary
             if kind != "address":
-                values.append(value)
+                kind_values.append(value)
                 continue
             in_region, in_city = region or "", city or ""
-            values.append(in_region + (in_city if in_city != in_region else "") + (value or ""))
+            kind_values.append(in_region + (in_city if in_city != in_region else "") + (value or ""))
             row[extra + 1].append(
                 CardAddress(
                     street=value,

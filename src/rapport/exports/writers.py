@@ -198,10 +198,10 @@ class Cells:
             "_date_stored": _date_stored,
             "csv_cell": csv_cell,
         }
-        self._row: Callable[[Row], list[Any]] = eval(f"lambda r: [{', '.join(parts)}]", env)  # noqa: S307
+        self.row: Callable[[Row], list[Any]] = eval(f"lambda r: [{', '.join(parts)}]", env)  # noqa: S307
 
     def __call__(self, row: Row) -> list[Any]:
-        return self._row(row)
+        return self.row(row)
 
 
 def csv_chunks(
@@ -222,7 +222,7 @@ def csv_chunks(
         with no_cycle_collection():
             buffer.seek(0)
             buffer.truncate()
-            writer.writerows(map(cells, batch))
+            writer.writerows(map(cells.row, batch))
             chunk = buffer.getvalue().encode("utf-8")
         yield chunk
 
