@@ -41,7 +41,8 @@ from rapport.pagination import CursorCodec
 BATCH_SIZE = 5000
 # Kinds a list export carries. National ID numbers (sensitive, PIPL art. 28) never leave in bulk.
 CONTACT_KINDS = ("phone", "email", "wechat", "address")
-_CONTACT_COLUMNS = ("id", "customer_id", "kind", "value", "region", "city", "country", "is_primary")
+_CONTACT_COLUMNS = ("id", "customer_id", "kind", "value", "region", "city")
+_CARD_COLUMNS = (*_CONTACT_COLUMNS, "country", "is_primary", "postal_code")  # vCard reads these too
 
 _TAGS = table_of(CustomerTag)
 
@@ -131,7 +132,7 @@ class ExportPlan:
         grant = recs.principal.grant(CONTACT_POINT.name)
         t = CONTACT_POINT.table
         vcard = self.format == "vcard"
-        columns = _CONTACT_COLUMNS + (("postal_code",) if vcard else ())
+        columns = _CARD_COLUMNS if vcard else _CONTACT_COLUMNS
         stmt = (
             select(*(t.c[c] for c in columns))
             .where(_of_customers(t.c.customer_id, ids), t.c.kind.in_(CONTACT_KINDS))
@@ -142,7 +143,7 @@ class ExportPlan:
         values = recs.open_column(CONTACT_POINT, columns, found, "value", grant)
         slot = {kind: first + i for i, kind in enumerate(CONTACT_KINDS)}
         if not vcard:
-            for (_, cid, kind, _, region, city, _, _), value in zip(found, values, strict=True):
+            for (_, cid, kind, _, region, city), value in zip(found, values, strict=True):
                 if kind == "address":
                     # Region, city and street in Chinese order (the city is not repeated for
                     # 上海市 and the like).

@@ -47,6 +47,7 @@ LIST_COLUMNS = frozenset({"tags", "phone", "email", "wechat", "address"})
 XLSX_MAX_ROWS = 1_048_576  # rows per worksheet, header included
 _FILE_CHUNK = 1 << 16
 _FORMULA = frozenset(FORMULA_STARTS)
+assert max(_FORMULA) < "A"  # the compiled cell check relies on it (see Cells)
 _STORED = frozenset({"_iso_stored", "_json_stored", "_date_stored"})
 
 
@@ -171,15 +172,18 @@ class Cells:
             if conv is None:
                 parts.append(get)
             elif conv == "_text":
-                parts.append(f'(v if (v := {get}) is None or v[:1] not in F else "\'" + v)')
+                # Every formula start sorts before "A": one comparison, no slice, clears letters
+                # and CJK text; only text starting with a digit, a symbol or a space looks closer.
+                parts.append(f'(v if (v := {get}) is None or v >= "A" or v[:1] not in F else "\'" + v)')
             elif conv == "_joined":  # inline: ";".join, then the formula check
-                joined = '(j if (j := ";".join(v))[:1] not in F else "\'" + j)'
+                joined = '(j if (j := ";".join(v)) >= "A" or j[:1] not in F else "\'" + j)'
                 parts.append(f'({joined} if (v := {get}) else "")')
             elif conv == "_iso_stored":  # inline for SQLite's stored text, see _iso_stored
                 parts.append(
-                    f'((v[:10] + "T" + v[11:19] + "+00:00" if v[20:] == "000000" '
+                    f"(None if (v := {get}) is None else "
+                    f'(v[:10] + "T" + v[11:19] + "+00:00" if v[20:] == "000000" '
                     f'else v[:10] + "T" + v[11:] + "+00:00") '
-                    f'if type(v := {get}) is str and len(v) == 26 and v[10] == " " and v[19] == "." '
+                    f'if type(v) is str and len(v) == 26 and v[10] == " " and v[19] == "." '
                     f"else _iso_stored(v))"
                 )
             elif conv == "_json_stored":  # most custom attributes are empty
