@@ -259,7 +259,8 @@ def plan_customer_export(
         columns += list(CONTACT_KINDS)
     organisations = fmt == "vcard" and p.can(ORGANISATION.name, Action.read)
     bom = params.bom if params.bom is not None else fmt == "csv"
-    as_stored = writers.stored_columns(CUSTOMER.table, columns) if fmt == "csv" else frozenset()
+    stored = fmt in ("csv", "jsonl")  # their writers turn the stored text into the output directly
+    as_stored = writers.stored_columns(CUSTOMER.table, columns) if stored else frozenset()
     if bom and fmt == "xlsx":
         bom = False  # a ZIP file has no byte-order mark
     return ExportPlan(

@@ -114,7 +114,7 @@ def _date_stored(value: Any) -> Any:
 
 
 def stored_columns(table: Table, columns: list[str]) -> frozenset[str]:
-    """The columns a CSV export reads as stored (see ``Records.page(as_stored=...)``)."""
+    """The columns a CSV or JSON Lines export reads as stored (see ``Records.page(as_stored=...)``)."""
     return frozenset(c for c in columns if c in table.c and _converter(table, c, stored=True) in _STORED)
 
 
@@ -234,13 +234,57 @@ def csv_chunks(
         yield chunk
 
 
-def jsonl_chunks(columns: list[str], batches: Iterable[list[Row]], *, bom: bool) -> Iterator[bytes]:
+def _json_value(value: Any) -> Any:
+    """A JSON column as stored, as the object it holds (PostgreSQL's driver has parsed it)."""
+    if isinstance(value, (str, bytes)):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:  # what orjson refuses and json reads (NaN, huge integers)
+            return json.loads(value)
+    return value
+
+
+def _json_row(table: Table, columns: list[str], as_stored: frozenset[str]) -> Callable[[Row], Any] | None:
+    """The function turning a row with columns read as stored into the dict the typed row would
+    give orjson, byte for byte: timestamps as their ISO text (what orjson writes for an aware UTC
+    datetime), dates as stored (ISO), JSON parsed. None when no column is read as stored."""
+    parts, any_stored = [], False
+    for i, c in enumerate(columns):
+        conv = _converter(table, c, stored=True) if c in as_stored else None
+        any_stored = any_stored or conv is not None
+        get = f"r[{i}]"
+        if conv == "_iso_stored":
+            parts.append(f"{c!r}: _iso_stored({get})")
+        elif conv == "_date_stored":
+            parts.append(f"{c!r}: _date_stored({get})")
+        elif conv == "_json_stored":
+            parts.append(f'{c!r}: ({{}} if (v := {get}) == "{{}}" else _json_value(v))')
+        else:
+            parts.append(f"{c!r}: {get}")
+    if not any_stored:
+        return None
+    env = {"_iso_stored": _iso_stored, "_date_stored": _date_stored, "_json_value": _json_value}
+    return eval(f"lambda r: {{{', '.join(parts)}}}", env)  # type: ignore[no-any-return]  # noqa: S307
+
+
+def jsonl_chunks(
+    table: Table,
+    columns: list[str],
+    batches: Iterable[list[Row]],
+    *,
+    bom: bool,
+    as_stored: frozenset[str] = frozenset(),
+) -> Iterator[bytes]:
     if bom:
         yield codecs.BOM_UTF8
     dumps = orjson.dumps
+    as_dict = _json_row(table, columns, as_stored)
     for batch in batches:
         with no_cycle_collection():
-            chunk = b"".join(dumps(dict(zip(columns, row, strict=True))) + b"\n" for row in batch)
+            if as_dict is None:
+                chunk = b"".join(dumps(dict(zip(columns, row, strict=True))) + b"\n" for row in batch)
+            else:
+                chunk = b"".join(dumps(as_dict(row)) + b"\n" for row in batch)
         yield chunk
 
 
@@ -443,11 +487,12 @@ def render(
     bom: bool,
     as_stored: frozenset[str] = frozenset(),
 ) -> Iterator[bytes]:
-    """The export file as chunks of bytes (``as_stored``: columns the rows hold untyped, CSV only)."""
+    """The export file as chunks of bytes (``as_stored``: columns the rows hold untyped; CSV and
+    JSON Lines)."""
     if fmt == "csv":
         return csv_chunks(table, columns, batches, bom=bom, as_stored=as_stored)
     if fmt == "jsonl":
-        return jsonl_chunks(columns, batches, bom=bom)
+        return jsonl_chunks(table, columns, batches, bom=bom, as_stored=as_stored)
     if fmt == "vcard":
         return vcard_chunks(columns, batches, bom=bom)
     return xlsx_chunks(table, columns, batches)
