@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-Row = dict[str, Any]
+Row = list[Any]
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

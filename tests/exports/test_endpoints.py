@@ -167,6 +167,27 @@ def test_xlsx_cells_typed_and_formula_safe(
     assert sheet.cell(row=3, column=9).value == "'-1+2"
 
 
+def test_xlsx_escapes_markup_drops_control_characters_and_splits_full_sheets(
+    client: TestClient, factory: Factory, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rapport.exports import writers
+
+    monkeypatch.setattr(writers, "XLSX_MAX_ROWS", 3)  # header and two customers per worksheet
+    odd = factory.customer(
+        team_id=world.east, display_name="<b>A & B</b>\x07\x1f", occupation=" 前后有空格 ", **STAMP
+    )
+    r = client.get(URL, params={"format": "xlsx"}, headers=factory.auth(world.lead))
+    path = tmp_path / "x.xlsx"
+    path.write_bytes(r.content)
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["customers", "customers 2"]
+    first, second = ([[c.value for c in row] for row in ws.iter_rows()] for ws in book.worksheets)
+    assert ",".join(first[0]) == HEADER == ",".join(second[0])
+    assert [row[0] for row in first[1:]] == [world.a, world.b]
+    assert [row[0] for row in second[1:]] == [odd]
+    assert (second[1][2], second[1][8]) == ("<b>A & B</b>", " 前后有空格 ")
+
+
 def test_content_disposition_names_the_file_in_chinese(
     client: TestClient, factory: Factory, world: World
 ) -> None:

@@ -87,3 +87,26 @@ def apply(mask: Mask, value: Any, row: dict[str, Any]) -> Any:
         # Unknown kinds are hidden entirely rather than shown in full.
         return _BY_KIND.get(str(row.get("kind")), _hide)(text)
     return _FUNCTIONS[mask](text)
+
+
+def masker(mask: Mask) -> Callable[[Any, Any], Any]:
+    """``apply`` for one column, chosen once: ``(value, kind) -> masked value``.
+
+    ``kind`` is the row's ``kind`` (only :attr:`Mask.contact` reads it; None when the row has
+    none, which hides the value entirely, as ``apply`` does). Bulk readers call this per value
+    instead of dispatching on the mask for every field.
+    """
+    if mask is Mask.contact:
+
+        def by_kind(value: Any, kind: Any) -> Any:
+            if value is None:
+                return None
+            return _BY_KIND.get(str(kind), _hide)(str(value))
+
+        return by_kind
+    function = _FUNCTIONS[mask]
+
+    def fixed(value: Any, kind: Any) -> Any:
+        return None if value is None else function(str(value))
+
+    return fixed

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from rapport.access.policy import Role
 from rapport.access.principal import SYSTEM, Principal
-from rapport.access.records import Records, Row
+from rapport.access.records import Records
 from rapport.access.specs import CUSTOMER
 from rapport.cli.common import URL_HELP, cli_errors, console, fail, open_database, settings
 from rapport.customers.schemas import CustomerExportParams
@@ -124,7 +124,7 @@ def customers_command(
         )
         task = progress.add_task(output.name, total=total)
 
-        def counted() -> Iterator[list[Row]]:
+        def counted() -> Iterator[list[list[Any]]]:
             for batch in plan.stream_batches(lambda: db.unit(write=False), cursors):
                 progress.advance(task, len(batch))
                 yield batch

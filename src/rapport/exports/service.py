@@ -16,7 +16,7 @@ leaves exactly the batches it was sent (and at most the one being read) in the a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from rapport.access.policy import Action, Grant
 from rapport.access.principal import Principal
-from rapport.access.records import Page, Records, Row
+from rapport.access.records import Records
 from rapport.access.specs import CONTACT_POINT, CUSTOMER, ORGANISATION
 from rapport.customers.schemas import CustomerExportParams
 from rapport.customers.service import customers
@@ -41,11 +41,18 @@ from rapport.pagination import CursorCodec
 BATCH_SIZE = 5000
 # Kinds a list export carries. National ID numbers (sensitive, PIPL art. 28) never leave in bulk.
 CONTACT_KINDS = ("phone", "email", "wechat", "address")
-_CONTACT_COLUMNS = ("id", "customer_id", "kind", "value", "region", "city", "country", "is_primary")
+_CONTACT_COLUMNS = ("id", "customer_id", "kind", "value", "region", "city")
+_CARD_COLUMNS = (*_CONTACT_COLUMNS, "country", "is_primary", "postal_code")  # vCard reads these too
 
 _TAGS = table_of(CustomerTag)
 
 UnitFactory = Callable[[], AbstractContextManager[Session]]
+
+
+@dataclass(slots=True)
+class Batch:
+    rows: list[list[Any]]
+    next_cursor: str | None
 
 
 @dataclass
@@ -71,9 +78,13 @@ class ExportPlan:
 
     # -- batches ------------------------------------------------------------------------------
 
-    def batch(self, recs: Records, cursor: str | None, limit: int) -> Page:
-        """One page of export rows (audited by Records as an ``export`` event with its ids)."""
-        page = recs.page(
+    def batch(self, recs: Records, cursor: str | None, limit: int) -> Batch:
+        """One batch of export rows (audited by Records as an ``export`` event with its ids).
+
+        Each row is a list in ``self.columns`` order (customer columns, ``tags``, the contact
+        kinds as lists of values, the primary one first), followed for vCard by :data:`EXTRAS`.
+        """
+        page = recs.page_tuples(
             CUSTOMER,
             sort=self.sort,
             cursor=cursor,
@@ -82,99 +93,123 @@ class ExportPlan:
             action=Action.export,
             as_stored=self.as_stored,
         )
-        rows = page.items
+        width = len(page.columns)
+        if page.columns != self.columns[:width]:  # the plan was made for the same principal
+            raise RuntimeError("export columns changed between the plan and a batch")
+        items = page.items
+        # Each row gets its tags list and, with contacts, one list per kind (literals: cheapest).
+        rows: list[list[Any]] = (
+            [[*r, [], [], [], [], []] for r in items] if self.contacts else [[*r, []] for r in items]
+        )
         if rows:
-            ids = [r["id"] for r in rows]
-            tag_lists: dict[int, list[str]] = {}
-            for r in rows:
-                r["tags"] = tag_lists[r["id"]] = []
+            at_id = page.columns.index("id")
+            ids = [r[at_id] for r in rows]
+            by_id = {r[at_id]: r for r in rows}
             tags = select(_TAGS.c.customer_id, _TAGS.c.tag).where(_of_customers(_TAGS.c.customer_id, ids))
             found = recs.conn.execute(tags.order_by(_TAGS.c.customer_id, _TAGS.c.tag), {"ids": ids})
             for cid, tag in found.all():
-                values = tag_lists.get(cid)
-                if values is not None:
-                    values.append(tag)
+                row = by_id.get(cid)
+                if row is not None:
+                    row[width].append(tag)
+            if self.format == "vcard":
+                for r in rows:
+                    r += [{}, [], None]
             if self.contacts:
-                self._add_contacts(recs, rows, ids)
+                self._add_contacts(recs, by_id, ids, width + 1)
             if self.organisations:
-                self._add_organisations(recs, rows)
+                self._add_organisations(recs, rows, page.columns)
         self.rows += len(rows)
-        return page
+        return Batch(rows, page.next_cursor)
 
-    def _add_contacts(self, recs: Records, rows: list[Row], ids: list[int]) -> None:
+    def _add_contacts(self, recs: Records, by_id: dict[Any, list[Any]], ids: list[int], first: int) -> None:
         """Contact values of the batch's customers: one query, decrypted and masked per batch.
 
         The customer ids come from the scoped page, which is the contact points' scope
         (``via_customer``), so no per-row scope probe is added. Only the sealed columns the
-        format writes are read, because each one costs a decryption per row.
+        format writes are read, because each one costs a decryption per row. ``first``: the
+        position of the first contact kind in a row.
         """
         grant = recs.principal.grant(CONTACT_POINT.name)
         t = CONTACT_POINT.table
-        columns = _CONTACT_COLUMNS + (("postal_code",) if self.format == "vcard" else ())
+        vcard = self.format == "vcard"
+        columns = _CARD_COLUMNS if vcard else _CONTACT_COLUMNS
         stmt = (
             select(*(t.c[c] for c in columns))
             .where(_of_customers(t.c.customer_id, ids), t.c.kind.in_(CONTACT_KINDS))
             .order_by(t.c.customer_id, t.c.is_primary.desc(), t.c.id)
         )
-        by_id = {r["id"]: r for r in rows}
-        result = recs.conn.execute(stmt, {"ids": ids})
-        keys = list(result.keys())
         # Rows of customers outside the page (an id range may hold some) are dropped unopened.
-        found = [dict(zip(keys, r, strict=True)) for r in result.all() if r[1] in by_id]
-        recs.mask_rows(CONTACT_POINT, recs.open(CONTACT_POINT, found), grant)
-        vcard = self.format == "vcard"
-        for r in rows:
-            r["phone"], r["email"], r["wechat"], r["address"], r["_primary"] = [], [], [], [], {}
-            if vcard:
-                r["_addresses"] = []
-        for cp in found:
-            row = by_id[cp["customer_id"]]
-            kind = cp["kind"]
-            values = row[kind]
-            if not values:
-                row["_primary"][kind] = cp["is_primary"]
+        found: list[Sequence[Any]] = [r for r in recs.conn.execute(stmt, {"ids": ids}).all() if r[1] in by_id]
+        values = recs.open_column(CONTACT_POINT, columns, found, "value", grant)
+        slot = {kind: first + i for i, kind in enumerate(CONTACT_KINDS)}
+        if not vcard:
+            for (_, cid, kind, _, region, city), value in zip(found, values, strict=True):
+                if kind == "address":
+                    # Region, city and street in Chinese order (the city is not repeated for
+                    # 上海市 and the like).
+                    in_region, in_city = region or "", city or ""
+                    value = in_region + (in_city if in_city != in_region else "") + (value or "")
+                by_id[cid][slot[kind]].append(value)
+            return
+        extra = first + len(CONTACT_KINDS)
+        # A postal code the role may not read stays out of the card (the value alone is allowed).
+        postal_codes = (
+            recs.open_column(CONTACT_POINT, columns, found, "postal_code", grant)
+            if "postal_code" not in grant.hidden
+            else [None] * len(found)
+        )
+        for (_, cid, kind, _, region, city, country, is_primary, _), value, postal_code in zip(
+            found, values, postal_codes, strict=True
+        ):
+            row = by_id[cid]
+            kind_values = row[slot[kind]]
+            if not kind_values:
+                row[extra][kind] = is_primary
             if kind != "address":
-                values.append(cp["value"])
+                kind_values.append(value)
                 continue
-            values.append(_full_address(cp))
-            if vcard:
-                row["_addresses"].append(
-                    CardAddress(
-                        street=cp["value"],
-                        city=cp["city"],
-                        region=cp["region"],
-                        postal_code=cp.get("postal_code"),
-                        country=cp["country"],
-                        pref=bool(cp["is_primary"]),
-                    )
+            in_region, in_city = region or "", city or ""
+            kind_values.append(in_region + (in_city if in_city != in_region else "") + (value or ""))
+            row[extra + 1].append(
+                CardAddress(
+                    street=value,
+                    city=city,
+                    region=region,
+                    postal_code=postal_code,
+                    country=country,
+                    pref=bool(is_primary),
                 )
+            )
 
-    def _add_organisations(self, recs: Records, rows: list[Row]) -> None:
-        wanted = sorted({r["organisation_id"] for r in rows if r.get("organisation_id")})
+    def _add_organisations(self, recs: Records, rows: list[list[Any]], columns: list[str]) -> None:
+        if "organisation_id" not in columns:
+            return
+        at = columns.index("organisation_id")
+        wanted = sorted({r[at] for r in rows if r[at]})
         if not wanted:
             return
         t = ORGANISATION.table
         stmt = select(t.c.id, t.c.name).where(t.c.id.in_(wanted), recs.visible(ORGANISATION))
         names = dict(recs.conn.execute(stmt).tuples().all())
         for r in rows:
-            r["_organisation"] = names.get(r.get("organisation_id"))
+            r[-1] = names.get(r[at])
 
     def stream_batches(
         self, unit: UnitFactory, cursors: CursorCodec, cursor: str | None = None
-    ) -> Iterator[list[Row]]:
+    ) -> Iterator[list[list[Any]]]:
         """Every batch of the export, each read (and its audit event stored) in its own unit."""
         while True:
             with writers.no_cycle_collection(), unit() as session:
-                page = self.batch(Records(session, self.principal, cursors), cursor, self.batch_size)
+                batch = self.batch(Records(session, self.principal, cursors), cursor, self.batch_size)
             # The unit has closed: the batch's audit event is stored before its rows are sent.
-            yield page.items
-            cursor = page.next_cursor
+            yield batch.rows
+            cursor = batch.next_cursor
             if cursor is None:
                 return
 
     # -- output -------------------------------------------------------------------------------
 
-    def render(self, batches: Iterator[list[Row]]) -> Iterator[bytes]:
+    def render(self, batches: Iterator[list[list[Any]]]) -> Iterator[bytes]:
         return writers.render(
             self.format, CUSTOMER.table, self.columns, batches, bom=self.bom, as_stored=self.as_stored
         )
@@ -201,12 +236,6 @@ def _of_customers(column: Any, ids: list[int]) -> ColumnElement[bool]:
     return column.in_(bindparam("ids", expanding=True))  # type: ignore[no-any-return]
 
 
-def _full_address(cp: Row) -> str:
-    """Region, city and street in Chinese order (the city is not repeated for 上海市 and the like)."""
-    region, city = cp.get("region") or "", cp.get("city") or ""
-    return region + (city if city != region else "") + (cp.get("value") or "")
-
-
 def plan_customer_export(
     recs: Records, params: CustomerExportParams, *, batch_size: int | None = None
 ) -> ExportPlan:
@@ -230,7 +259,8 @@ def plan_customer_export(
         columns += list(CONTACT_KINDS)
     organisations = fmt == "vcard" and p.can(ORGANISATION.name, Action.read)
     bom = params.bom if params.bom is not None else fmt == "csv"
-    as_stored = writers.stored_columns(CUSTOMER.table, columns) if fmt == "csv" else frozenset()
+    stored = fmt in ("csv", "jsonl")  # their writers turn the stored text into the output directly
+    as_stored = writers.stored_columns(CUSTOMER.table, columns) if stored else frozenset()
     if bom and fmt == "xlsx":
         bom = False  # a ZIP file has no byte-order mark
     return ExportPlan(
@@ -249,8 +279,8 @@ def plan_customer_export(
 
 def export_page(recs: Records, plan: ExportPlan, cursor: str | None, limit: int) -> tuple[bytes, str | None]:
     """One page of an export as a whole file (the ``limit``/``cursor`` form of the API)."""
-    page = plan.batch(recs, cursor, limit)
-    return b"".join(plan.render(iter([page.items]))), page.next_cursor
+    batch = plan.batch(recs, cursor, limit)
+    return b"".join(plan.render(iter([batch.rows]))), batch.next_cursor
 
 
 def content_disposition(ascii_name: str, local_name: str) -> str:
