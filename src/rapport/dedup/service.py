@@ -301,7 +301,9 @@ def match_incoming(
     existing = load_frame(session, ids)
     frame = pd.concat([existing, incoming], ignore_index=True)
     trained = latest_model(session)
-    result = model.link(frame, threshold=threshold, trained=trained, cluster=False)
+    result = model.link(
+        frame, threshold=threshold, trained=trained, cluster=False, term_frequencies=trained is None
+    )
     pairs = result.pairs
     cross = pairs[(pairs["left_id"] < 0) & (pairs["right_id"] > 0)]
     out = [
