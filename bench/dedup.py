@@ -77,9 +77,10 @@ def main() -> None:
         service.cluster_pairs(c.members for c in result.clusters),
         service.truth_pairs(service.entities(ids, copies)),
     )
-    steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-    print(f"scan: {result.customers:,} customers, {wall:.1f} s wall ({steps}; store the rest), "
-          f"{cpu:.1f} s CPU in this process, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    steps = ", ".join(f"{k} {v:.1f}/{result.cpu.get(k, 0.0):.1f}" for k, v in result.seconds.items())
+    print(f"scan: {result.customers:,} customers, {wall:.1f} s wall, {cpu:.1f} s CPU in this process "
+          f"(all threads), load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"steps, seconds wall/CPU: {steps}")
     print(f"pairs compared {result.compared:,}, pairs at or above {args.threshold}: {result.matched:,}, "
           f"clusters {len(result.clusters):,}")  # fmt: skip
     print(f"true pairs {q.true_pairs:,}, found {q.found_pairs:,}, correct {q.correct_pairs:,}: "

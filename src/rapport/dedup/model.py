@@ -20,6 +20,8 @@ import copy
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -247,8 +249,26 @@ class LinkResult:
     pairs: pd.DataFrame  # left_id, right_id, probability (>= threshold), left_id < right_id
     clusters: dict[int, list[int]]  # cluster key (smallest member id) -> member ids (>= 2 members)
     compared: int  # blocked pairs scored
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per step
     model: dict[str, Any] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU time per step (all threads)
+
+
+@dataclass
+class Stopwatch:
+    """Wall and CPU time per step; CPU is the process's, so DuckDB's worker threads count too."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - c
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
@@ -303,7 +323,16 @@ def _input(db_api: Any, backend: Backend, frame: pd.DataFrame, spark: Any | None
 
         sdf = db_api.spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False).to_pandas())
         return db_api.register(sdf)
-    return db_api.register(frame)
+    import pyarrow as pa
+
+    # Copied once into a DuckDB table through Arrow. Registered as a pandas frame, every query of
+    # training and prediction would scan the Python objects again (lists of blind indexes, dates)
+    # under the GIL, on one thread.
+    con = db_api.duckdb_con
+    con.register("rapport_input_arrow", pa.Table.from_pandas(frame, preserve_index=False))
+    con.execute("CREATE TABLE rapport_input AS SELECT * FROM rapport_input_arrow")
+    con.unregister("rapport_input_arrow")
+    return db_api.register("rapport_input")
 
 
 def link(
@@ -325,34 +354,31 @@ def link(
     from splink import Linker
 
     logging.getLogger("splink").setLevel(_LOG_LEVEL)
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    data = prepare(frame)
-    db_api = _db_api(backend, spark)
-    sdf = _input(db_api, backend, data, spark)
-    if trained is not None and not term_frequencies:
-        trained = without_term_frequencies(trained)
-    linker = Linker(
-        sdf,
-        trained if trained is not None else settings(),
-        log_level=_LOG_LEVEL,
-    )
-    seconds["load"] = time.perf_counter() - t0
+    watch = Stopwatch()
+    with watch.step("load"):
+        data = prepare(frame)
+        db_api = _db_api(backend, spark)
+        sdf = _input(db_api, backend, data, spark)
+        if trained is not None and not term_frequencies:
+            trained = without_term_frequencies(trained)
+        linker = Linker(
+            sdf,
+            trained if trained is not None else settings(),
+            log_level=_LOG_LEVEL,
+        )
     if trained is None and len(data) >= 2:
-        t = time.perf_counter()
-        _train(linker, seed)
-        seconds["train"] = time.perf_counter() - t
-    t = time.perf_counter()
-    predictions = linker.inference.predict()
-    name = predictions.physical_name
-    count_sql = f"SELECT count(*) AS n FROM {name}"  # noqa: S608 (Splink's own table name)
-    compared = int(linker.misc.query_sql(count_sql, output_type="pandas")["n"][0])
-    pairs = linker.misc.query_sql(
-        f"SELECT unique_id_l, unique_id_r, match_probability FROM {name} "  # noqa: S608 (splink's table)
-        f"WHERE match_probability >= {float(threshold)!r}",
-        output_type="pandas",
-    )
-    seconds["predict"] = time.perf_counter() - t
+        with watch.step("train"):
+            _train(linker, seed)
+    with watch.step("predict"):
+        predictions = linker.inference.predict()
+        name = predictions.physical_name
+        count_sql = f"SELECT count(*) AS n FROM {name}"  # noqa: S608 (Splink's own table name)
+        compared = int(linker.misc.query_sql(count_sql, output_type="pandas")["n"][0])
+        pairs = linker.misc.query_sql(
+            f"SELECT unique_id_l, unique_id_r, match_probability FROM {name} "  # noqa: S608 (splink's table)
+            f"WHERE match_probability >= {float(threshold)!r}",
+            output_type="pandas",
+        )
     left = pairs["unique_id_l"].astype("int64").to_numpy()
     right = pairs["unique_id_r"].astype("int64").to_numpy()
     out = pd.DataFrame(
@@ -362,8 +388,9 @@ def link(
             "probability": pairs["match_probability"].astype("float64").to_numpy(),
         }
     )
-    t = time.perf_counter()
-    clusters = connected_components(out["left_id"].to_numpy(), out["right_id"].to_numpy()) if cluster else {}
-    seconds["cluster"] = time.perf_counter() - t
+    with watch.step("cluster"):
+        clusters = (
+            connected_components(out["left_id"].to_numpy(), out["right_id"].to_numpy()) if cluster else {}
+        )
     out = out.sort_values(["left_id", "right_id"]).reset_index(drop=True)
-    return LinkResult(out, clusters, compared, seconds, linker.misc.save_model_to_json())
+    return LinkResult(out, clusters, compared, watch.wall, linker.misc.save_model_to_json(), watch.cpu)
