@@ -6,8 +6,10 @@ Loads ``rapport demo --customers N --max-orders 1`` into a fresh SQLite file (or
 ``--data-dir``), plants damaged copies of about ``--rate`` of the customers
 (:mod:`rapport.dedup.synth`; the truth goes to ``truth.json`` next to the database), then runs the
 scan exactly as ``rapport dedup scan`` does (read through the data-access layer, train, predict,
-cluster, store) and prints the wall time per step, the pairs compared and precision, recall and F1
-over pairs (a pair is found when both records end up in one cluster). DuckDB gets 2 threads.
+cluster, store) and prints the wall and CPU time per step (CPU of all threads of this process:
+on a machine shared with other work, wall time can be several times the CPU time), the pairs
+compared and precision, recall and F1 over pairs (a pair is found when both records end up in one
+cluster). DuckDB gets 2 threads. ``--seed`` seeds both the demo data and the planted copies.
 """
 
 from __future__ import annotations
