@@ -43,6 +43,50 @@ def test_same_common_name_different_people_are_not_matched(db: Session, factory:
         assert planted.ids[key] not in linked
 
 
+def test_namesakes_sharing_a_name_made_email_are_not_matched(db: Session, factory: Factory) -> None:
+    """Two James Smiths with one family address (james.smith@...), born the same year, other phones."""
+    import datetime as dt
+
+    from tests.dedup.fixture import CITIES, _person
+
+    planted = plant(factory)
+    first = _person(
+        factory,
+        "James Smith",
+        dt.date(1988, 3, 14),
+        "male",
+        CITIES[0],
+        ("13500000001",),
+        ("james.smith@example.net",),
+    )
+    second = _person(
+        factory,
+        "James Smith",
+        dt.date(1988, 11, 2),
+        "male",
+        CITIES[0],
+        ("13500000002",),
+        ("James.Smith@example.net",),
+    )
+    result = service.scan(db, threshold=0.95)
+    assert _clusters(result) == planted.expected_clusters()
+    # Not even at 0.5: the shared address is weak evidence between namesakes, the other birth
+    # dates and phones are strong evidence against.
+    pairs = model.link(load_frame(db), threshold=0.5).pairs
+    assert {(first, second), (second, first)}.isdisjoint(
+        zip(pairs["left_id"], pairs["right_id"], strict=True)
+    )
+
+
+def test_connected_components_of_matched_pairs() -> None:
+    import numpy as np
+
+    left = np.array([5, 1, 9, 2], dtype=np.int64)
+    right = np.array([7, 3, 7, 3], dtype=np.int64)
+    assert model.connected_components(left, right) == {1: [1, 2, 3], 5: [5, 7, 9]}
+    assert model.connected_components(left[:0], right[:0]) == {}
+
+
 def test_threshold_is_respected(db: Session, factory: Factory) -> None:
     plant(factory)
     low = model.link(load_frame(db), threshold=0.5)

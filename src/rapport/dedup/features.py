@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -117,6 +117,19 @@ def _clean(value: Any) -> str | None:
     return text or None
 
 
+CUSTOMER_KEYS = (
+    "id",
+    "display_name",
+    "family_name",
+    "given_name",
+    "name_latin",
+    "gender",
+    "birth_date",
+    "region",
+    "city",
+)
+
+
 def build_frame(
     customers: Iterable[Mapping[str, Any]],
     contacts: Iterable[Mapping[str, Any]],
@@ -128,55 +141,83 @@ def build_frame(
     region, city. ``contacts``: customer_id, kind, value_bidx (and region/city of an address);
     never a clear value.
     """
-    phones: dict[int, list[str]] = {}
-    emails: dict[int, list[str]] = {}
-    address: dict[int, str] = {}
-    for c in contacts:
-        bidx = c.get("value_bidx")
-        if not bidx:
-            continue
-        cid = int(c["customer_id"])
-        kind = c["kind"]
-        if kind == "phone":
-            phones.setdefault(cid, []).append(bidx)
-        elif kind == "email":
-            emails.setdefault(cid, []).append(bidx)
-        elif kind == "address":
-            address.setdefault(cid, bidx)
+    rows = list(customers)
+    columns = {k: [c.get(k) for c in rows] for k in CUSTOMER_KEYS}
+    triples = [(c["customer_id"], c["kind"], c.get("value_bidx")) for c in contacts]
+    return build_frame_columns(columns, triples, external_ids)
+
+
+def build_frame_columns(
+    customers: Mapping[str, Sequence[Any]],
+    contacts: Iterable[tuple[Any, str, str | None]],
+    external_ids: Mapping[int, str] | None = None,
+) -> pd.DataFrame:
+    """:func:`build_frame` from columns (``customers[key]`` for :data:`CUSTOMER_KEYS`) and
+    (customer_id, kind, value_bidx) tuples: a million customers without a dict per row.
+
+    Each distinct value (a name, a city) is worked out once: names repeat a lot.
+    """
+    by_kind: dict[str, dict[int, list[str]]] = {"phone": {}, "email": {}, "address": {}}
+    for cid, kind, bidx in contacts:
+        if bidx:
+            found = by_kind[kind].get(cid)
+            if found is None:
+                by_kind[kind][cid] = [bidx]
+            else:
+                found.append(bidx)
+    ids = [int(x) for x in customers["id"]]
+    names = list(
+        zip(
+            customers["display_name"],
+            customers["family_name"],
+            customers["given_name"],
+            customers["name_latin"],
+            strict=True,
+        )
+    )
+    keys = {n: name_keys(*n) for n in dict.fromkeys(names)}
+    per_row = [keys[n] for n in names]
+    births = [dt.date.fromisoformat(b) if isinstance(b, str) else b for b in customers["birth_date"]]
+
+    def cleaned(values: Sequence[Any]) -> list[str | None]:
+        distinct = {v: _clean(v) for v in dict.fromkeys(values)}
+        return [distinct[v] for v in values]
+
+    def sorted_sets(lists: dict[int, list[str]]) -> list[list[str] | None]:
+        out: list[list[str] | None] = []
+        for i in ids:
+            found = lists.get(i)
+            out.append(None if found is None else found if len(found) == 1 else sorted(set(found)))
+        return out
+
+    ph = sorted_sets(by_kind["phone"])
+    em = sorted_sets(by_kind["email"])
+    address = by_kind["address"]
     ext = external_ids or {}
-    rows: list[tuple[Any, ...]] = []
-    for c in customers:
-        cid = int(c["id"])
-        cjk, chars, py = name_keys(
-            c.get("display_name"), c.get("family_name"), c.get("given_name"), c.get("name_latin")
-        )
-        birth = c.get("birth_date")
-        if isinstance(birth, str):
-            birth = dt.date.fromisoformat(birth)
-        gender = c.get("gender")
-        ph = sorted(set(phones.get(cid, ())))
-        em = sorted(set(emails.get(cid, ())))
-        rows.append(
-            (
-                cid,
-                cjk,
-                chars,
-                py,
-                gender if gender in ("female", "male") else None,
-                birth,
-                birth.year if birth else None,
-                _clean(c.get("region")),
-                _clean(c.get("city")),
-                ph or None,
-                em or None,
-                ph[0] if ph else None,
-                em[0] if em else None,
-                address.get(cid),
-                _clean(ext.get(cid)),
-            )
-        )
-    frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
-    frame["unique_id"] = frame["unique_id"].astype("int64")
+
+    def obj(values: list[Any]) -> pd.Series:
+        # Python objects, not pandas' Arrow-backed strings: the frame goes to Arrow once, later.
+        return pd.Series(values, dtype="object")
+
+    frame = pd.DataFrame(
+        {
+            "unique_id": pd.Series(ids, dtype="int64"),
+            "name_cjk": obj([k[0] for k in per_row]),
+            "name_chars": obj([k[1] for k in per_row]),
+            "name_py": obj([k[2] for k in per_row]),
+            "gender": obj([g if g in ("female", "male") else None for g in customers["gender"]]),
+            "birth_date": obj(births),
+            "birth_year": pd.array([b.year if b else None for b in births], dtype="Int64"),
+            "region": obj(cleaned(customers["region"])),
+            "city": obj(cleaned(customers["city"])),
+            "phones": obj(ph),
+            "emails": obj(em),
+            "phone1": obj([x[0] if x else None for x in ph]),
+            "email1": obj([x[0] if x else None for x in em]),
+            "address_bidx": obj([address[i][0] if i in address else None for i in ids]),
+            "external_id": obj([_clean(ext.get(i)) for i in ids] if ext else [None] * len(ids)),
+        },
+        columns=list(COLUMNS),
+    )
     frame["birth_date"] = pd.to_datetime(frame["birth_date"]).astype("datetime64[s]")
-    frame["birth_year"] = frame["birth_year"].astype("Int64")
     return frame

@@ -6,7 +6,6 @@ Services flush, never commit: the CLI and the API own the transaction.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +45,8 @@ class ScanResult:
     compared: int
     matched: int
     clusters: list[ScanCluster]
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per step
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU time per step (all threads)
 
 
 def scan(
@@ -62,15 +62,19 @@ def scan(
     if not 0 < threshold < 1:
         raise InvalidInput("threshold: must be between 0 and 1 (exclusive)")
     started = utcnow()
-    t0 = time.perf_counter()
+    watch = model.Stopwatch()
     progress("load", 0.0)
-    frame = load_frame(session)
-    load_seconds = time.perf_counter() - t0
+    with watch.step("read"):
+        frame = load_frame(session)
     progress("link", 0.2)
     result = model.link(frame, threshold=threshold, backend=backend, spark=spark, seed=seed)
     progress("store", 0.9)
-    out = store(session, result, threshold=threshold, backend=backend, started=started, customers=len(frame))
-    out.seconds = {"read": load_seconds, **result.seconds}
+    with watch.step("store"):
+        out = store(
+            session, result, threshold=threshold, backend=backend, started=started, customers=len(frame)
+        )
+    out.seconds = {"read": watch.wall["read"], **result.seconds, "store": watch.wall["store"]}
+    out.cpu = {"read": watch.cpu["read"], **result.cpu, "store": watch.cpu["store"]}
     session.execute(update(RUN).where(RUN.c.id == out.run_id).values(details=_details(result, out.seconds)))
     progress("store", 1.0)
     return out
@@ -131,31 +135,44 @@ def store(
         key = member_of.get(int(left))
         if key is not None and member_of.get(int(right)) == key:
             by_cluster.setdefault(key, []).append((int(left), int(right), float(p)))
-    out: list[ScanCluster] = []
+    keep = [
+        key
+        for key in sorted(result.clusters)
+        if by_cluster.get(key) and not any(set(result.clusters[key]) <= d for d in dismissed)
+    ]
     now = utcnow()
-    for key in sorted(result.clusters):
-        members = result.clusters[key]
-        pairs = by_cluster.get(key, [])
-        if not pairs or any(set(members) <= d for d in dismissed):
-            continue
-        cid = conn.execute(
-            insert(CLUSTER)
-            .values(
-                run_id=run_id,
-                status="open",
-                size=len(members),
-                max_probability=max(p for _, _, p in pairs),
-                created_at=now,
-                updated_at=now,
-                version=1,
-            )
-            .returning(CLUSTER.c.id)
-        ).scalar_one()
+    # Two statements for the whole queue (insertmanyvalues batches them, RETURNING in order), not
+    # two per cluster: a million-customer scan stores tens of thousands of clusters.
+    ids: list[int] = []
+    if keep:
+        ids = list(
+            conn.execute(
+                insert(CLUSTER).returning(CLUSTER.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "run_id": run_id,
+                        "status": "open",
+                        "size": len(result.clusters[key]),
+                        "max_probability": max(p for _, _, p in by_cluster[key]),
+                        "created_at": now,
+                        "updated_at": now,
+                        "version": 1,
+                    }
+                    for key in keep
+                ],
+            ).scalars()
+        )
         conn.execute(
             insert(PAIR),
-            [{"cluster_id": cid, "left_id": a, "right_id": b, "probability": p} for a, b, p in pairs],
+            [
+                {"cluster_id": cid, "left_id": a, "right_id": b, "probability": p}
+                for cid, key in zip(ids, keep, strict=True)
+                for a, b, p in by_cluster[key]
+            ],
         )
-        out.append(ScanCluster(cid, members, pairs))
+    out = [
+        ScanCluster(cid, result.clusters[key], by_cluster[key]) for cid, key in zip(ids, keep, strict=True)
+    ]
     conn.execute(update(RUN).where(RUN.c.id == run_id).values(clusters=len(out)))
     session.flush()
     return ScanResult(run_id, customers, result.compared, len(result.pairs), out)
@@ -301,7 +318,9 @@ def match_incoming(
     existing = load_frame(session, ids)
     frame = pd.concat([existing, incoming], ignore_index=True)
     trained = latest_model(session)
-    result = model.link(frame, threshold=threshold, trained=trained, cluster=False)
+    result = model.link(
+        frame, threshold=threshold, trained=trained, cluster=False, term_frequencies=trained is None
+    )
     pairs = result.pairs
     cross = pairs[(pairs["left_id"] < 0) & (pairs["right_id"] > 0)]
     out = [
