@@ -269,10 +269,12 @@ _PLAIN_EMAIL = re.compile(
 _SPECIAL_TLDS = frozenset(
     {"arpa", "invalid", "local", "localhost", "onion", "test", "internal", "home", "lan"}
 )
-_CN_MOBILE = re.compile(r"^(?:\+?86|0086)?[\s-]*(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})$")
+# ASCII only: without re.ASCII, \d and \s also match full-width digits and spaces, which the full path
+# folds first (NFKC); such cells take the full path.
+_CN_MOBILE = re.compile(r"^(?:\+?86|0086)?[\s-]*(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})$", re.ASCII)
 # A number matching the region's mobile pattern is valid (phonenumbers' own metadata, read once).
 _CN_META: Any = phonenumbers.PhoneMetadata.metadata_for_region("CN")
-_CN_MOBILE_VALID = re.compile(str(_CN_META.mobile.national_number_pattern))
+_CN_MOBILE_VALID = re.compile(str(_CN_META.mobile.national_number_pattern), re.ASCII)
 
 
 def fast_email(text: str) -> str:
