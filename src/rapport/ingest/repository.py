@@ -78,6 +78,11 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+def bind_value(conn: Connection, value: Any) -> Any:
+    """A value for ``insert_tuples``: as ``insert_many`` binds it on SQLite, as it is elsewhere."""
+    return _sqlite_value(value) if conn.dialect.name == "sqlite" else value
+
+
 def _needs_conversion(column: Any) -> bool:
     return isinstance(column.type, DateTime | Date | JSON | Numeric) or isinstance(
         getattr(column.type, "impl", None), DateTime
