@@ -161,9 +161,7 @@ def _copy(conn: Connection, table: Table, columns: Sequence[str], rows: list[tup
     with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
             if json_at:
-                row = tuple(
-                    json.dumps(v) if i in json_at and v is not None else v for i, v in enumerate(row)
-                )
+                row = tuple(json.dumps(v) if i in json_at and v is not None else v for i, v in enumerate(row))
             copy.write_row(row)
 
 
