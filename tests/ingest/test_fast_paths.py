@@ -14,6 +14,8 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from rapport.customers import search
 from rapport.ingest import normalise as norm
 from rapport.ingest import service
@@ -215,3 +217,29 @@ def test_fast_email_gives_what_the_full_normaliser_gives() -> None:
     for value in values:
         assert _outcome(fast_email, value) == _outcome(norm.email, value), repr(value)
     assert sum(bool(service._PLAIN_EMAIL.match(v.strip().lower())) for v in values) > 4000
+
+
+def test_seal_many_seals_like_seal_each_value_opens_and_nonces_differ() -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from rapport.security import crypto
+    from rapport.security.keyring import Keyring
+
+    ring = Keyring(keys={3: AESGCM(AESGCM.generate_key(bit_length=256))}, active=3)
+    items: list[tuple[int, str | None]] = [(10, "+8613812345678"), (11, None), (12, "王小明"), (13, "")]
+    sealed = ring.seal_many("contact_point", "value", items)
+    one = ring.seal("contact_point", "value", 10, "+8613812345678")
+    assert one is not None and crypto.encryption_enabled()
+    assert sealed[1] is None
+    for (row_id, value), blob in zip(items, sealed, strict=True):
+        if value is None:
+            continue
+        assert blob is not None and blob[:5] == one[:5] and len(blob) == len(value.encode()) + len(one) - 14
+        assert ring.open("contact_point", "value", row_id, blob) == value.encode()
+        # Bound to its row and column like seal's output: elsewhere it does not open.
+        with pytest.raises(crypto.DecryptionError):
+            ring.open("contact_point", "value", row_id + 100, blob)
+        with pytest.raises(crypto.DecryptionError):
+            ring.open("contact_point", "value_normalized", row_id, blob)
+    nonces = {b[5:17] for b in sealed if b is not None}
+    assert len(nonces) == 3
