@@ -439,3 +439,39 @@ def test_help_everywhere() -> None:
 def test_bad_port_is_a_usage_error() -> None:
     result = runner.invoke(app, ["serve", "--port", "70000"])
     assert result.exit_code == 2
+
+
+def test_top_level_help_lists_every_command_with_the_help_of_the_command_itself() -> None:
+    import re
+
+    from rapport.cli.main import COMMANDS, LazyGroup, load
+
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    listed = re.findall(r"^│ ([a-z]+) +(.+?) *│$", result.output, re.M)
+    assert listed == [(name, spec.help) for name, spec in COMMANDS.items()]
+    for name, spec in COMMANDS.items():
+        real = load(name)
+        assert real.name == name
+        # The stand-in's one-line help is the real command's (a changed docstring must be copied).
+        assert (real.help or "").strip().split("\n\n")[0] == spec.help, name
+        assert not isinstance(real, LazyGroup)
+
+
+def test_cli_start_up_imports_no_subcommand_module() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import rapport.cli.main as m; "
+        "print(sorted(n for n in sys.modules if n.startswith(('rapport.cli.', 'duckdb', 'sklearn', "
+        "'splink', 'uvicorn', 'rapport.models', 'rapport.ingest'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "['rapport.cli.main']"
+
+
+def test_a_mistyped_command_is_told_the_closest_one() -> None:
+    result = runner.invoke(app, ["imprt"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "No such command 'imprt'. Did you mean 'import'?" in result.output

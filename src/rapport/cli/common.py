@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from rich.console import Console
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from rapport import migrate
-from rapport.config import Settings
-from rapport.db import Database, make_engine
-from rapport.errors import RapportError
-from rapport.security import crypto
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from rapport.config import Settings
+    from rapport.db import Database
+
+# The database, migration, model and crypto modules are imported by the functions that use them:
+# ``rapport COMMAND --help`` then costs a fraction of a second instead of loading the whole app.
 
 console = Console(highlight=False)
 
@@ -30,6 +29,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def settings() -> Settings:
+    from rapport.config import Settings
+    from rapport.security import crypto
+
     # Read the environment afresh (not the cached app settings) so each invocation sees its own.
     cfg = Settings()
     # The field-encryption master key comes from the same settings (env or the data dir's file).
@@ -55,6 +57,11 @@ def redact(url: str) -> str:
 @contextmanager
 def cli_errors() -> Iterator[None]:
     """Known failures become one line on stderr and exit 1, never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rapport.errors import RapportError
+    from rapport.security import crypto
+
     try:
         yield
     except crypto.CryptoError as exc:
@@ -70,10 +77,16 @@ def cli_errors() -> Iterator[None]:
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    from rapport import migrate
+
     return ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -81,6 +94,8 @@ def current_revision(engine: Engine) -> str | None:
 @contextmanager
 def open_database(url: str | None = None, *, require_schema: bool = True) -> Iterator[Database]:
     """A Database on the URL; refuses to work on a schema older than this code expects."""
+    from rapport.db import Database, make_engine
+
     resolved = database_url(url)  # reads the settings, which configures the master key
     with cli_errors():
         engine = make_engine(resolved)

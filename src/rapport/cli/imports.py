@@ -11,17 +11,18 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rapport.access.policy import Role
-from rapport.access.principal import SYSTEM, Principal
 from rapport.cli.common import URL_HELP, cli_errors, console, fail, open_database
-from rapport.db import Database
-from rapport.ingest import jobs
-from rapport.ingest.readers import ReadError
+
+if TYPE_CHECKING:
+    from rapport.access.principal import Principal
+    from rapport.db import Database
+
+# The import pipeline (models, pypinyin, phonenumbers, pydantic schemas) is imported by the commands
+# that run it, so `rapport import --help` does not load it.
 
 app = typer.Typer(
     help="Import customers and orders from files, as resumable, revertible jobs.", no_args_is_help=True
@@ -32,6 +33,9 @@ _KEYS = ("external_id", "email", "phone")
 
 
 def _principal(db: Database, username: str | None) -> Principal:
+    from rapport.access.policy import Role
+    from rapport.access.principal import SYSTEM, Principal
+
     if username is None:
         return SYSTEM
     from sqlalchemy import select
@@ -62,6 +66,10 @@ def _mapping(path: Path | None) -> dict[str, str | None] | None:
 
 
 def _run(db: Database, job_id: int, as_json: bool, total_hint: int | None = None) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rapport.ingest import jobs
+
     if as_json or not sys.stderr.isatty():
         return jobs.run_job(db, job_id)
     columns = (
@@ -110,6 +118,10 @@ def _start(
     limit: int,
     match_duplicates: bool = False,
 ) -> None:
+    from rapport.access.principal import SYSTEM
+    from rapport.ingest import jobs
+    from rapport.ingest.readers import ReadError
+
     if mode not in _MODES:
         fail(f"--mode must be one of {', '.join(_MODES)}", 2)
     keys = [k.strip() for k in match.split(",") if k.strip()]
@@ -297,6 +309,8 @@ def propose_mapping(
     ),
 ) -> None:
     """Propose a mapping from the file's headers; edit it and pass it back with --mapping."""
+    from rapport.ingest import jobs
+    from rapport.ingest.readers import ReadError
     from rapport.ingest.service import propose
 
     if kind not in ("customers", "orders", "organisations", "interactions"):
@@ -317,6 +331,9 @@ def propose_mapping(
 @app.command()
 def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
     """Progress and counts of an import (a job whose process is gone shows as interrupted)."""
+    from rapport.access.principal import SYSTEM
+    from rapport.ingest import jobs
+
     with open_database(url) as db, cli_errors():
         jobs.interrupt_stale(db)
         with db.unit(write=False) as session:
@@ -335,6 +352,9 @@ def status(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | Non
 @app.command()
 def resume(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
     """Continue an interrupted (or failed) import from its checkpoint."""
+    from rapport.access.principal import SYSTEM
+    from rapport.ingest import jobs
+
     with open_database(url) as db, cli_errors():
         jobs.interrupt_stale(db)
         with db.unit(write=True) as session:
@@ -346,6 +366,9 @@ def resume(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | Non
 @app.command()
 def cancel(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
     """Stop an import after its current batch (what is committed stays; revert undoes it)."""
+    from rapport.access.principal import SYSTEM
+    from rapport.ingest import jobs
+
     with open_database(url) as db, cli_errors(), db.unit(write=True) as session:
         row = jobs.cancel_job(session, SYSTEM, job)
     _print(jobs.summary(row), as_json) if as_json else console.print(
@@ -356,7 +379,9 @@ def cancel(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | Non
 @app.command()
 def revert(job: int = typer.Argument(...), as_json: bool = _JSON, url: str | None = _URL) -> None:
     """Undo an import: remove what it created, restore what it updated (refused if changed since)."""
+    from rapport.access.principal import SYSTEM
     from rapport.errors import Conflict
+    from rapport.ingest import jobs
 
     with open_database(url) as db:
         try:
@@ -381,6 +406,9 @@ def rejections(
     url: str | None = _URL,
 ) -> None:
     """The rejected rows as CSV: line, column, field, reason."""
+    from rapport.access.principal import SYSTEM
+    from rapport.ingest import jobs
+
     with open_database(url) as db, cli_errors(), db.unit(write=False) as session:
         parts = list(jobs.rejections_csv(session, SYSTEM, job))
     text = "".join(parts)
@@ -407,6 +435,7 @@ def prune(
     """Forget before-images of imports past the revert window, and delete abandoned wizard
     uploads (run daily)."""
     from rapport.config import get_settings
+    from rapport.ingest import jobs
 
     settings = get_settings()
     folder = uploads or jobs.upload_dir(settings)

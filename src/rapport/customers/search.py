@@ -60,7 +60,8 @@ def terms_for(*names: str | None, pinyin: Pinyin = pinyin_of) -> set[str]:
 
 
 def _contact_like(term: str) -> bool:
-    return "@" in term or sum(ch.isdigit() for ch in term) >= 5
+    # map(str.isdigit) counts the same digits as a generator over the characters, at C speed.
+    return "@" in term or (len(term) >= 5 and sum(map(str.isdigit, term)) >= 5)
 
 
 def query_term(q: str) -> str:

@@ -509,6 +509,7 @@ def run_job(
             heartbeat_at=utcnow(),
         )
     done_batches = 0
+    _refresh_statistics(database)  # the tables may have grown since they were last analysed
     try:
         rows = (r for r in read_rows(path) if r.line > job["checkpoint_line"])
         key = None
@@ -533,6 +534,8 @@ def run_job(
                     result = importer_for(recs, job, matcher).apply(batch)
                     _record_batch(session, job_id, batch, result)
             done_batches += 1
+            if done_batches & (done_batches - 1) == 0:  # after batches 1, 2, 4, 8, ...
+                _refresh_statistics(database)
             if progress is not None:
                 progress(status(database, job_id))
             if max_batches is not None and done_batches >= max_batches:
@@ -575,6 +578,24 @@ def run_job(
             )
         raise
     return status(database, job_id)
+
+
+# The tables whose lookups plan each batch (match keys, external ids, changes of this job).
+_GROWING = ("customer", "contact_point", "customer_external_id", "import_change")
+
+
+def _refresh_statistics(database: Database) -> None:
+    """PostgreSQL: ANALYZE the tables an import grows, at its start and each time it doubles its batches.
+
+    Planned on statistics from before the import (a fresh database has none), the key look-ups of
+    a batch chose a nested loop over every phone number: 37 s per query at 60,000 contact points.
+    Doubling keeps the statistics within a factor of two of the tables at log2(batches) ANALYZEs.
+    SQLite plans these look-ups on the (kind, value_bidx) index without statistics.
+    """
+    with database.unit(write=True) as session:
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"ANALYZE {', '.join(_GROWING)}")
 
 
 @contextmanager

@@ -46,8 +46,12 @@ class NormaliseError(ValueError):
 
 def _fold(text: str) -> str:
     """NFKC (full-width to half-width), invisible format and control characters dropped."""
+    folded = unicodedata.normalize("NFKC", text)
+    if folded.isprintable():
+        # No control, format or surrogate character (none is printable) and no space but " ".
+        return " ".join(folded.split())
     out = []
-    for ch in unicodedata.normalize("NFKC", text):
+    for ch in folded:
         if ch.isspace():
             out.append(" ")
         elif unicodedata.category(ch) not in ("Cc", "Cf", "Cs"):

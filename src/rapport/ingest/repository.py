@@ -78,6 +78,11 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+def bind_value(conn: Connection, value: Any) -> Any:
+    """A value for ``insert_tuples``: as ``insert_many`` binds it on SQLite, as it is elsewhere."""
+    return _sqlite_value(value) if conn.dialect.name == "sqlite" else value
+
+
 def _needs_conversion(column: Any) -> bool:
     return isinstance(column.type, DateTime | Date | JSON | Numeric) or isinstance(
         getattr(column.type, "impl", None), DateTime
@@ -132,6 +137,9 @@ def insert_tuples(
     ``columns`` order: no dict per row (the search terms of a batch are several per customer)."""
     if not rows:
         return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy(conn, table, columns, rows)
+        return
     if conn.dialect.name != "sqlite":
         conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
         return
@@ -139,6 +147,22 @@ def insert_tuples(
     marks = ", ".join("?" * len(columns))
     sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
     conn.exec_driver_sql(sql, rows)
+
+
+def _copy(conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: ``COPY ... FROM STDIN`` on the unit's own connection (same transaction).
+
+    psycopg adapts each value as it would a bound parameter, except JSON: a dict or list is
+    written as its JSON text, which the json/jsonb column parses (as SQLAlchemy's JSON type does).
+    """
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    names = ", ".join(f'"{c}"' for c in columns)
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            if json_at:
+                row = tuple(json.dumps(v) if i in json_at and v is not None else v for i, v in enumerate(row))
+            copy.write_row(row)
 
 
 def live_customers_by_external_id(conn: Connection, ids: Sequence[str]) -> dict[str, int]:

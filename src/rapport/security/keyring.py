@@ -66,6 +66,17 @@ class Keyring:
             raise crypto.CryptoError("no active data key; a write unit creates one")
         return crypto.seal_bytes(self.keys[self.active], self.active, table, column, row_id, raw)
 
+    def seal_many(
+        self, table: str, column: str, items: Sequence[tuple[int, str | None]]
+    ) -> list[bytes | None]:
+        """``seal`` of many (row id, value) pairs of one column, in order."""
+        raw = [(row_id, None if data is None else data.encode()) for row_id, data in items]
+        if not crypto.encryption_enabled():
+            return [None if data is None else crypto.plain_bytes(data) for _, data in raw]
+        if self.active is None:
+            raise crypto.CryptoError("no active data key; a write unit creates one")
+        return crypto.seal_many_bytes(self.keys[self.active], self.active, table, column, raw)
+
     def open(self, table: str, column: str, row_id: int, blob: bytes | str | None) -> bytes | None:
         if blob is None:
             return None
