@@ -21,10 +21,11 @@ WRITERS = 6
 def test_writers_waiting_for_the_write_lock_do_not_starve_the_holder(
     settings: Settings, committed_db: Database
 ) -> None:
-    """More concurrent writers than worker threads must all finish (SQLite: no deadlock).
+    """More concurrent writers than worker threads must all finish (no deadlock).
 
-    A writer blocked on the write lock inside a worker thread holds one of the shared worker
-    tokens; once they are all taken the lock holder cannot run its endpoint or commit.
+    A writer blocked on the write lock (SQLite) or on a row the first writer locked (PostgreSQL:
+    one owner's customers share a dashboard rollup row) holds one of the shared worker tokens;
+    once they are all taken the lock holder cannot run its endpoint or commit.
     """
     assert isinstance(committed_db.bind, Engine)
     with committed_db.bind.begin() as conn:

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -27,17 +26,22 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 # Threads that start write units wait there for SQLite's write lock. They get their own tokens:
 # drawn from the shared pool, enough waiters would take every worker thread and leave the lock
 # holder none to run its endpoint or commit with, and no write would ever finish again.
+# Leaving a unit (commit or rollback) has tokens of its own too: on PostgreSQL, writers whose
+# endpoints wait on a row the holder locked (a dashboard rollup row shared by one owner's
+# customers) hold their endpoint tokens until the holder commits, so a commit drawn from that
+# pool would wait for them forever. A commit never waits on another request, so its pool drains.
 _UNIT_THREADS = 40
-_unit_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+_unit_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, anyio.CapacityLimiter]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _unit_limiter() -> anyio.CapacityLimiter:
+def _unit_limiter(stage: str = "enter") -> anyio.CapacityLimiter:
     loop = asyncio.get_running_loop()
-    limiter = _unit_limiters.get(loop)
+    limiters = _unit_limiters.setdefault(loop, {})
+    limiter = limiters.get(stage)
     if limiter is None:
-        limiter = _unit_limiters[loop] = anyio.CapacityLimiter(_UNIT_THREADS)
+        limiter = limiters[stage] = anyio.CapacityLimiter(_UNIT_THREADS)
     return limiter
 
 
@@ -60,10 +64,12 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     except BaseException as exc:
         # Shielded: a cancelled request must still roll back and release the write lock.
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
+            await anyio.to_thread.run_sync(
+                unit.__exit__, type(exc), exc, exc.__traceback__, limiter=_unit_limiter("exit")
+            )
         raise
     with anyio.CancelScope(shield=True):
-        await run_in_threadpool(unit.__exit__, None, None, None)
+        await anyio.to_thread.run_sync(unit.__exit__, None, None, None, limiter=_unit_limiter("exit"))
 
 
 # scope="function": commit (and its possible failure) happens before the response is sent.
