@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
 from rapport.access.policy import Action, Role
 from rapport.access.principal import SYSTEM, Principal
@@ -17,7 +17,6 @@ from rapport.ingest import jobs
 from rapport.ingest import repository as repo
 from rapport.models import ApiKey, Customer, User
 from rapport.models.base import table_of, utcnow
-from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
 from tests.factories import Factory
 
 ROWS = [
@@ -28,23 +27,8 @@ ROWS = [
 
 
 def _key(factory: Factory, user_id: int, scopes: list[str]) -> tuple[int, dict[str, str]]:
-    secret = new_secret(API_KEY_PREFIX)
-    now = utcnow()
-    key_id = factory.conn.execute(
-        insert(ApiKey)
-        .values(
-            name="import key",
-            prefix=secret[:12],
-            key_hash=digest(secret),
-            user_id=user_id,
-            scopes=scopes,
-            created_at=now,
-            updated_at=now,
-            version=1,
-        )
-        .returning(ApiKey.id)
-    ).scalar_one()
-    return int(key_id), {"Authorization": f"Bearer {secret}"}
+    key_id, secret = factory.api_key(user_id, scopes, name="import key")
+    return key_id, {"Authorization": f"Bearer {secret}"}
 
 
 def _customers(connection: Connection) -> int:
