@@ -105,17 +105,27 @@ def _key_job(tmp_path: Path, database: Database, factory: Factory, scopes: list[
 SCOPES = ["customer:create", "customer:update", "import:create", "import:read", "import:update"]
 
 
+def _interrupt_after_one_batch(database: Database, connection: Connection, job_id: int) -> dict[str, Any]:
+    """Run one batch, then leave the job as a runner that died would (interrupted)."""
+    first = jobs.run_job(database, job_id, max_batches=1)
+    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(status="interrupted"))
+    return first
+
+
+def _resume(database: Database, job_id: int) -> None:
+    with database.unit(write=True) as session:
+        jobs.resume_job(session, SYSTEM, job_id)
+
+
 def test_a_revoked_key_stops_the_job_on_run_and_on_resume(
     tmp_path: Path, database: Database, factory: Factory, connection: Connection
 ) -> None:
     job_id, key_id, _ = _key_job(tmp_path, database, factory, SCOPES)
-    first = jobs.run_job(database, job_id, max_batches=1)
+    first = _interrupt_after_one_batch(database, connection, job_id)
     assert (first["status"], first["created"]) == ("running", 1)
-    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(status="interrupted"))
     connection.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=utcnow()))
 
-    with database.unit(write=True) as session:
-        jobs.resume_job(session, SYSTEM, job_id)
+    _resume(database, job_id)
     out = jobs.run_job(database, job_id)
     assert (out["status"], out["rows"], out["created"]) == ("failed", 1, 1)
     error = connection.execute(select(repo.JOBS.c.error).where(repo.JOBS.c.id == job_id)).scalar_one()
@@ -127,13 +137,11 @@ def test_the_job_keeps_the_keys_scopes_when_the_role_changes(
     tmp_path: Path, database: Database, factory: Factory, connection: Connection
 ) -> None:
     job_id, _, owner = _key_job(tmp_path, database, factory, SCOPES)
-    jobs.run_job(database, job_id, max_batches=1)
-    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(status="interrupted"))
+    _interrupt_after_one_batch(database, connection, job_id)
     # The owner is now a data analyst: the role no longer allows writing customers at all, so the
     # key's scopes (narrowing the current role) allow nothing either.
     connection.execute(update(User).where(User.id == owner).values(role="data_analyst"))
-    with database.unit(write=True) as session:
-        jobs.resume_job(session, SYSTEM, job_id)
+    _resume(database, job_id)
     out = jobs.run_job(database, job_id)
     assert (out["status"], out["created"]) == ("failed", 1)
     error = connection.execute(select(repo.JOBS.c.error).where(repo.JOBS.c.id == job_id)).scalar_one()
@@ -145,8 +153,7 @@ def test_a_valid_key_resumes_with_its_scopes(
     tmp_path: Path, database: Database, factory: Factory, connection: Connection
 ) -> None:
     job_id, _, owner = _key_job(tmp_path, database, factory, SCOPES)
-    jobs.run_job(database, job_id, max_batches=1)
-    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(status="interrupted"))
+    _interrupt_after_one_batch(database, connection, job_id)
     with database.unit(write=True) as session:
         jobs.resume_job(session, SYSTEM, job_id)
         principal = jobs.principal_of(session, jobs.get_job(session, SYSTEM, job_id))
