@@ -18,6 +18,7 @@ from rapport.ingest import repository as repo
 from rapport.models import ApiKey, Customer, User
 from rapport.models.base import table_of, utcnow
 from tests.factories import Factory
+from tests.ingest.helpers import queue_upsert
 
 ROWS = [
     {"客户编号": "K1", "姓名": "王小明"},
@@ -88,18 +89,7 @@ def _key_job(tmp_path: Path, database: Database, factory: Factory, scopes: list[
     )
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS), encoding="utf-8")
-    with database.unit(write=True) as session:
-        job = jobs.create_job(
-            session,
-            principal,
-            path,
-            kind="customers",
-            mode="upsert",
-            match_keys=["external_id"],
-            mapping=None,
-            batch_size=1,
-        )
-    return int(job["id"]), key_id, owner
+    return queue_upsert(database, principal, path, batch_size=1), key_id, owner
 
 
 SCOPES = ["customer:create", "customer:update", "import:create", "import:read", "import:update"]
