@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, select
 
 from rapport.auth import mfa
 from rapport.models import AuditEvent, RecoveryCode, UserTotp
+from tests.conftest import MFA_T0
 from tests.factories import PASSWORD, Factory
 
-T0 = 1_800_000_000.0  # a fixed instant, at the start of a 30 s step
+T0 = MFA_T0
 
 
 @pytest.fixture(autouse=True)
-def frozen(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    now = [T0]
-    monkeypatch.setattr(mfa, "clock", lambda: now[0])
-    app.state.throttle.reset()
-    yield now
-    app.state.throttle.reset()
+def frozen(mfa_clock: list[float]) -> list[float]:
+    return mfa_clock
 
 
 def _login(client: TestClient, username: str, otp: str | None = None) -> tuple[int, dict[str, object]]:
