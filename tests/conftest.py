@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from rapport import migrate
 from rapport.app import create_app
+from rapport.auth import mfa
 from rapport.config import Settings
 from rapport.db import Database, make_engine
 from rapport.security import crypto
@@ -113,6 +114,20 @@ def factory(connection: Connection) -> Factory:
 @pytest.fixture
 def app(settings: Settings, database: Database) -> FastAPI:
     return create_app(settings, database)
+
+
+MFA_T0 = 1_800_000_000.0  # a fixed instant, at the start of a 30 s step
+
+
+@pytest.fixture
+def mfa_clock(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """Two-factor codes are checked at ``mfa_clock[0]`` (set it to move time); the login throttle
+    starts and ends empty."""
+    now = [MFA_T0]
+    monkeypatch.setattr(mfa, "clock", lambda: now[0])
+    app.state.throttle.reset()
+    yield now
+    app.state.throttle.reset()
 
 
 @pytest.fixture

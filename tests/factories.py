@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from rapport.models import (
+    ApiKey,
     AuthToken,
     ConsentEvent,
     ConsentState,
@@ -34,7 +35,7 @@ from rapport.models.base import table_of, utcnow
 from rapport.security.crypto import blind_index
 from rapport.security.keyring import allocate_id, open_rows, seal_values
 from rapport.security.passwords import hash_password
-from rapport.security.tokens import ACCESS_PREFIX, digest, new_secret
+from rapport.security.tokens import ACCESS_PREFIX, API_KEY_PREFIX, digest, new_secret
 
 PASSWORD = "Blue-Lantern-Orbit-77"
 _seq = itertools.count(1)
@@ -97,6 +98,20 @@ class Factory:
 
     def auth(self, user_id: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}
+
+    def api_key(self, user_id: int, scopes: list[str], name: str = "key") -> tuple[int, str]:
+        """An API key of ``user_id``: its id and its secret (the bearer token)."""
+        secret = new_secret(API_KEY_PREFIX)
+        key_id = self._insert(
+            ApiKey,
+            name=name,
+            prefix=secret[:12],
+            key_hash=digest(secret),
+            user_id=user_id,
+            scopes=scopes,
+            **_stamp(),
+        )
+        return key_id, secret
 
     def customer(self, owner_id: int | None = None, team_id: int | None = None, **kw: Any) -> int:
         values = {

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from rapport.auth import mfa
-from rapport.models import ApiKey, AuditEvent, RecoveryCode, UserTotp
-from rapport.models.base import utcnow
-from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
+from rapport.models import AuditEvent, RecoveryCode, UserTotp
+from tests.conftest import MFA_T0
 from tests.factories import PASSWORD, Factory
 
-T0 = 1_800_000_000.0  # a fixed instant, at the start of a 30 s step
+T0 = MFA_T0
 
 
 @pytest.fixture(autouse=True)
-def frozen(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    now = [T0]
-    monkeypatch.setattr(mfa, "clock", lambda: now[0])
-    app.state.throttle.reset()
-    yield now
-    app.state.throttle.reset()
+def frozen(mfa_clock: list[float]) -> list[float]:
+    return mfa_clock
 
 
 def _login(client: TestClient, username: str, otp: str | None = None) -> tuple[int, dict[str, object]]:
@@ -212,20 +205,7 @@ def test_refresh_keeps_the_restriction(client: TestClient, factory: Factory) -> 
 
 def test_api_keys_cannot_enrol(client: TestClient, factory: Factory) -> None:
     user = factory.user("sales_rep")
-    secret = new_secret(API_KEY_PREFIX)
-    now = utcnow()
-    factory.conn.execute(
-        insert(ApiKey).values(
-            name="k",
-            prefix=secret[:12],
-            key_hash=digest(secret),
-            user_id=user,
-            scopes=["*:read"],
-            created_at=now,
-            updated_at=now,
-            version=1,
-        )
-    )
+    _, secret = factory.api_key(user, ["*:read"], name="k")
     r = client.post("/api/v1/auth/2fa/enrol", headers={"Authorization": f"Bearer {secret}"})
     assert r.status_code == 403 and "API key" in r.json()["detail"]
 

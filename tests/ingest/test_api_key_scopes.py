@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
 from rapport.access.policy import Action, Role
 from rapport.access.principal import SYSTEM, Principal
@@ -17,8 +17,8 @@ from rapport.ingest import jobs
 from rapport.ingest import repository as repo
 from rapport.models import ApiKey, Customer, User
 from rapport.models.base import table_of, utcnow
-from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
 from tests.factories import Factory
+from tests.ingest.helpers import queue_upsert
 
 ROWS = [
     {"客户编号": "K1", "姓名": "王小明"},
@@ -28,23 +28,8 @@ ROWS = [
 
 
 def _key(factory: Factory, user_id: int, scopes: list[str]) -> tuple[int, dict[str, str]]:
-    secret = new_secret(API_KEY_PREFIX)
-    now = utcnow()
-    key_id = factory.conn.execute(
-        insert(ApiKey)
-        .values(
-            name="import key",
-            prefix=secret[:12],
-            key_hash=digest(secret),
-            user_id=user_id,
-            scopes=scopes,
-            created_at=now,
-            updated_at=now,
-            version=1,
-        )
-        .returning(ApiKey.id)
-    ).scalar_one()
-    return int(key_id), {"Authorization": f"Bearer {secret}"}
+    key_id, secret = factory.api_key(user_id, scopes, name="import key")
+    return key_id, {"Authorization": f"Bearer {secret}"}
 
 
 def _customers(connection: Connection) -> int:
@@ -104,34 +89,33 @@ def _key_job(tmp_path: Path, database: Database, factory: Factory, scopes: list[
     )
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS), encoding="utf-8")
-    with database.unit(write=True) as session:
-        job = jobs.create_job(
-            session,
-            principal,
-            path,
-            kind="customers",
-            mode="upsert",
-            match_keys=["external_id"],
-            mapping=None,
-            batch_size=1,
-        )
-    return int(job["id"]), key_id, owner
+    return queue_upsert(database, principal, path, batch_size=1), key_id, owner
 
 
 SCOPES = ["customer:create", "customer:update", "import:create", "import:read", "import:update"]
+
+
+def _interrupt_after_one_batch(database: Database, connection: Connection, job_id: int) -> dict[str, Any]:
+    """Run one batch, then leave the job as a runner that died would (interrupted)."""
+    first = jobs.run_job(database, job_id, max_batches=1)
+    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(status="interrupted"))
+    return first
+
+
+def _resume(database: Database, job_id: int) -> None:
+    with database.unit(write=True) as session:
+        jobs.resume_job(session, SYSTEM, job_id)
 
 
 def test_a_revoked_key_stops_the_job_on_run_and_on_resume(
     tmp_path: Path, database: Database, factory: Factory, connection: Connection
 ) -> None:
     job_id, key_id, _ = _key_job(tmp_path, database, factory, SCOPES)
-    first = jobs.run_job(database, job_id, max_batches=1)
+    first = _interrupt_after_one_batch(database, connection, job_id)
     assert (first["status"], first["created"]) == ("running", 1)
-    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(status="interrupted"))
     connection.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=utcnow()))
 
-    with database.unit(write=True) as session:
-        jobs.resume_job(session, SYSTEM, job_id)
+    _resume(database, job_id)
     out = jobs.run_job(database, job_id)
     assert (out["status"], out["rows"], out["created"]) == ("failed", 1, 1)
     error = connection.execute(select(repo.JOBS.c.error).where(repo.JOBS.c.id == job_id)).scalar_one()
@@ -143,13 +127,11 @@ def test_the_job_keeps_the_keys_scopes_when_the_role_changes(
     tmp_path: Path, database: Database, factory: Factory, connection: Connection
 ) -> None:
     job_id, _, owner = _key_job(tmp_path, database, factory, SCOPES)
-    jobs.run_job(database, job_id, max_batches=1)
-    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(status="interrupted"))
+    _interrupt_after_one_batch(database, connection, job_id)
     # The owner is now a data analyst: the role no longer allows writing customers at all, so the
     # key's scopes (narrowing the current role) allow nothing either.
     connection.execute(update(User).where(User.id == owner).values(role="data_analyst"))
-    with database.unit(write=True) as session:
-        jobs.resume_job(session, SYSTEM, job_id)
+    _resume(database, job_id)
     out = jobs.run_job(database, job_id)
     assert (out["status"], out["created"]) == ("failed", 1)
     error = connection.execute(select(repo.JOBS.c.error).where(repo.JOBS.c.id == job_id)).scalar_one()
@@ -161,8 +143,7 @@ def test_a_valid_key_resumes_with_its_scopes(
     tmp_path: Path, database: Database, factory: Factory, connection: Connection
 ) -> None:
     job_id, _, owner = _key_job(tmp_path, database, factory, SCOPES)
-    jobs.run_job(database, job_id, max_batches=1)
-    connection.execute(update(repo.JOBS).where(repo.JOBS.c.id == job_id).values(status="interrupted"))
+    _interrupt_after_one_batch(database, connection, job_id)
     with database.unit(write=True) as session:
         jobs.resume_job(session, SYSTEM, job_id)
         principal = jobs.principal_of(session, jobs.get_job(session, SYSTEM, job_id))

@@ -28,6 +28,7 @@ from rapport.ingest import repository as repo
 from rapport.models import Customer
 from rapport.models.base import table_of, utcnow
 from tests.factories import Factory
+from tests.ingest.helpers import queue_upsert
 from tests.web.test_workspace_pages import login
 
 CSV = "客户编号,姓名,手机\n" + "".join(f"K{i},客户{i},139{i:08d}\n" for i in range(6))
@@ -36,18 +37,7 @@ CSV = "客户编号,姓名,手机\n" + "".join(f"K{i},客户{i},139{i:08d}\n" fo
 def _job(tmp_path: Path, database: Database, principal: Principal) -> int:
     path = tmp_path / "k.csv"
     path.write_text(CSV, encoding="utf-8")
-    with database.unit(write=True) as session:
-        job = jobs.create_job(
-            session,
-            principal,
-            path,
-            kind="customers",
-            mode="upsert",
-            match_keys=["external_id"],
-            mapping=None,
-            batch_size=2,
-        )
-    return int(job["id"])
+    return queue_upsert(database, principal, path, batch_size=2)
 
 
 def _principal(factory: Factory) -> Principal:

@@ -28,6 +28,7 @@ from rapport.models.base import table_of
 from rapport.security.crypto import blind_index
 from rapport.security.keyring import open_rows
 from tests.factories import Factory
+from tests.ingest.helpers import queue_upsert
 
 HEADER = "客户编号,姓名,手机,邮箱,性别,生日,地址,标签,公司\n"
 
@@ -364,23 +365,13 @@ def test_cancel_stops_after_the_current_batch(
     p = _principal(factory)
     rows = [f"K{i:03d},客户{i},1391111{i:04d},,,,,," for i in range(50)]
     path = _write(tmp_path, "k.csv", rows)
-    with database.unit(write=True) as session:
-        job = jobs.create_job(
-            session,
-            p,
-            path,
-            kind="customers",
-            mode="upsert",
-            match_keys=["external_id"],
-            mapping=None,
-            batch_size=10,
-        )
-    first = jobs.run_job(database, job["id"], max_batches=2)
+    job_id = queue_upsert(database, p, path, batch_size=10)
+    first = jobs.run_job(database, job_id, max_batches=2)
     assert (first["status"], first["rows"], first["checkpoint_line"]) == ("running", 20, 21)
     with database.unit(write=True) as session:
-        assert jobs.cancel_job(session, p, job["id"])["cancel_requested"] is True
+        assert jobs.cancel_job(session, p, job_id)["cancel_requested"] is True
 
-    final = jobs.run_job(database, job["id"])
+    final = jobs.run_job(database, job_id)
 
     assert (final["status"], final["created"], final["checkpoint_line"]) == ("cancelled", 20, 21)
     assert _count(connection, Customer) == 20
@@ -388,7 +379,7 @@ def test_cancel_stops_after_the_current_batch(
         database.unit(write=True) as session,
         pytest.raises(Conflict, match="only queued, running or interrupted"),
     ):
-        jobs.cancel_job(session, p, job["id"])
+        jobs.cancel_job(session, p, job_id)
 
 
 def test_roles_without_the_import_resource_are_refused(

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import insert
 
 from rapport.models import (
-    ApiKey,
     CustomerMerge,
     CustomField,
     DataSubjectRequest,
@@ -19,7 +18,6 @@ from rapport.models import (
     Segment,
 )
 from rapport.models.base import utcnow
-from rapport.security.tokens import API_KEY_PREFIX, digest, new_secret
 from tests.factories import Factory
 
 
@@ -33,24 +31,7 @@ class Side:
 
 
 def api_key(factory: Factory, user_id: int, scopes: list[str]) -> int:
-    secret = new_secret(API_KEY_PREFIX)
-    now = utcnow()
-    return int(
-        factory.conn.execute(
-            insert(ApiKey)
-            .values(
-                name="walk key",
-                prefix=secret[:12],
-                key_hash=digest(secret),
-                user_id=user_id,
-                scopes=scopes,
-                created_at=now,
-                updated_at=now,
-                version=1,
-            )
-            .returning(ApiKey.id)
-        ).scalar_one()
-    )
+    return factory.api_key(user_id, scopes, name="walk key")[0]
 
 
 def custom_field(factory: Factory) -> int:

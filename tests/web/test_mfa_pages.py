@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, insert, select
 
@@ -17,19 +15,16 @@ from rapport.auth import mfa
 from rapport.models import RecoveryCode, RoleMfaRequirement, User, UserTotp
 from rapport.models.base import utcnow
 from rapport.web.mfa_pages import qr_svg
+from tests.conftest import MFA_T0
 from tests.factories import PASSWORD, Factory
 from tests.web.test_workspace_pages import login
 
-T0 = 1_800_000_000.0
+T0 = MFA_T0
 
 
 @pytest.fixture(autouse=True)
-def frozen(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    now = [T0]
-    monkeypatch.setattr(mfa, "clock", lambda: now[0])
-    app.state.throttle.reset()
-    yield now
-    app.state.throttle.reset()
+def frozen(mfa_clock: list[float]) -> list[float]:
+    return mfa_clock
 
 
 def _secret(page: str) -> str:

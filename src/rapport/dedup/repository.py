@@ -14,7 +14,7 @@ from rapport.access.policy import LINKAGE_FIELDS, NO_ACCESS, Action, Grant, Role
 from rapport.access.principal import Principal
 from rapport.access.records import Records
 from rapport.access.specs import CONTACT_POINT_INDEX, CUSTOMER, ResourceSpec
-from rapport.dedup.features import build_frame_columns
+from rapport.dedup.features import CUSTOMER_KEYS, build_frame_columns
 from rapport.models import DedupCluster, DedupPair, DedupRun
 from rapport.models.base import table_of
 from rapport.pagination import CursorCodec
@@ -41,18 +41,6 @@ class LinkagePrincipal(Principal):
 # role is never consulted (grant() is overridden); the least privileged role keeps it harmless.
 LINKAGE_PRINCIPAL = LinkagePrincipal(
     user_id=None, username="dedup-linkage", role=Role.data_analyst, team_id=None, kind="system"
-)
-
-CUSTOMER_FIELDS = (
-    "id",
-    "display_name",
-    "family_name",
-    "given_name",
-    "name_latin",
-    "gender",
-    "birth_date",
-    "region",
-    "city",
 )
 
 
@@ -84,14 +72,14 @@ def load_frame(session: Session, ids: Iterable[int] | None = None, batch: int = 
     cust_stmt = recs.select(CUSTOMER)
     # Only the columns the frame uses, each checked against the principal's grant first.
     readable = {c.name for c in cust_stmt.selected_columns}
-    cust_stmt = cust_stmt.with_only_columns(*(cust.c[k] for k in CUSTOMER_FIELDS if k in readable))
+    cust_stmt = cust_stmt.with_only_columns(*(cust.c[k] for k in CUSTOMER_KEYS if k in readable))
     cp = CONTACT_POINT_INDEX.table
     contact_stmt = (
         recs.select(CONTACT_POINT_INDEX)
         .with_only_columns(cp.c.customer_id, cp.c.kind, cp.c.value_bidx)
         .where(cp.c.kind.in_(("phone", "email", "address")))
     )
-    customers: dict[str, list[Any]] = {k: [] for k in CUSTOMER_FIELDS}
+    customers: dict[str, list[Any]] = {k: [] for k in CUSTOMER_KEYS}
     contacts: list[tuple[Any, str, str | None]] = []
 
     def add_customers(stmt: Any) -> None:
@@ -115,7 +103,7 @@ def load_frame(session: Session, ids: Iterable[int] | None = None, batch: int = 
                 tuple(r) for r in recs.conn.execute(contact_stmt.where(cp.c.customer_id.in_(chunk))).all()
             )
     n = len(customers["id"])
-    for k in CUSTOMER_FIELDS:
+    for k in CUSTOMER_KEYS:
         if len(customers[k]) != n:  # a field the principal may not read stays empty
             customers[k] = [None] * n
     # Whole-table reads by a system principal: one audit event per read, not one per record.

@@ -9,7 +9,8 @@ Create Date: 2026-12-01 04:20:00
 """
 
 # ruff: noqa: S608  (trigger and backfill SQL is assembled from constants in this file only)
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import sqlalchemy as sa
 from alembic import op
@@ -149,8 +150,27 @@ _TASK_CHANGED = (
 )
 
 
+# Each rollup trigger fires on these columns of its table (insert and delete fire it too).
+_WATCHED: dict[str, tuple[str, str]] = {
+    "customer": ("customer", "lifecycle_stage, region, owner_id, team_id, deleted_at"),
+    "order": ("sales_order", "status, total_amount, ordered_at, currency, customer_id"),
+    "task": ("task", "status, due_at, customer_id, assignee_id"),
+}
+
+
 def _sqlite(cond: str) -> str:
     return cond.replace("IS DISTINCT FROM", "IS NOT")
+
+
+def _sqlite_row_triggers(name: str, bump: Callable[[str, str], str], changed: str) -> list[str]:
+    """Insert, delete and update triggers adding the NEW row and taking away the OLD one."""
+    table, columns = _WATCHED[name]
+    return [
+        f"CREATE TRIGGER dashboard_{name}_ins AFTER INSERT ON {table} BEGIN {bump('NEW', '+')} END",
+        f"CREATE TRIGGER dashboard_{name}_del AFTER DELETE ON {table} BEGIN {bump('OLD', '-')} END",
+        f"CREATE TRIGGER dashboard_{name}_upd AFTER UPDATE OF {columns} ON {table} "
+        f"WHEN {_sqlite(changed)} BEGIN {bump('OLD', '-')} {bump('NEW', '+')} END",
+    ]
 
 
 def _sqlite_triggers() -> list[str]:
@@ -160,61 +180,49 @@ def _sqlite_triggers() -> list[str]:
         f"{_bump_customers('NEW', '+')} END",
         "CREATE TRIGGER dashboard_customer_del AFTER DELETE ON customer BEGIN "
         f"{_bump_customers('OLD', '-')} {_move_orders(pg, 'OLD', '-')} {_move_tasks(pg, 'OLD', '-')} END",
-        "CREATE TRIGGER dashboard_customer_upd AFTER UPDATE OF lifecycle_stage, region, owner_id, team_id, "
-        f"deleted_at ON customer WHEN {_sqlite(_CUSTOMER_COUNT_CHANGED)} BEGIN "
+        f"CREATE TRIGGER dashboard_customer_upd AFTER UPDATE OF {_WATCHED['customer'][1]} "
+        f"ON customer WHEN {_sqlite(_CUSTOMER_COUNT_CHANGED)} BEGIN "
         f"{_bump_customers('OLD', '-')} {_bump_customers('NEW', '+')} END",
         "CREATE TRIGGER dashboard_customer_move AFTER UPDATE OF owner_id, team_id, deleted_at ON customer "
         f"WHEN {_sqlite(_CUSTOMER_KEY_CHANGED)} BEGIN "
         f"{_move_orders(pg, 'OLD', '-')} {_move_orders(pg, 'NEW', '+')} "
         f"{_move_tasks(pg, 'OLD', '-')} {_move_tasks(pg, 'NEW', '+')} END",
-        f"CREATE TRIGGER dashboard_order_ins AFTER INSERT ON sales_order BEGIN {_bump_order(pg, 'NEW', '+')} END",
-        f"CREATE TRIGGER dashboard_order_del AFTER DELETE ON sales_order BEGIN {_bump_order(pg, 'OLD', '-')} END",
-        "CREATE TRIGGER dashboard_order_upd AFTER UPDATE OF status, total_amount, ordered_at, currency, "
-        f"customer_id ON sales_order WHEN {_sqlite(_ORDER_CHANGED)} BEGIN "
-        f"{_bump_order(pg, 'OLD', '-')} {_bump_order(pg, 'NEW', '+')} END",
-        f"CREATE TRIGGER dashboard_task_ins AFTER INSERT ON task BEGIN {_bump_task(pg, 'NEW', '+')} END",
-        f"CREATE TRIGGER dashboard_task_del AFTER DELETE ON task BEGIN {_bump_task(pg, 'OLD', '-')} END",
-        "CREATE TRIGGER dashboard_task_upd AFTER UPDATE OF status, due_at, customer_id, assignee_id ON task "
-        f"WHEN {_sqlite(_TASK_CHANGED)} BEGIN {_bump_task(pg, 'OLD', '-')} {_bump_task(pg, 'NEW', '+')} END",
+        *_sqlite_row_triggers("order", partial(_bump_order, pg), _ORDER_CHANGED),
+        *_sqlite_row_triggers("task", partial(_bump_task, pg), _TASK_CHANGED),
     ]
 
 
-def _pg_function(name: str, body: str) -> str:
-    return f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$"
+def _pg_row_body(bump: Callable[[str, str], str], changed: str) -> str:
+    """PL/pgSQL taking away the OLD row (update, delete) and adding the NEW one (update, insert)."""
+    return (
+        f"IF TG_OP = 'UPDATE' AND NOT ({changed}) THEN RETURN NULL; END IF; "
+        f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {bump('OLD', '-')} END IF; "
+        f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {bump('NEW', '+')} END IF;"
+    )
 
 
 def _pg_triggers() -> list[str]:
     pg = True
-    customer = (
-        f"IF TG_OP = 'UPDATE' AND NOT ({_CUSTOMER_COUNT_CHANGED}) THEN RETURN NULL; END IF; "
-        f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {_bump_customers('OLD', '-')} END IF; "
-        f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {_bump_customers('NEW', '+')} END IF; "
-        f"IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND ({_CUSTOMER_KEY_CHANGED})) THEN "
-        f"{_move_orders(pg, 'OLD', '-')} {_move_tasks(pg, 'OLD', '-')} END IF; "
-        f"IF TG_OP = 'UPDATE' AND ({_CUSTOMER_KEY_CHANGED}) THEN "
-        f"{_move_orders(pg, 'NEW', '+')} {_move_tasks(pg, 'NEW', '+')} END IF;"
-    )
-    order = (
-        f"IF TG_OP = 'UPDATE' AND NOT ({_ORDER_CHANGED}) THEN RETURN NULL; END IF; "
-        f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {_bump_order(pg, 'OLD', '-')} END IF; "
-        f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {_bump_order(pg, 'NEW', '+')} END IF;"
-    )
-    task = (
-        f"IF TG_OP = 'UPDATE' AND NOT ({_TASK_CHANGED}) THEN RETURN NULL; END IF; "
-        f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {_bump_task(pg, 'OLD', '-')} END IF; "
-        f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {_bump_task(pg, 'NEW', '+')} END IF;"
-    )
-    return [
-        _pg_function("dashboard_customer", customer),
-        "CREATE TRIGGER dashboard_customer AFTER INSERT OR DELETE OR UPDATE OF lifecycle_stage, region, "
-        "owner_id, team_id, deleted_at ON customer FOR EACH ROW EXECUTE FUNCTION dashboard_customer()",
-        _pg_function("dashboard_order", order),
-        "CREATE TRIGGER dashboard_order AFTER INSERT OR DELETE OR UPDATE OF status, total_amount, "
-        "ordered_at, currency, customer_id ON sales_order FOR EACH ROW EXECUTE FUNCTION dashboard_order()",
-        _pg_function("dashboard_task", task),
-        "CREATE TRIGGER dashboard_task AFTER INSERT OR DELETE OR UPDATE OF status, due_at, customer_id, assignee_id "
-        "ON task FOR EACH ROW EXECUTE FUNCTION dashboard_task()",
-    ]
+    bodies = {
+        "customer": (
+            f"{_pg_row_body(_bump_customers, _CUSTOMER_COUNT_CHANGED)} "
+            f"IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND ({_CUSTOMER_KEY_CHANGED})) THEN "
+            f"{_move_orders(pg, 'OLD', '-')} {_move_tasks(pg, 'OLD', '-')} END IF; "
+            f"IF TG_OP = 'UPDATE' AND ({_CUSTOMER_KEY_CHANGED}) THEN "
+            f"{_move_orders(pg, 'NEW', '+')} {_move_tasks(pg, 'NEW', '+')} END IF;"
+        ),
+        "order": _pg_row_body(partial(_bump_order, pg), _ORDER_CHANGED),
+        "task": _pg_row_body(partial(_bump_task, pg), _TASK_CHANGED),
+    }
+    statements = []
+    for name, (table, columns) in _WATCHED.items():
+        statements += [
+            f"CREATE FUNCTION dashboard_{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"{bodies[name]} RETURN NULL; END $$",
+            f"CREATE TRIGGER dashboard_{name} AFTER INSERT OR DELETE OR UPDATE OF {columns} "
+            f"ON {table} FOR EACH ROW EXECUTE FUNCTION dashboard_{name}()",
+        ]
+    return statements
 
 
 def _backfill(pg: bool) -> list[str]:
@@ -248,7 +256,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     pg = op.get_bind().dialect.name == "postgresql"
-    for name, table in (("customer", "customer"), ("order", "sales_order"), ("task", "task")):
+    for name, (table, _) in _WATCHED.items():
         if pg:
             op.execute(f"DROP TRIGGER IF EXISTS dashboard_{name} ON {table}")
             op.execute(f"DROP FUNCTION IF EXISTS dashboard_{name}()")
