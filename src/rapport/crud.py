@@ -205,6 +205,7 @@ def mount(router: APIRouter, res: Resource) -> None:
         __base__=Output,
         items=(list.__class_getitem__(read), ...),  # type: ignore[arg-type]
         next_cursor=(str | None, None),
+        prev_cursor=(str | None, None),
         limit=(int, ...),
     )
     tags: list[str | Any] = [res.tag or spec.path]
@@ -220,7 +221,14 @@ def mount(router: APIRouter, res: Resource) -> None:
             refine=res.refine(recs, params),
         )
         items = res.expand(recs, page.items)
-        return JSON({"items": items, "next_cursor": page.next_cursor, "limit": page.limit})
+        return JSON(
+            {
+                "items": items,
+                "next_cursor": page.next_cursor,
+                "prev_cursor": page.prev_cursor,
+                "limit": page.limit,
+            }
+        )
 
     router.add_api_route(
         f"/{path}",

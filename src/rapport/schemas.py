@@ -105,7 +105,7 @@ class ListParams(Input):
         default=None, description="Sort key; prefix '-' for descending"
     )
     cursor: Annotated[str, StringConstraints(max_length=512)] | None = Field(
-        default=None, description="next_cursor of the previous page"
+        default=None, description="next_cursor of the page before, or prev_cursor of the page after"
     )
     limit: Annotated[int, Field(ge=1, le=200)] = Field(default=50, description="Page size")
 

@@ -273,3 +273,31 @@ def test_required_custom_attribute_must_be_present(client: TestClient, factory: 
     )
     assert ok.status_code == 201
     assert ok.json()["attributes"] == {"member_no": "M-1"}
+
+
+def test_list_pages_walk_back_with_prev_cursor(client: TestClient, factory: Factory) -> None:
+    team = factory.team()
+    h = factory.auth(factory.user("sales_rep", team))
+    ids = [
+        client.post("/api/v1/customers", json={"display_name": f"翻页{i}"}, headers=h).json()["id"]
+        for i in range(5)
+    ]
+    first = client.get("/api/v1/customers", params={"limit": 2, "sort": "id"}, headers=h).json()
+    assert [c["id"] for c in first["items"]] == ids[:2] and first["prev_cursor"] is None
+    second = client.get(
+        "/api/v1/customers", params={"limit": 2, "sort": "id", "cursor": first["next_cursor"]}, headers=h
+    ).json()
+    third = client.get(
+        "/api/v1/customers", params={"limit": 2, "sort": "id", "cursor": second["next_cursor"]}, headers=h
+    ).json()
+    assert [c["id"] for c in second["items"]] == ids[2:4]
+    assert [c["id"] for c in third["items"]] == ids[4:] and third["next_cursor"] is None
+    back = client.get(
+        "/api/v1/customers", params={"limit": 2, "sort": "id", "cursor": third["prev_cursor"]}, headers=h
+    ).json()
+    assert [c["id"] for c in back["items"]] == ids[2:4]
+    start = client.get(
+        "/api/v1/customers", params={"limit": 2, "sort": "id", "cursor": back["prev_cursor"]}, headers=h
+    ).json()
+    assert [c["id"] for c in start["items"]] == ids[:2] and start["prev_cursor"] is None
+    assert start["next_cursor"] == first["next_cursor"]
