@@ -1109,6 +1109,38 @@ def _instant(text: str, day_first: bool) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def _mapped_cells(
+    row: Row, columns: dict[str, str], convert: dict[str, Callable[[str], Any]]
+) -> tuple[dict[str, Any], list[Rejection]]:
+    """The row's non-empty mapped cells by target, through ``convert`` where a target has a
+    normaliser; every cell that fails to normalise is one rejection."""
+    data: dict[str, Any] = {}
+    errors: list[Rejection] = []
+    for target, column in columns.items():
+        text = row.values.get(column, "").strip()
+        if not text:
+            continue
+        try:
+            fn = convert.get(target)
+            data[target] = fn(text) if fn else text
+        except norm.NormaliseError as exc:
+            errors.append(Rejection(row.line, column, target, exc.reason))
+    return data, errors
+
+
+def _validated(row: Row, columns: dict[str, str], model: Any, data: dict[str, Any]) -> Any:
+    """``model`` validated from ``data``, or one rejection per field Pydantic refused."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        out = []
+        for e in exc.errors(include_url=False):
+            target = str(e["loc"][0]) if e["loc"] else ""
+            msg = "required" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
+            out.append(Rejection(row.line, columns.get(target), target, msg))
+        return out
+
+
 class OrderImporter:
     """Orders with their lines: one order per order number, its lines on consecutive rows."""
 
@@ -1129,6 +1161,11 @@ class OrderImporter:
         self.columns: dict[str, str] = {t: c for c, t in mapping.items() if t}
         self.day_first = day_first
         self.region = get_settings().default_phone_region
+        self.convert: dict[str, Callable[[str], Any]] = {
+            "ordered_at": lambda text: _instant(text, self.day_first),
+            "customer_phone": lambda text: norm.phone(text, self.region),
+            "customer_email": norm.email,
+        }
         if mode in ("create", "upsert"):
             recs.require(ORDER, Action.create)
         if mode in ("update", "upsert"):
@@ -1139,36 +1176,11 @@ class OrderImporter:
         return row.values.get(column, "").strip() if column else str(row.line)
 
     def _line(self, row: Row) -> OrderLineImportRow | list[Rejection]:
-        data: dict[str, Any] = {}
-        errors: list[Rejection] = []
-        for target, column in self.columns.items():
-            text = row.values.get(column, "").strip()
-            if not text:
-                continue
-            try:
-                if target == "ordered_at":
-                    data[target] = _instant(text, self.day_first)
-                elif target == "customer_phone":
-                    data[target] = norm.phone(text, self.region)
-                elif target == "customer_email":
-                    data[target] = norm.email(text)
-                else:
-                    data[target] = text
-            except norm.NormaliseError as exc:
-                errors.append(Rejection(row.line, column, target, exc.reason))
+        data, errors = _mapped_cells(row, self.columns, self.convert)
         if errors:
             return errors
-        try:
-            return OrderLineImportRow.model_validate(data)
-        except ValidationError as exc:
-            out = []
-            for e in exc.errors(include_url=False):
-                target = str(e["loc"][0]) if e["loc"] else ""
-                msg = str(e["msg"]).removeprefix("Value error, ")
-                if e["type"] == "missing":
-                    msg = "required"
-                out.append(Rejection(row.line, self.columns.get(target), target, msg))
-            return out
+        line: OrderLineImportRow | list[Rejection] = _validated(row, self.columns, OrderLineImportRow, data)
+        return line
 
     def apply(self, rows: Sequence[Row], *, dry_run: bool = False) -> BatchResult:
         result = BatchResult()
@@ -1484,39 +1496,18 @@ class RecordImporter:
         self.columns: dict[str, str] = {t: c for c, t in mapping.items() if t}
         self.day_first = day_first
         self.region = get_settings().default_phone_region
+        self.convert: dict[str, Callable[[str], Any]] = {
+            "occurred_at": lambda text: _instant(text, self.day_first),
+            "customer_phone": lambda text: fast_phone(text, self.region),
+            "customer_email": fast_email,
+            "name": norm.name,
+        }
 
     def _data(self, row: Row) -> tuple[dict[str, Any], list[Rejection]]:
-        data: dict[str, Any] = {}
-        errors: list[Rejection] = []
-        for target, column in self.columns.items():
-            text = row.values.get(column, "").strip()
-            if not text:
-                continue
-            try:
-                if target == "occurred_at":
-                    data[target] = _instant(text, self.day_first)
-                elif target == "customer_phone":
-                    data[target] = fast_phone(text, self.region)
-                elif target == "customer_email":
-                    data[target] = fast_email(text)
-                elif target == "name":
-                    data[target] = norm.name(text)
-                else:
-                    data[target] = text
-            except norm.NormaliseError as exc:
-                errors.append(Rejection(row.line, column, target, exc.reason))
-        return data, errors
+        return _mapped_cells(row, self.columns, self.convert)
 
     def _validate(self, row: Row, model: Any, data: dict[str, Any]) -> Any:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            out = []
-            for e in exc.errors(include_url=False):
-                target = str(e["loc"][0]) if e["loc"] else ""
-                msg = "required" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
-                out.append(Rejection(row.line, self.columns.get(target), target, msg))
-            return out
+        return _validated(row, self.columns, model, data)
 
     def apply(self, rows: Sequence[Row], *, dry_run: bool = False) -> BatchResult:
         result = BatchResult()
