@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,10 @@ class Settings(BaseSettings):
     )
     import_sweep_seconds: int = Field(
         default=60, ge=0, description="How often the server looks for interrupted imports (0: at start only)."
+    )
+    import_prepare_process: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Prepare customer files in a second process while the job writes (auto: from 2 MiB).",
     )
     import_upload_hours: int = Field(
         default=24, ge=1, description="Delete import-wizard uploads never started as a job after this long."

@@ -42,14 +42,17 @@ from rapport.ingest.service import (
     CustomerImporter,
     Matcher,
     OrderImporter,
+    PreparedCustomers,
     RecordImporter,
     check_mapping,
     proposed_mapping,
 )
+from rapport.ingest.workers import prepared_batches
 from rapport.models import ApiKey, CustomerSearchTerm, User
 from rapport.models.base import table_of, utcnow
 from rapport.pagination import CursorCodec
 from rapport.privacy import erasure
+from rapport.security.crypto import blind_index_key
 
 JOBS, CHANGES, REJECTIONS = repo.JOBS, repo.CHANGES, repo.REJECTIONS
 TERMS = table_of(CustomerSearchTerm)
@@ -511,49 +514,39 @@ def run_job(
     done_batches = 0
     _refresh_statistics(database)  # the tables may have grown since they were last analysed
     try:
-        rows = (r for r in read_rows(path) if r.line > job["checkpoint_line"])
-        key = None
-        if job["kind"] == "orders":
-            column = next((c for c, t in job["mapping"].items() if t == "order_number"), None)
-            key = (lambda r: r.values.get(column, "").strip()) if column else None
-        for batch in batches(rows, job["batch_size"], key):
-            with database.unit(write=True) as session:
-                state = session.execute(
-                    select(JOBS.c.cancel_requested, JOBS.c.status, JOBS.c.runner_id)
-                    .where(JOBS.c.id == job_id)
-                    .with_for_update()
-                ).one()
-                if state.runner_id != me:
-                    break  # marked interrupted meanwhile, or another process took it over
-                if state.cancel_requested or state.status != "running":
-                    if state.status == "running":
-                        _set(session, job_id, status="cancelled", finished_at=utcnow())
-                    break
-                recs = Records(session, principal, _CODEC)
-                with _big_page_cache(session):
-                    result = importer_for(recs, job, matcher).apply(batch)
-                    _record_batch(session, job_id, batch, result)
-            done_batches += 1
-            if done_batches & (done_batches - 1) == 0:  # after batches 1, 2, 4, 8, ...
-                _refresh_statistics(database)
-            if progress is not None:
-                progress(status(database, job_id))
-            if max_batches is not None and done_batches >= max_batches:
+        with _work_of(job, path) as work:
+            for last_line, count, apply in work:
                 with database.unit(write=True) as session:
-                    session.execute(
-                        update(JOBS).where(JOBS.c.id == job_id, JOBS.c.runner_id == me).values(runner_id=None)
-                    )
-                return status(database, job_id)
-        else:
-            with database.unit(write=True) as session:
-                current = session.execute(
-                    select(JOBS.c.status, JOBS.c.cancel_requested, JOBS.c.runner_id)
-                    .where(JOBS.c.id == job_id)
-                    .with_for_update()
-                ).one()
-                if current.status == "running" and current.runner_id == me:
-                    final = "cancelled" if current.cancel_requested else "done"
-                    _set(session, job_id, status=final, finished_at=utcnow())
+                    state = session.execute(
+                        select(JOBS.c.cancel_requested, JOBS.c.status, JOBS.c.runner_id)
+                        .where(JOBS.c.id == job_id)
+                        .with_for_update()
+                    ).one()
+                    if state.runner_id != me:
+                        break  # marked interrupted meanwhile, or another process took it over
+                    if state.cancel_requested or state.status != "running":
+                        if state.status == "running":
+                            _set(session, job_id, status="cancelled", finished_at=utcnow())
+                        break
+                    recs = Records(session, principal, _CODEC)
+                    with _big_page_cache(session):
+                        result = apply(importer_for(recs, job, matcher))
+                        _record_batch(session, job_id, last_line, count, result)
+                done_batches += 1
+                if done_batches & (done_batches - 1) == 0:  # after batches 1, 2, 4, 8, ...
+                    _refresh_statistics(database)
+                if progress is not None:
+                    progress(status(database, job_id))
+                if max_batches is not None and done_batches >= max_batches:
+                    with database.unit(write=True) as session:
+                        session.execute(
+                            update(JOBS)
+                            .where(JOBS.c.id == job_id, JOBS.c.runner_id == me)
+                            .values(runner_id=None)
+                        )
+                    return status(database, job_id)
+            else:
+                _finish(database, job_id, me)
     except Forbidden as exc:
         # The creator's role or the key's scopes no longer allow what the file does.
         with database.unit(write=True) as session:
@@ -580,6 +573,70 @@ def run_job(
     return status(database, job_id)
 
 
+def _finish(database: Database, job_id: int, me: str) -> None:
+    with database.unit(write=True) as session:
+        current = session.execute(
+            select(JOBS.c.status, JOBS.c.cancel_requested, JOBS.c.runner_id)
+            .where(JOBS.c.id == job_id)
+            .with_for_update()
+        ).one()
+        if current.status == "running" and current.runner_id == me:
+            final = "cancelled" if current.cancel_requested else "done"
+            _set(session, job_id, status=final, finished_at=utcnow())
+
+
+Apply = Callable[[CustomerImporter | OrderImporter | RecordImporter], BatchResult]
+
+
+def use_prepare_process(job: dict[str, Any], path: Path) -> bool:
+    """Whether a customer file is prepared in a second process (``import_prepare_process``)."""
+    if job["kind"] != "customers":
+        return False
+    setting = get_settings().import_prepare_process
+    if setting == "auto":
+        # Starting the process costs about a second: worth it from some ten thousand rows on.
+        return (os.cpu_count() or 1) > 1 and path.stat().st_size >= _PREPARE_PROCESS_BYTES
+    return setting == "always"
+
+
+_PREPARE_PROCESS_BYTES = 2 << 20
+
+
+@contextmanager
+def _work_of(job: dict[str, Any], path: Path) -> Iterator[Iterator[tuple[int, int, Apply]]]:
+    """(last line, rows, how to apply it) per batch after the checkpoint, in file order."""
+    if use_prepare_process(job, path):
+        with prepared_batches(
+            path,
+            after_line=job["checkpoint_line"],
+            batch_size=job["batch_size"],
+            mapping=job["mapping"],
+            day_first=bool((job.get("options") or {}).get("day_first", True)),
+            region=get_settings().default_phone_region,
+            index_key=blind_index_key(),
+        ) as stream:
+            yield ((b.last_line, b.rows, _prepared_apply(b.data)) for b in stream)
+        return
+    rows = (r for r in read_rows(path) if r.line > job["checkpoint_line"])
+    key = None
+    if job["kind"] == "orders":
+        column = next((c for c, t in job["mapping"].items() if t == "order_number"), None)
+        key = (lambda r: r.values.get(column, "").strip()) if column else None
+    yield ((b[-1].line, len(b), _rows_apply(b)) for b in batches(rows, job["batch_size"], key))
+
+
+def _rows_apply(batch: list[Row]) -> Apply:
+    return lambda importer: importer.apply(batch)
+
+
+def _prepared_apply(data: Any) -> Apply:
+    def apply(importer: CustomerImporter | OrderImporter | RecordImporter) -> BatchResult:
+        assert isinstance(importer, CustomerImporter)
+        return importer.apply_prepared(PreparedCustomers.unpack(data))
+
+    return apply
+
+
 # The tables whose lookups plan each batch (match keys, external ids, changes of this job).
 _GROWING = ("customer", "contact_point", "customer_external_id", "import_change")
 
@@ -600,21 +657,27 @@ def _refresh_statistics(database: Database) -> None:
 
 @contextmanager
 def _big_page_cache(session: Session) -> Iterator[None]:
-    """SQLite: a 128 MiB page cache while a batch writes (random index keys thrash the default
-    2 MiB one as the tables grow), then the connection's own size again (it goes back to a pool)."""
+    """SQLite: a 128 MiB page cache and a larger WAL while a batch writes (random index keys thrash
+    the default 2 MiB one as the tables grow), then the connection's own settings again (it goes
+    back to a pool)."""
     conn = session.connection()
     if conn.dialect.name != "sqlite":
         yield
         return
     before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
     conn.exec_driver_sql("PRAGMA cache_size=-131072")
+    # Checkpoints every 64 MiB of WAL instead of every 4 MiB: a batch rewrites the same index
+    # pages, and each checkpoint copies them back into the database file again.
+    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=16384")
     try:
         yield
     finally:
         conn.exec_driver_sql(f"PRAGMA cache_size={int(before or -2000)}")
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={int(checkpoint or 1000)}")
 
 
-def _record_batch(session: Session, job_id: int, batch: list[Row], result: BatchResult) -> None:
+def _record_batch(session: Session, job_id: int, last_line: int, rows: int, result: BatchResult) -> None:
     repo.insert_many(
         session.connection(),
         REJECTIONS,
@@ -627,9 +690,9 @@ def _record_batch(session: Session, job_id: int, batch: list[Row], result: Batch
         update(JOBS)
         .where(JOBS.c.id == job_id)
         .values(
-            checkpoint_line=batch[-1].line,
+            checkpoint_line=last_line,
             batches_done=JOBS.c.batches_done + 1,
-            rows_done=JOBS.c.rows_done + len(batch),
+            rows_done=JOBS.c.rows_done + rows,
             created_count=JOBS.c.created_count + result.created,
             updated_count=JOBS.c.updated_count + result.updated,
             unchanged_count=JOBS.c.unchanged_count + result.unchanged,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -437,13 +437,152 @@ class CustomerPreparer:
         return Rejection(line, self.column_of(source), source, message)
 
 
+# -- customers: a prepared batch, as the writer reads it -------------------------------------------
+
+
+class _Address(NamedTuple):
+    value: str
+    region: str | None
+    city: str | None
+    district: str | None
+
+
+@dataclass(slots=True)
+class Incoming:
+    """A validated CustomerImportRow's values, in a plain object the writer reads cheaply.
+
+    Rows prepared in another process arrive as tuples of plain values (``packed``/``unpack``):
+    rebuilding Pydantic models there costs more than preparing them took. The fields are
+    CustomerImportRow's, in its order (a test keeps them in step)."""
+
+    family_name: str | None
+    given_name: str | None
+    name_latin: str | None
+    gender: str | None
+    birth_date: dt.date | None
+    occupation: str | None
+    region: str | None
+    city: str | None
+    preferred_language: str | None
+    preferred_channel: str | None
+    acquisition_source: str | None
+    organisation_id: int | None
+    attributes: dict[str, Any]
+    display_name: str
+    lifecycle_stage: str | None
+    tags: list[str]
+    external_id: str | None
+    organisation: str | None
+    phones: list[str]
+    emails: list[str]
+    wechat: str | None
+    address: _Address | None
+    note: str | None
+
+    @classmethod
+    def of(cls, row: CustomerImportRow) -> Incoming:
+        d = row.__dict__
+        a = row.address
+        values = [d[f] for f in _INCOMING_FIELDS]
+        values[_ADDRESS_AT] = _Address(a.value, a.region, a.city, a.district) if a is not None else None
+        return cls(*values)
+
+    def packed(self) -> tuple[Any, ...]:
+        """Plain values only (marshal): the birth date as its ordinal, the address as a tuple."""
+        values = [getattr(self, f) for f in _INCOMING_FIELDS]
+        if self.birth_date is not None:
+            values[_BIRTH_AT] = self.birth_date.toordinal()
+        if self.address is not None:
+            values[_ADDRESS_AT] = tuple(self.address)
+        return tuple(values)
+
+    @classmethod
+    def unpack(cls, values: Sequence[Any]) -> Incoming:
+        row = cls(*values)
+        if row.birth_date is not None:
+            row.birth_date = dt.date.fromordinal(cast(int, row.birth_date))
+        if row.address is not None:
+            row.address = _Address(*row.address)
+        return row
+
+    def model_dump(self, *, mode: str = "python", exclude_defaults: bool = False) -> dict[str, Any]:
+        """What CustomerImportRow.model_dump gives for the same row (the matcher and previews read it)."""
+        out: dict[str, Any] = {}
+        for f in _INCOMING_FIELDS:
+            value = getattr(self, f)
+            if exclude_defaults and value == _INCOMING_DEFAULTS[f]:
+                continue
+            if f == "address" and value is not None:
+                value = value._asdict()
+            elif f == "birth_date" and value is not None and mode == "json":
+                value = value.isoformat()
+            out[f] = value
+        return out
+
+
+_INCOMING_FIELDS = tuple(Incoming.__dataclass_fields__)
+_BIRTH_AT, _ADDRESS_AT = _INCOMING_FIELDS.index("birth_date"), _INCOMING_FIELDS.index("address")
+_INCOMING_DEFAULTS: dict[str, Any] = {
+    name: ([] if f.default_factory is list else {} if f.default_factory is dict else f.default)
+    for name, f in CustomerImportRow.model_fields.items()
+}
+
+
+@dataclass(slots=True)
+class PreparedCustomers:
+    """One batch of customer rows prepared without the database: rejections, the valid rows with
+    their search terms, and the blind index of every contact value they carry."""
+
+    rejections: list[Rejection]
+    items: list[tuple[int, Incoming, frozenset[str]]]
+    digests: dict[tuple[str, str], str]
+
+    def packed(self) -> tuple[Any, ...]:
+        return (
+            [(r.line, r.column, r.field, r.reason) for r in self.rejections],
+            [(line, row.packed(), tuple(terms)) for line, row, terms in self.items],
+            [(kind, value, digest) for (kind, value), digest in self.digests.items()],
+        )
+
+    @classmethod
+    def unpack(cls, data: Sequence[Any]) -> PreparedCustomers:
+        rejections, items, digests = data
+        return cls(
+            [Rejection(*r) for r in rejections],
+            [(line, Incoming.unpack(row), frozenset(terms)) for line, row, terms in items],
+            {(kind, value): digest for kind, value, digest in digests},
+        )
+
+
+def prepare_customers(
+    preparer: CustomerPreparer, rows: Sequence[Row], bidx: Callable[[str, str], str]
+) -> PreparedCustomers:
+    """Everything of a batch that needs no database: runs in the writer's process or in another."""
+    out = PreparedCustomers([], [], {})
+    digests = out.digests
+    for row in rows:
+        prepared = preparer.prepare(row)
+        if isinstance(prepared, list):
+            out.rejections.extend(prepared)
+            continue
+        incoming = Incoming.of(prepared)
+        for kind, _value, normalised, _extra in _contacts_of(incoming):
+            if (kind, normalised) not in digests:
+                digests[(kind, normalised)] = bidx(kind, normalised)
+        names = (incoming.display_name, incoming.family_name, incoming.given_name, incoming.name_latin)
+        terms = frozenset(search_terms(*names))
+        out.items.append((row.line, incoming, terms))
+    return out
+
+
 # -- customers: match, plan, write --------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class _Planned:
     line: int
-    row: CustomerImportRow
+    row: Incoming
+    terms: frozenset[str] | None = None
     customer_id: int | None = None
     changes: dict[str, Any] = field(default_factory=dict)
     new_contacts: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
@@ -489,7 +628,7 @@ _CONTACT_COLUMNS = (
 )
 
 
-def _contacts_of(row: CustomerImportRow) -> list[tuple[str, str, str, dict[str, Any]]]:
+def _contacts_of(row: Incoming) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(kind, value, normalised, extra columns) of the contact points a row carries."""
     out: list[tuple[str, str, str, dict[str, Any]]] = []
     out += [("phone", p, p, {}) for p in row.phones]
@@ -508,7 +647,7 @@ def _contacts_of(row: CustomerImportRow) -> list[tuple[str, str, str, dict[str, 
     return out
 
 
-def _columns_of(row: CustomerImportRow, mapped: set[str]) -> dict[str, Any]:
+def _columns_of(row: Incoming, mapped: set[str]) -> dict[str, Any]:
     """Customer column values the row sets (blank cells never clear a stored value)."""
     values = {c: getattr(row, c) for c in CUSTOMER_COLUMNS if c != "organisation_id" and c in mapped}
     return {k: v for k, v in values.items() if v is not None}
@@ -554,7 +693,7 @@ class CustomerImporter:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _keys(self, row: CustomerImportRow) -> dict[str, list[str]]:
+    def _keys(self, row: Incoming) -> dict[str, list[str]]:
         keys: dict[str, list[str]] = {}
         if "external_id" in self.match_keys and row.external_id:
             keys["external_id"] = [row.external_id]
@@ -565,17 +704,21 @@ class CustomerImporter:
         return keys
 
     def apply(self, rows: Sequence[Row], *, dry_run: bool = False) -> BatchResult:
+        return self.apply_prepared(prepare_customers(self.preparer, rows, self._bidx), dry_run=dry_run)
+
+    def apply_prepared(self, batch: PreparedCustomers, *, dry_run: bool = False) -> BatchResult:
         result = BatchResult()
         conn = self.recs.conn
-        prepared: list[tuple[int, CustomerImportRow, dict[str, list[str]]]] = []
-        for row in rows:
-            out = self.preparer.prepare(row)
-            if isinstance(out, list):
-                result.rejections.extend(out)
-                if dry_run:
-                    result.preview.append(_preview(row.line, "reject", errors=out))
-            else:
-                prepared.append((row.line, out, self._keys(out)))
+        self._digests.update(batch.digests)
+        result.rejections.extend(batch.rejections)
+        if dry_run:
+            by_line: dict[int, list[Rejection]] = {}
+            for r in batch.rejections:
+                by_line.setdefault(r.line, []).append(r)
+            for line, errors in by_line.items():
+                result.preview.append(_preview(line, "reject", errors=errors))
+        terms_of = {line: terms for line, _row, terms in batch.items}
+        prepared = [(line, row, self._keys(row)) for line, row, _terms in batch.items]
 
         # Existing customers by each key, one query per key kind.
         found: dict[str, dict[str, set[int]]] = {}
@@ -652,7 +795,7 @@ class CustomerImporter:
             for key, digests in keys.items():
                 for d in digests:
                     seen_in_batch[(key, d)] = line
-            planned.append(_Planned(line, item, match))
+            planned.append(_Planned(line, item, terms_of[line], match))
             if match is None:
                 unmatched.append(len(planned) - 1)
 
@@ -672,11 +815,12 @@ class CustomerImporter:
         touched: set[int] = set()
         if matched:
             c = CUSTOMER.table
-            for part in repo.chunks(sorted(set(matched))):
-                visible.update(
-                    int(r[0])
-                    for r in conn.execute(select(c.c.id).where(c.c.id.in_(part), self.recs.visible(CUSTOMER)))
+            visible.update(
+                int(r[0])
+                for r in conn.execute(
+                    select(c.c.id).where(repo.among(conn, c.c.id, matched), self.recs.visible(CUSTOMER))
                 )
+            )
             if self.job_id is not None:
                 touched = repo.customers_touched_by_job(conn, self.job_id, matched)
         current = repo.rows_by_id(conn, CUSTOMER.table, (*CUSTOMER_COLUMNS, "version"), matched)
@@ -874,7 +1018,8 @@ class CustomerImporter:
                 if not v[_CITY]:
                     v[_CITY] = row.address.city
             v[_STAGE] = v[_STAGE] or "lead"
-            terms.extend((t, cid) for t in search_terms(v[0], v[1], v[2], v[3]))
+            names = plan.terms if plan.terms is not None else search_terms(v[0], v[1], v[2], v[3])
+            terms.extend((t, cid) for t in names)
             if v[_BIRTH] is not None:
                 v[_BIRTH] = repo.bind_value(conn, v[_BIRTH])
             org = org_ids.get(row.organisation) if row.organisation else None
@@ -1067,7 +1212,7 @@ def _preview(
     line: int,
     outcome: str,
     customer_id: int | None = None,
-    row: CustomerImportRow | None = None,
+    row: Incoming | None = None,
     changes: list[str] | None = None,
     errors: list[Rejection] | None = None,
 ) -> dict[str, Any]:

@@ -333,6 +333,17 @@ def blind_index(kind: str, normalized_value: str) -> str:
     return blind_index_with(keyed, kind, normalized_value)
 
 
+def blind_index_key() -> bytes:
+    """The blind-index key of this process, for a helper process it starts (``use_blind_index_key``)."""
+    return provider().derive(BLIND_INDEX_LABEL)
+
+
+def use_blind_index_key(key: bytes) -> None:
+    """In a helper process: compute blind indexes under ``key`` (from its parent's ``blind_index_key``)
+    without a key provider of its own."""
+    _config.index_mac = hmac.new(key, digestmod=hashlib.sha256)
+
+
 def index_mac(key_provider: KeyProvider) -> hmac.HMAC:
     """The blind-index HMAC keyed for ``key_provider``'s master key (copy it per digest)."""
     return hmac.new(key_provider.derive(BLIND_INDEX_LABEL), digestmod=hashlib.sha256)
