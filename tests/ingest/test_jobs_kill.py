@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from rapport.db import Database
@@ -17,6 +18,7 @@ from rapport.ingest import repository as repo
 from rapport.models import ContactPoint, Customer, CustomerExternalId, CustomerSearchTerm, ImportChange
 from rapport.models.base import table_of
 from rapport.security.keyring import open_rows
+from tests.ingest.helpers import alive, children_running
 
 ROWS = 12_000
 BATCH = 400
@@ -35,8 +37,13 @@ def _file(tmp_path: Path) -> tuple[Path, dict[str, tuple[str, str]]]:
     return path, expected
 
 
-def _cli(url: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "RAPPORT_DATABASE_URL": url, "RAPPORT_DATA_DIR": str(tmp_path)}
+def _cli(url: str, tmp_path: Path, *args: str, prepare: str = "never") -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "RAPPORT_DATABASE_URL": url,
+        "RAPPORT_DATA_DIR": str(tmp_path),
+        "RAPPORT_IMPORT_PREPARE_PROCESS": prepare,
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "rapport.cli.main", "import", *args],
         env=env,
@@ -51,14 +58,18 @@ def _count(db: Database, model: object) -> int:
         return int(s.execute(select(func.count()).select_from(table_of(model))).scalar_one())  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("prepare", ["never", "always"])
 def test_sigkill_leaves_whole_batches_and_resume_finishes_like_an_uninterrupted_import(
-    tmp_path: Path, committed_db: Database
+    prepare: str, tmp_path: Path, committed_db: Database
 ) -> None:
     db = committed_db
     url = db.bind.engine.url.render_as_string(hide_password=False)
     path, expected = _file(tmp_path)
     worker = _cli(
-        url, tmp_path, "customers", str(path), "--json", "--batch-size", str(BATCH), "--match", "external_id"
+        url,
+        tmp_path,
+        *("customers", str(path), "--json", "--batch-size", str(BATCH), "--match", "external_id"),
+        prepare=prepare,
     )
     job = None
     deadline = time.monotonic() + 120
@@ -69,9 +80,16 @@ def test_sigkill_leaves_whole_batches_and_resume_finishes_like_an_uninterrupted_
             break
         assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
         time.sleep(0.02)
+    helpers = children_running("rapport.ingest.workers", worker.pid)
+    assert len(helpers) == (1 if prepare == "always" else 0)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
     assert worker.returncode == -signal.SIGKILL
+    # The preparing process dies with the job's process: nothing keeps reading the file.
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in helpers)
 
     with db.unit(write=False) as s:
         job = dict(s.execute(select(repo.JOBS)).mappings().one())
@@ -88,7 +106,7 @@ def test_sigkill_leaves_whole_batches_and_resume_finishes_like_an_uninterrupted_
         terms = table_of(CustomerSearchTerm)
         assert s.execute(select(func.count(func.distinct(terms.c.customer_id)))).scalar_one() == good_done
 
-    resumed = _cli(url, tmp_path, "resume", str(job["id"]), "--json")
+    resumed = _cli(url, tmp_path, "resume", str(job["id"]), "--json", prepare=prepare)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
