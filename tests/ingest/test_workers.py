@@ -203,12 +203,14 @@ def test_an_import_prepared_in_a_second_process_stores_what_one_process_stores(
         jobs, "get_settings", lambda: base.model_copy(update={"import_prepare_process": "never"})
     )
     assert not jobs.use_prepare_process(job, path)
-    one_summary, one = _import(database, path)
+    # The committing database first: on PostgreSQL the audit chain's advisory lock, once taken by
+    # the test's own open transaction, would make the other database's import wait for it.
+    one_summary, one = _import(committed_db, path)
     monkeypatch.setattr(
         jobs, "get_settings", lambda: base.model_copy(update={"import_prepare_process": "always"})
     )
     assert jobs.use_prepare_process(job, path)
-    two_summary, two = _import(committed_db, path)
+    two_summary, two = _import(database, path)
 
     assert {k: v for k, v in one_summary.items() if k != "job_id"} == {
         k: v for k, v in two_summary.items() if k != "job_id"
