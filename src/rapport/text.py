@@ -28,7 +28,9 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
         if cat == "Cc" and not (multiline and ch in _ALLOWED_CONTROLS):
             raise ValueError(f"contains a control character (U+{ord(ch):04X})")
     value = unicodedata.normalize("NFC", value).strip()
-    if value and all(ch in _ZERO_WIDTH or ch.isspace() for ch in value):
+    # Only a value whose first character is invisible can be all invisible (strip() leaves no
+    # leading space), so the per-character check runs for those alone.
+    if value and value[0] in _ZERO_WIDTH and all(ch in _ZERO_WIDTH or ch.isspace() for ch in value):
         raise ValueError("contains only invisible characters")
     return value
 

@@ -95,7 +95,7 @@ def test_the_child_prepares_exactly_what_the_job_process_would(tmp_path: Path) -
     assert unpacked == expected
     # Every row after the checkpoint judged: valid or refused, and plenty of both.
     refused = {r.line for p in unpacked for r in p.rejections}
-    valid = [line for p in unpacked for line, _row, _terms in p.items]
+    valid = [line for p in unpacked for line, _row in p.items]
     assert sorted([*refused, *valid]) == list(range(42, 902))
     assert len(refused) > 200 and len(valid) > 200
 

@@ -34,6 +34,7 @@ from rapport.access.specs import CONTACT_POINT, CUSTOMER, IMPORT, INTERACTION, O
 from rapport.config import Settings, get_settings
 from rapport.db import Database
 from rapport.errors import Conflict, Forbidden, InvalidInput, NotFound
+from rapport.exports.writers import no_cycle_collection
 from rapport.ingest import repository as repo
 from rapport.ingest.readers import ReadError, Row, read_rows
 from rapport.ingest.service import (
@@ -529,7 +530,8 @@ def run_job(
                             _set(session, job_id, status="cancelled", finished_at=utcnow())
                         break
                     recs = Records(session, principal, _CODEC)
-                    with _big_page_cache(session):
+                    # A batch allocates millions of acyclic objects; reference counting frees them.
+                    with _big_page_cache(session), no_cycle_collection():
                         result = apply(importer_for(recs, job, matcher))
                         _record_batch(session, job_id, last_line, count, result)
                 done_batches += 1

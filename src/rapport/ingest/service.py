@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, Protocol, cast
 from zoneinfo import ZoneInfo
 
@@ -481,15 +482,14 @@ class Incoming:
 
     @classmethod
     def of(cls, row: CustomerImportRow) -> Incoming:
-        d = row.__dict__
         a = row.address
-        values = [d[f] for f in _INCOMING_FIELDS]
+        values = list(_ROW_VALUES(row.__dict__))
         values[_ADDRESS_AT] = _Address(a.value, a.region, a.city, a.district) if a is not None else None
         return cls(*values)
 
     def packed(self) -> tuple[Any, ...]:
         """Plain values only (marshal): the birth date as its ordinal, the address as a tuple."""
-        values = [getattr(self, f) for f in _INCOMING_FIELDS]
+        values = list(_INCOMING_VALUES(self))
         if self.birth_date is not None:
             values[_BIRTH_AT] = self.birth_date.toordinal()
         if self.address is not None:
@@ -522,6 +522,7 @@ class Incoming:
 
 _INCOMING_FIELDS = tuple(Incoming.__dataclass_fields__)
 _BIRTH_AT, _ADDRESS_AT = _INCOMING_FIELDS.index("birth_date"), _INCOMING_FIELDS.index("address")
+_ROW_VALUES, _INCOMING_VALUES = itemgetter(*_INCOMING_FIELDS), attrgetter(*_INCOMING_FIELDS)
 _INCOMING_DEFAULTS: dict[str, Any] = {
     name: ([] if f.default_factory is list else {} if f.default_factory is dict else f.default)
     for name, f in CustomerImportRow.model_fields.items()
@@ -530,27 +531,31 @@ _INCOMING_DEFAULTS: dict[str, Any] = {
 
 @dataclass(slots=True)
 class PreparedCustomers:
-    """One batch of customer rows prepared without the database: rejections, the valid rows with
-    their search terms, and the blind index of every contact value they carry."""
+    """One batch of customer rows prepared without the database: rejections, the valid rows, the
+    blind index of every contact value they carry, and their search terms as (term, item index)
+    in index order (so the writer inserts them in key order without sorting them itself)."""
 
     rejections: list[Rejection]
-    items: list[tuple[int, Incoming, frozenset[str]]]
+    items: list[tuple[int, Incoming]]
     digests: dict[tuple[str, str], str]
+    term_order: list[tuple[str, int]]
 
     def packed(self) -> tuple[Any, ...]:
         return (
             [(r.line, r.column, r.field, r.reason) for r in self.rejections],
-            [(line, row.packed(), tuple(terms)) for line, row, terms in self.items],
+            [(line, row.packed()) for line, row in self.items],
             [(kind, value, digest) for (kind, value), digest in self.digests.items()],
+            self.term_order,
         )
 
     @classmethod
     def unpack(cls, data: Sequence[Any]) -> PreparedCustomers:
-        rejections, items, digests = data
+        rejections, items, digests, term_order = data
         return cls(
             [Rejection(*r) for r in rejections],
-            [(line, Incoming.unpack(row), frozenset(terms)) for line, row, terms in items],
+            [(line, Incoming.unpack(row)) for line, row in items],
             {(kind, value): digest for kind, value, digest in digests},
+            [tuple(t) for t in term_order],
         )
 
 
@@ -558,7 +563,7 @@ def prepare_customers(
     preparer: CustomerPreparer, rows: Sequence[Row], bidx: Callable[[str, str], str]
 ) -> PreparedCustomers:
     """Everything of a batch that needs no database: runs in the writer's process or in another."""
-    out = PreparedCustomers([], [], {})
+    out = PreparedCustomers([], [], {}, [])
     digests = out.digests
     for row in rows:
         prepared = preparer.prepare(row)
@@ -570,8 +575,12 @@ def prepare_customers(
             if (kind, normalised) not in digests:
                 digests[(kind, normalised)] = bidx(kind, normalised)
         names = (incoming.display_name, incoming.family_name, incoming.given_name, incoming.name_latin)
-        terms = frozenset(search_terms(*names))
-        out.items.append((row.line, incoming, terms))
+        index = len(out.items)
+        out.term_order.extend((term, index) for term in search_terms(*names))
+        out.items.append((row.line, incoming))
+    # By term only: the sort is stable and the pairs were added in index order (and comparing
+    # tuples costs twice as much).
+    out.term_order.sort(key=itemgetter(0))
     return out
 
 
@@ -582,7 +591,7 @@ def prepare_customers(
 class _Planned:
     line: int
     row: Incoming
-    terms: frozenset[str] | None = None
+    index: int  # in the prepared batch
     customer_id: int | None = None
     changes: dict[str, Any] = field(default_factory=dict)
     new_contacts: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
@@ -684,6 +693,7 @@ class CustomerImporter:
         self.may_add_contacts = p.can("contact_point", Action.create)
         # Blind indexes of the batch's emails and phones, computed for matching and reused on write.
         self._digests: dict[tuple[str, str], str] = {}
+        self._term_order: list[tuple[str, int]] = []
 
     def _bidx(self, kind: str, normalised: str) -> str:
         digest = self._digests.get((kind, normalised))
@@ -717,8 +727,8 @@ class CustomerImporter:
                 by_line.setdefault(r.line, []).append(r)
             for line, errors in by_line.items():
                 result.preview.append(_preview(line, "reject", errors=errors))
-        terms_of = {line: terms for line, _row, terms in batch.items}
-        prepared = [(line, row, self._keys(row)) for line, row, _terms in batch.items]
+        self._term_order = batch.term_order
+        prepared = [(line, row, self._keys(row)) for line, row in batch.items]
 
         # Existing customers by each key, one query per key kind.
         found: dict[str, dict[str, set[int]]] = {}
@@ -737,7 +747,7 @@ class CustomerImporter:
         seen_in_batch: dict[tuple[str, str], int] = {}
         seen_external: dict[str, int] = {}
         unmatched: list[int] = []
-        for line, item, keys in prepared:
+        for index, (line, item, keys) in enumerate(prepared):
             match: int | None = None
             problem: Rejection | None = None
             for key in self.match_keys:
@@ -795,7 +805,7 @@ class CustomerImporter:
             for key, digests in keys.items():
                 for d in digests:
                     seen_in_batch[(key, d)] = line
-            planned.append(_Planned(line, item, terms_of[line], match))
+            planned.append(_Planned(line, item, index, match))
             if match is None:
                 unmatched.append(len(planned) - 1)
 
@@ -1003,7 +1013,6 @@ class CustomerImporter:
         owner, team = p.user_id, p.team_id
         mapped = [c in self.mapped for c in PROFILE_COLUMNS]
         customers: list[tuple[Any, ...]] = []
-        terms: list[tuple[str, int]] = []
         tag_rows: list[tuple[int, str]] = []
         ext_rows: list[tuple[str, int]] = []
         contact_plain: list[tuple[int, str, str, str, dict[str, Any], bool]] = []
@@ -1018,8 +1027,6 @@ class CustomerImporter:
                 if not v[_CITY]:
                     v[_CITY] = row.address.city
             v[_STAGE] = v[_STAGE] or "lead"
-            names = plan.terms if plan.terms is not None else search_terms(v[0], v[1], v[2], v[3])
-            terms.extend((t, cid) for t in names)
             if v[_BIRTH] is not None:
                 v[_BIRTH] = repo.bind_value(conn, v[_BIRTH])
             org = org_ids.get(row.organisation) if row.organisation else None
@@ -1034,8 +1041,10 @@ class CustomerImporter:
                     primaries.add(kind)
         repo.insert_tuples(conn, CUSTOMER.table, _CREATE_COLUMNS, customers)
         # In key order: consecutive inserts land on the same index pages instead of ~8 random ones
-        # per customer (the primary key is (term, customer_id)).
-        terms.sort()
+        # per customer (the primary key is (term, customer_id)). The batch's terms come sorted by
+        # (term, item index), and ids grow with the index, so this keeps that order.
+        cid_at = {plan.index: cid for cid, plan in zip(new_ids, creates, strict=True)}
+        terms = [(t, c) for t, i in self._term_order if (c := cid_at.get(i)) is not None]
         repo.insert_tuples(conn, TERMS, ("term", "customer_id"), terms)
         repo.insert_tuples(conn, repo.TAGS, ("customer_id", "tag"), tag_rows)
         repo.insert_tuples(conn, repo.EXTERNAL, ("external_id", "customer_id"), ext_rows)

@@ -81,6 +81,7 @@ def child_main() -> None:
     """The child: its task as one JSON line on stdin, prepared batches as frames on stdout."""
     task = json.loads(sys.stdin.readline())
     _die_with_parent(task["parent"])
+    from rapport.exports.writers import no_cycle_collection
     from rapport.ingest.jobs import batches
     from rapport.ingest.readers import read_rows
     from rapport.ingest.service import CustomerPreparer, prepare_customers
@@ -92,7 +93,8 @@ def child_main() -> None:
     try:
         rows = (r for r in read_rows(task["path"]) if r.line > task["after_line"])
         for batch in batches(rows, task["batch_size"]):
-            prepared = prepare_customers(preparer, batch, crypto.blind_index)
+            with no_cycle_collection():
+                prepared = prepare_customers(preparer, batch, crypto.blind_index)
             _send(out, ("batch", batch[-1].line, len(batch), prepared.packed()))
         _send(out, ("end",))
     except ReadError as exc:
