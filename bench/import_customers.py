@@ -95,6 +95,27 @@ def generate(path: Path, rows: int, seed: int = 7, bad_share: float = 0.01) -> i
     return bad
 
 
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (the preparing process), in MiB."""
+    total = 0
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,24 +140,36 @@ def main() -> None:
     subprocess.run([*rapport, "db", "upgrade"], check=True, env=env, capture_output=True)
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [*rapport, "import", "customers", str(csv_path), "--json", "--batch-size", str(args.batch_size)],
-        check=True,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
+    # Memory of the import and its preparing process together, sampled twice a second.
+    samples: list[tuple[float, float]] = []
+    while proc.poll() is None:
+        samples.append((time.perf_counter() - started, tree_rss_mib(proc.pid)))
+        time.sleep(0.5)
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"import failed ({proc.returncode}): {err[-2000:]}")
     seconds = time.perf_counter() - started
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.strip().splitlines()[-1])
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak = usage.ru_maxrss / 1024
+    peak = max((rss for _, rss in samples), default=0.0)
     cpu = (usage.ru_utime + usage.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     print(json.dumps(result, ensure_ascii=False))
+    last = samples[-1][1] if samples else 0.0
+    at = {q: next((rss for t, rss in samples if t >= seconds * q / 100), last) for q in (25, 50, 75, 95)}
+    quarters = [f"{q}%: {rss:.0f}" for q, rss in at.items()]
     print(
         f"{args.rows:,} rows in {seconds:.1f} s: {args.rows / seconds:,.0f} rows/s end to end; "
-        f"peak RSS {peak:.0f} MiB"
+        f"peak RSS (import + preparing process) {peak:.0f} MiB; at {', '.join(quarters)} MiB"
     )
-    # On a shared machine wall time mostly measures the other jobs; CPU time is the import's own.
+    # On a shared machine wall time mostly measures the other jobs; CPU time is the import's own
+    # (both processes: the preparing process is a child of the import).
     print(
         f"CPU {cpu:.1f} s: {args.rows / cpu:,.0f} rows per CPU-second; load average {os.getloadavg()[0]:.1f}"
     )

@@ -9,8 +9,15 @@ from rapport.db import Database
 from rapport.ingest import jobs
 
 
-def queue_upsert(database: Database, principal: Principal, path: Path, *, batch_size: int) -> int:
-    """Id of a queued customer import of ``path`` by ``principal``, upserting on external id."""
+def queue_upsert(
+    database: Database,
+    principal: Principal,
+    path: Path,
+    *,
+    batch_size: int,
+    match_keys: tuple[str, ...] = ("external_id",),
+) -> int:
+    """Id of a queued customer import of ``path`` by ``principal``, upserting on ``match_keys``."""
     with database.unit(write=True) as session:
         job = jobs.create_job(
             session,
@@ -18,7 +25,7 @@ def queue_upsert(database: Database, principal: Principal, path: Path, *, batch_
             path,
             kind="customers",
             mode="upsert",
-            match_keys=["external_id"],
+            match_keys=list(match_keys),
             mapping=None,
             batch_size=batch_size,
         )

@@ -32,7 +32,7 @@ from rapport.models import ContactPoint, Customer, CustomerExternalId, CustomerS
 from rapport.models.base import table_of
 from rapport.security import crypto
 from rapport.security.keyring import open_rows
-from tests.ingest.helpers import children_running
+from tests.ingest.helpers import children_running, queue_upsert
 
 HEADER = ["客户编号", "姓名", "手机", "邮箱", "性别", "生日", "地址", "标签", "公司"]
 
@@ -178,19 +178,8 @@ def _state(database: Database, job_id: int) -> dict[str, Any]:
 
 
 def _import(database: Database, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    with database.unit(write=True) as session:
-        job = jobs.create_job(
-            session,
-            SYSTEM,
-            path,
-            kind="customers",
-            mode="upsert",
-            match_keys=["external_id", "email", "phone"],
-            mapping=None,
-            batch_size=45,
-        )
-    summary = jobs.run_job(database, job["id"])
-    return summary, _state(database, job["id"])
+    job_id = queue_upsert(database, SYSTEM, path, batch_size=45, match_keys=("external_id", "email", "phone"))
+    return jobs.run_job(database, job_id), _state(database, job_id)
 
 
 def test_an_import_prepared_in_a_second_process_stores_what_one_process_stores(

@@ -518,11 +518,7 @@ def run_job(
         with _work_of(job, path) as work:
             for last_line, count, apply in work:
                 with database.unit(write=True) as session:
-                    state = session.execute(
-                        select(JOBS.c.cancel_requested, JOBS.c.status, JOBS.c.runner_id)
-                        .where(JOBS.c.id == job_id)
-                        .with_for_update()
-                    ).one()
+                    state = _locked_state(session, job_id)
                     if state.runner_id != me:
                         break  # marked interrupted meanwhile, or another process took it over
                     if state.cancel_requested or state.status != "running":
@@ -575,13 +571,18 @@ def run_job(
     return status(database, job_id)
 
 
+def _locked_state(session: Session, job_id: int) -> Any:
+    """The job's status, cancel flag and runner, its row locked until the unit ends."""
+    return session.execute(
+        select(JOBS.c.cancel_requested, JOBS.c.status, JOBS.c.runner_id)
+        .where(JOBS.c.id == job_id)
+        .with_for_update()
+    ).one()
+
+
 def _finish(database: Database, job_id: int, me: str) -> None:
     with database.unit(write=True) as session:
-        current = session.execute(
-            select(JOBS.c.status, JOBS.c.cancel_requested, JOBS.c.runner_id)
-            .where(JOBS.c.id == job_id)
-            .with_for_update()
-        ).one()
+        current = _locked_state(session, job_id)
         if current.status == "running" and current.runner_id == me:
             final = "cancelled" if current.cancel_requested else "done"
             _set(session, job_id, status=final, finished_at=utcnow())
