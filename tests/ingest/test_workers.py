@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ from rapport.ingest.service import (
     proposed_mapping,
 )
 from rapport.ingest.workers import WorkerFailed, prepared_batches
-from rapport.models import ContactPoint, Customer, CustomerExternalId, CustomerSearchTerm, CustomerTag
+from rapport.models import (
+    ContactPoint,
+    Customer,
+    CustomerExternalId,
+    CustomerSearchTerm,
+    CustomerTag,
+    Organisation,
+)
 from rapport.models.base import table_of
 from rapport.security import crypto
 from rapport.security.keyring import open_rows
@@ -145,14 +153,23 @@ def test_a_child_that_dies_fails_the_stream(tmp_path: Path) -> None:
     assert children_running("rapport.ingest.workers", os.getpid()) == []
 
 
+_IDS_AND_TIMES = ("id", "created_at", "updated_at", "organisation_id")
+
+
 def _state(database: Database, job_id: int) -> dict[str, Any]:
     """Everything an import wrote, keyed by external id (ids differ between databases)."""
     c, ext, cp = table_of(Customer), table_of(CustomerExternalId), table_of(ContactPoint)
     terms, tags = table_of(CustomerSearchTerm), table_of(CustomerTag)
     with database.unit(write=False) as s:
         by_id = {int(r.customer_id): r.external_id for r in s.execute(select(ext))}
+        # Ids differ between the two databases (PostgreSQL's sequences outlive rolled-back tests):
+        # organisations by name, customers by external id.
+        org_names = {int(r.id): r.name for r in s.execute(select(table_of(Organisation)))}
         customers = {
-            by_id[int(r["id"])]: {k: v for k, v in r.items() if k not in ("id", "created_at", "updated_at")}
+            by_id[int(r["id"])]: {
+                **{k: v for k, v in r.items() if k not in _IDS_AND_TIMES},
+                "organisation": org_names.get(r["organisation_id"]),
+            }
             for r in s.execute(select(c)).mappings()
         }
         contacts = [dict(r) for r in s.execute(select(cp)).mappings()]
@@ -173,8 +190,15 @@ def _state(database: Database, job_id: int) -> dict[str, Any]:
             customers[by_id[r.customer_id]].setdefault("terms", set()).add(r.term)
         for r in s.execute(select(tags)):
             customers[by_id[r.customer_id]].setdefault("tags", set()).add(r.tag)
-        rejected = [(r["line"], r["column"], r["field"], r["reason"]) for r in jobs.rejection_list(s, job_id)]
+        rejected = [
+            (r["line"], r["column"], r["field"], _by_external_id(r["reason"], by_id))
+            for r in jobs.rejection_list(s, job_id)
+        ]
     return {"customers": customers, "rejected": rejected}
+
+
+def _by_external_id(reason: str, by_id: dict[int, str]) -> str:
+    return re.sub(r"customer (\d+)", lambda m: f"customer {by_id.get(int(m[1]), m[1])}", reason)
 
 
 def _import(database: Database, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
