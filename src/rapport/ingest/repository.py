@@ -102,10 +102,6 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         conn.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("?" * len(columns))
-    # Table and column names come from the models, never from input.
-    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
     getter = itemgetter(*columns)
     convert = [i for i, c in enumerate(columns) if _needs_conversion(table.c[c])]
     if len(columns) == 1:
@@ -132,7 +128,7 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
                     values[i] = _sqlite_value(value)
             out.append(tuple(values))
         params = out
-    conn.exec_driver_sql(sql, params)
+    _sqlite_insert(conn, table, columns, params)
 
 
 def insert_tuples(
@@ -148,6 +144,12 @@ def insert_tuples(
     if conn.dialect.name != "sqlite":
         conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
         return
+    _sqlite_insert(conn, table, columns, rows)
+
+
+def _sqlite_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Any]) -> None:
+    """executemany of ``rows`` (tuples in ``columns`` order, values as the driver binds them)."""
+    # Table and column names come from the models, never from input.
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" * len(columns))
     if not _has_triggers(conn, table.name):

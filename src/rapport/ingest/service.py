@@ -693,7 +693,6 @@ class CustomerImporter:
         self.may_add_contacts = p.can("contact_point", Action.create)
         # Blind indexes of the batch's emails and phones, computed for matching and reused on write.
         self._digests: dict[tuple[str, str], str] = {}
-        self._term_order: list[tuple[str, int]] = []
 
     def _bidx(self, kind: str, normalised: str) -> str:
         digest = self._digests.get((kind, normalised))
@@ -727,7 +726,6 @@ class CustomerImporter:
                 by_line.setdefault(r.line, []).append(r)
             for line, errors in by_line.items():
                 result.preview.append(_preview(line, "reject", errors=errors))
-        self._term_order = batch.term_order
         prepared = [(line, row, self._keys(row)) for line, row in batch.items]
 
         # Existing customers by each key, one query per key kind.
@@ -933,7 +931,7 @@ class CustomerImporter:
         if new_orgs:
             org_ids.update(self._create_organisations(new_orgs))
         if creates:
-            self._insert(creates, org_ids)
+            self._insert(creates, org_ids, batch.term_order)
         if updates:
             self._update(updates, org_ids, current, tags)
         # Matched but equal: remembered (no before-image) so a later duplicate row of the same file
@@ -1003,7 +1001,9 @@ class CustomerImporter:
         )
         return {r["name"]: r["id"] for r in rows}
 
-    def _insert(self, creates: list[_Planned], org_ids: dict[str, int]) -> None:
+    def _insert(
+        self, creates: list[_Planned], org_ids: dict[str, int], term_order: list[tuple[str, int]]
+    ) -> None:
         recs, conn = self.recs, self.recs.conn
         now, p = utcnow(), recs.principal
         new_ids = repo.allocate_ids(conn, CUSTOMER.table, len(creates))
@@ -1044,7 +1044,7 @@ class CustomerImporter:
         # per customer (the primary key is (term, customer_id)). The batch's terms come sorted by
         # (term, item index), and ids grow with the index, so this keeps that order.
         cid_at = {plan.index: cid for cid, plan in zip(new_ids, creates, strict=True)}
-        terms = [(t, c) for t, i in self._term_order if (c := cid_at.get(i)) is not None]
+        terms = [(t, c) for t, i in term_order if (c := cid_at.get(i)) is not None]
         repo.insert_tuples(conn, TERMS, ("term", "customer_id"), terms)
         repo.insert_tuples(conn, repo.TAGS, ("customer_id", "tag"), tag_rows)
         repo.insert_tuples(conn, repo.EXTERNAL, ("external_id", "customer_id"), ext_rows)
